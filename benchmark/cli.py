@@ -1,0 +1,287 @@
+"""``drkd-bench``: train one run, run grids, tune, report, measure speed.
+
+YAML configs supply defaults; flags override. Bad input gives one line and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EPILOG = """examples:
+  drkd-bench list
+  drkd-bench train --dataset digits --method drkd --set teacher=online --epochs 10
+  drkd-bench grid quick            # the embedded quick grid, then the report in results/
+  drkd-bench grid quick --dry-run  # the cells and their order
+  drkd-bench report                # tables and figures from the tracking store
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2 (argparse prints usage too)
+        raise UsageError(message)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///RESULTS/mlflow.db)")
+    p.add_argument("--results", default="results", help="folder for the store, checkpoints and "
+                                                        "reports (default: results)")
+    p.add_argument("--data-root", help="where datasets are looked for (also $DRKD_DATA)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if "
+                                                    "available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="drkd-bench", description=__doc__.split("\n")[0] + " A reproducibility "
+                    "benchmark for teacher-free knowledge distillation (CE, LSR, Tf-KD self/reg, "
+                    "DR-KD).", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    p = sub.add_parser("list", help="methods with their hyperparameters, architectures, datasets, "
+                                    "shipped configs")
+
+    p = sub.add_parser("train", help="train and track one run",
+                       description="Train one run and track it in MLflow. A method that needs a "
+                                   "pretrained self-teacher trains (or reuses) the CE run of the "
+                                   "same cell first.")
+    p.add_argument("--dataset", required=True, help="digits, fashion-mnist, cifar10, cifar100, "
+                                                    "tiny-imagenet")
+    p.add_argument("--arch", help="architecture (default: the dataset's small CNN); timm:<name> "
+                                  "for any timm model")
+    p.add_argument("--method", required=True, help="ce, lsr, tfkd-self, tfkd-reg, drkd")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="number of epochs (default 15)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method hyperparameter (temperature=4, teacher=online, fidelity=code) "
+                        "or a training setting (batch_size=128, lr=0.05, schedule=multistep, "
+                        "val_fraction=0.2, train_subset=5000); repeatable")
+    _common(p)
+
+    p = sub.add_parser("grid", help="run a benchmark grid from a YAML config",
+                       description="Run every cell of a grid config (a shipped name such as "
+                                   "'quick' or a path), skipping cells already finished in the "
+                                   "tracking store, then write the report.")
+    p.add_argument("config", help="shipped config name (quick, fashion-mnist, paper-cifar100, "
+                                  "paper-tiny-imagenet) or a YAML path")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (CPU threads "
+                                                          "are divided between them)")
+    p.add_argument("--dry-run", action="store_true", help="print the cells and their order only")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    _common(p)
+
+    p = sub.add_parser("report", help="tables and figures from tracked results into RESULTS/",
+                       description="Read every run of the tracking store (or an exported CSV) "
+                                   "and write tables (Markdown, CSV, LaTeX) and figures (PNG, "
+                                   "PDF) under RESULTS/tables and RESULTS/figures.")
+    p.add_argument("--from", dest="from_csv", help="an exported runs CSV instead of MLflow")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", help="output folder (default: RESULTS)")
+
+    p = sub.add_parser("export", help="one CSV of every run (cell key, params, per-epoch "
+                                      "metrics)")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default=None, help="CSV path (default: RESULTS/runs.csv)")
+
+    p = sub.add_parser("download", help="fetch a dataset with torchvision (needs internet)")
+    p.add_argument("dataset", help="fashion-mnist, cifar10 or cifar100")
+    p.add_argument("--data-root", required=True)
+    return parser
+
+
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in sets:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def cmd_list(args) -> int:
+    import methods
+
+    from . import config, data, models
+
+    print("methods:")
+    for name in methods.names():
+        m = methods.get(name)
+        print(f"  {name:<10} teacher={m.teacher if m.teacher != 'param' else 'pretrained|online'}"
+              f"  {m.summary}  [{m.paper}]")
+        for key, p in m.params.items():
+            extra = f" choices {'/'.join(map(str, p.choices))}" if p.choices else ""
+            extra += f" valid {p.valid}" if p.valid else ""
+            extra += (f" search [{p.low:g}, {p.high:g}]{' log' if p.log else ''}"
+                      if p.tunable else "")
+            default = "preset" if p.default is None else p.default
+            print(f"      {key:<14} default {default}{extra}  {p.help}")
+    print("architectures:")
+    for name in models.names():
+        print(f"  {name:<13} {models.describe(name)}")
+    print("  timm:<name>   any timm model, built with pretrained=False")
+    print("datasets:")
+    for name in data.names():
+        s = data.get_spec(name)
+        print(f"  {name:<14} {s.num_classes} classes, default arch {s.default_arch}; {s.source}")
+    print("configs:", ", ".join(sorted(config.shipped_configs())))
+    return 0
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    import methods
+
+    from . import config, grid, runner, tracking
+
+    sets = parse_sets(args.sets)
+    train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}
+    data_fields = {"val_fraction", "split_seed", "train_subset"}
+    method = methods.get(args.method)
+    train = {k: sets.pop(k) for k in list(sets) if k in train_fields}
+    data_settings = {k: sets.pop(k) for k in list(sets) if k in data_fields}
+    unknown = [k for k in sets if k not in method.params]
+    if unknown:
+        raise UsageError(f"--set {unknown[0]}: not a hyperparameter of {args.method} "
+                         f"({', '.join(method.params) or 'none'}) nor a training setting "
+                         f"({', '.join(sorted(train_fields | data_fields))})")
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    spec = config.make_spec(args.dataset, args.arch, args.method, args.seed, sets, train,
+                            **data_settings)
+    config.check_data(spec.data, "--set")
+    tracker = tracking.Tracker(args.tracking_uri, results=args.results)
+    started = time.perf_counter()
+    outcome = runner.run_cell(spec, tracker, data_root=args.data_root, device=args.device,
+                              on_epoch=lambda s, row: print(grid.epoch_line(s, row), flush=True))
+    seconds = time.perf_counter() - started
+    final = outcome.final
+    if outcome.skipped:
+        print(f"{spec.key}: already finished in the tracking store (run {outcome.run_id})")
+    print(f"{spec.key}: test top-1 {100 * final.get('test_top1', float('nan')):.2f}%, "
+          f"val top-1 {100 * final.get('val_top1', float('nan')):.2f}% in {seconds:.1f}s; "
+          f"MLflow run {outcome.run_id} in {tracker.uri}")
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from . import config, grid
+
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    cfg = config.load_grid(args.config)
+    cells = grid.expand(cfg)
+    if args.dry_run:
+        deps = grid.dependencies(cells)
+        by_hash = {c.hash: c for c in cells}
+        print(f"{cfg.name}: {len(cells)} cells")
+        for i, c in enumerate(cells, 1):
+            wait = f"  (after {by_hash[deps[c.hash]].key})" if c.hash in deps else ""
+            print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
+        return 0
+    from . import tracking
+
+    tracker = tracking.Tracker(args.tracking_uri, results=args.results)
+    outcome = grid.run(cells, tracker, workers=args.workers, data_root=args.data_root,
+                       device=args.device, quiet=args.quiet)
+    print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
+          f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
+    for key, reason in outcome.failed.items():
+        print(f"  failed {key}: {reason}")
+    if not args.no_report:
+        from analysis import report
+
+        written = report.from_tracking(tracker.uri, Path(args.results))
+        print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md)")
+    return 0 if outcome.ok else 1
+
+
+def cmd_report(args) -> int:
+    from analysis import report
+
+    out = Path(args.out or args.results)
+    if args.from_csv:
+        written = report.from_csv(Path(args.from_csv), out)
+    else:
+        from . import tracking
+
+        uri = args.tracking_uri or tracking.default_uri(args.results)
+        if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
+            raise UsageError(f"no tracking store at {Path(args.results) / 'mlflow.db'}; run a "
+                             "grid first or pass --tracking-uri / --from")
+        written = report.from_tracking(uri, out)
+    print(f"report: {len(written)} files under {out}/ (see {out}/README.md)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from analysis import load
+
+    from . import tracking
+
+    uri = args.tracking_uri or tracking.default_uri(args.results)
+    out = Path(args.out or Path(args.results) / "runs.csv")
+    frame = load.epochs_from_tracking(uri)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(out)
+    print(f"exported {frame['run_id'].nunique() if len(frame) else 0} runs, {len(frame)} epoch "
+          f"rows to {out}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    import torchvision
+
+    cls = {"fashion-mnist": torchvision.datasets.FashionMNIST,
+           "cifar10": torchvision.datasets.CIFAR10,
+           "cifar100": torchvision.datasets.CIFAR100}.get(args.dataset)
+    if cls is None:
+        raise UsageError(f"download: {args.dataset!r} is not downloadable here; choose one of: "
+                         "fashion-mnist, cifar10, cifar100")
+    for train in (True, False):
+        cls(args.data_root, train=train, download=True)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "report": cmd_report,
+            "export": cmd_export, "download": cmd_download}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import methods
+
+    from .config import ConfigError
+    from .data import DataError
+    from .models import ModelError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError, DataError, ModelError, methods.MethodError) as e:
+        print(f"drkd-bench: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("drkd-bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Run specifications and grid configs: frozen dataclasses, YAML loaded with ``safe_load``,
+validated against the registries before anything runs, hashed over what changes results."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+import methods
+
+from . import data, models
+
+
+class ConfigError(ValueError):
+    """A config or argument error: one line naming the file, the key and the valid choices."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings. ``lr`` is for a batch of ``lr_reference_batch`` images; the
+    effective rate is ``lr * batch_size / lr_reference_batch`` (the Tf-KD convention
+    0.1 x batch/128)."""
+
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 0.1
+    lr_reference_batch: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.2
+
+    @property
+    def effective_lr(self) -> float:
+        return self.lr * self.batch_size / self.lr_reference_batch
+
+
+SCHEDULES = ("cosine", "multistep", "constant")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    name: str
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    train_subset: int | None = None
+    augment: data.Augment | None = None  # None: the dataset's default
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that identifies one training run (a grid cell)."""
+
+    data: DataSettings
+    arch: str
+    method: str
+    hyperparameters: Mapping[str, Any]
+    seed: int
+    train: TrainSettings
+    variant: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.variant or self.method
+
+    @property
+    def key(self) -> str:
+        return f"{self.data.name}/{self.arch}/{self.label}/seed{self.seed}"
+
+    def identity(self) -> dict:
+        """What changes results (the variant label does not)."""
+        d = dataclasses.asdict(self)
+        d.pop("variant")
+        d["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
+        return d
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def teacher_spec(self) -> "RunSpec | None":
+        """The CE cell whose checkpoint is this run's self-teacher (same data, arch, seed,
+        training settings), or None when the method needs no pretrained teacher."""
+        if methods.get(self.method).teacher_source(self.hyperparameters) != "pretrained":
+            return None
+        return dataclasses.replace(self, method="ce", hyperparameters={}, variant="ce")
+
+    def flat_params(self) -> dict[str, Any]:
+        out = {"dataset": self.data.name, "arch": self.arch, "method": self.method,
+               "variant": self.label, "seed": self.seed}
+        for k, v in dataclasses.asdict(self.data).items():
+            out[f"data.{k}"] = v
+        for k, v in dataclasses.asdict(self.train).items():
+            out[f"train.{k}"] = v
+        for k, v in self.hyperparameters.items():
+            out[f"hp.{k}"] = v
+        return out
+
+
+def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
+              hyperparameters: Mapping[str, Any] | None = None,
+              train: Mapping[str, Any] | None = None, variant: str = "",
+              **data_settings: Any) -> RunSpec:
+    """Build and validate a spec (used by ``train``; grids go through :func:`load_grid`)."""
+    spec_data = data.get_spec(dataset)
+    arch = arch or spec_data.default_arch
+    try:
+        models.check(arch)
+        resolved = methods.get(method).resolve(hyperparameters or {})
+    except (models.ModelError, methods.MethodError) as e:
+        raise ConfigError(str(e)) from None
+    settings = build_dataclass(TrainSettings, dict(train or {}), "train")
+    check_train(settings, "train")
+    ds = build_dataclass(DataSettings, {"name": dataset, **data_settings}, "data")
+    return RunSpec(ds, arch, method, resolved, int(seed), settings,
+                   variant or _default_label(method, hyperparameters or {}, False))
+
+
+def build_dataclass(cls, values: Mapping[str, Any], where: str):
+    """Instantiate ``cls`` from ``values``, rejecting unknown keys and wrong types by name."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(fields)}")
+        out[key] = _coerce(value, fields[key].type, f"{where}.{key}")
+    return cls(**out)
+
+
+def _coerce(value: Any, type_: Any, where: str) -> Any:
+    t = str(type_)
+    if value is None and "None" in t:
+        return None
+    if t.startswith("tuple"):
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where}: expected a list of integers, got {value!r}")
+        return tuple(value)
+    if "Augment" in t:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of crop_padding, flip, rotation")
+        return build_dataclass(data.Augment, value, where)
+    for name, py in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+        if t.startswith(name):
+            if py is float and isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if not isinstance(value, py) or (py is int and isinstance(value, bool)):
+                raise ConfigError(f"{where}: expected {name}, got {value!r}")
+            return value
+    return value
+
+
+def check_train(s: TrainSettings, where: str) -> None:
+    rules = [(s.epochs >= 1, "epochs must be >= 1"), (s.batch_size >= 2, "batch_size must be >= 2"),
+             (s.lr > 0, "lr must be > 0"), (0 <= s.momentum < 1, "momentum must lie in [0, 1)"),
+             (s.weight_decay >= 0, "weight_decay must be >= 0"),
+             (s.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+             (s.schedule in SCHEDULES, f"schedule must be one of: {', '.join(SCHEDULES)}"),
+             (0 < s.gamma <= 1, "gamma must lie in (0, 1]")]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(f"{where}: {message}")
+
+
+def check_data(d: DataSettings, where: str) -> None:
+    if not 0 < d.val_fraction < 1:
+        raise ConfigError(f"{where}: val_fraction must lie in (0, 1)")
+    if d.train_subset is not None and d.train_subset < 10:
+        raise ConfigError(f"{where}: train_subset must be >= 10")
+
+
+# --- grid configs -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Variant:
+    """A method with fixed hyperparameters (optionally per architecture) and a distinct label."""
+
+    label: str
+    method: str
+    hyperparameters: Mapping[str, Any]
+    per_arch: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tuned: bool = False
+
+    def hyperparameters_for(self, arch: str) -> dict[str, Any]:
+        return {**self.hyperparameters, **self.per_arch.get(arch, {})}
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    name: str
+    path: str
+    seeds: tuple[int, ...]
+    datasets: Mapping[str, tuple[DataSettings, Mapping[str, Any]]]
+    architectures: Mapping[str, Mapping[str, Any]]
+    variants: tuple[Variant, ...]
+    train: Mapping[str, Any]
+    data_root: str | None = None
+    description: str = ""
+
+    def train_for(self, dataset: str, arch: str) -> TrainSettings:
+        merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
+        return build_dataclass(TrainSettings, merged, f"{self.path}: train")
+
+    def tuned_variants(self) -> list[Variant]:
+        return [v for v in self.variants if v.tuned]
+
+
+GRID_KEYS = ("name", "description", "seeds", "datasets", "architectures", "methods", "train",
+             "data_root")
+DATASET_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "train")
+VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters")
+
+
+def shipped_configs() -> dict[str, Path]:
+    folder = resources.files("benchmark") / "configs"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{name_or_path}: no such config file")
+        return path
+    shipped = shipped_configs()
+    if name_or_path not in shipped:
+        raise ConfigError(f"unknown config {name_or_path!r}; shipped: {', '.join(sorted(shipped))}"
+                          ", or a path to a YAML file")
+    return shipped[name_or_path]
+
+
+def load_grid(name_or_path: str) -> GridConfig:
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    return parse_grid(raw, str(path))
+
+
+def _mapping_or_list(value: Any, where: str) -> dict[str, dict]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value) and value:
+        return {v: {} for v in value}
+    if isinstance(value, Mapping) and value:
+        return {str(k): dict(v or {}) if isinstance(v, Mapping) or v is None else _bad(where, k)
+                for k, v in value.items()}
+    raise ConfigError(f"{where}: expected a non-empty list of names or a mapping")
+
+
+def _bad(where: str, key: Any):
+    raise ConfigError(f"{where}.{key}: expected a mapping of settings")
+
+
+def parse_grid(raw: Any, path: str) -> GridConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for key in raw:
+        if key not in GRID_KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}; valid: {', '.join(GRID_KEYS)}")
+    for key in ("seeds", "datasets", "architectures", "methods"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing key {key!r}")
+    seeds = raw["seeds"]
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"{path}: seeds: expected a count or a non-empty list of integers")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}: seeds: duplicate seeds")
+
+    train = dict(raw.get("train") or {})
+    check_train(build_dataclass(TrainSettings, train, f"{path}: train"), f"{path}: train")
+
+    datasets = {}
+    for name, entry in _mapping_or_list(raw["datasets"], f"{path}: datasets").items():
+        where = f"{path}: datasets.{name}"
+        if name not in data.names():
+            raise ConfigError(f"{where}: unknown dataset; choose one of: {', '.join(data.names())}")
+        for key in entry:
+            if key not in DATASET_KEYS:
+                raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(DATASET_KEYS)}")
+        ds_train = dict(entry.pop("train", None) or {})
+        ds = build_dataclass(DataSettings, {"name": name, **entry}, where)
+        check_data(ds, where)
+        datasets[name] = (ds, ds_train)
+
+    architectures = {}
+    for name, entry in _mapping_or_list(raw["architectures"], f"{path}: architectures").items():
+        where = f"{path}: architectures.{name}"
+        try:
+            models.check(name)
+        except models.ModelError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        unknown = set(entry) - {"train"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: train")
+        architectures[name] = dict(entry.get("train") or {})
+
+    variants = _parse_variants(raw["methods"], path, list(architectures))
+    grid = GridConfig(name=str(raw.get("name") or Path(path).stem), path=path,
+                      seeds=tuple(seeds), datasets=datasets, architectures=architectures,
+                      variants=tuple(variants), train=train, data_root=raw.get("data_root"),
+                      description=str(raw.get("description") or ""))
+    for d in datasets:
+        for a in architectures:
+            check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
+    return grid
+
+
+def _parse_variants(entries: Any, path: str, archs: list[str]) -> list[Variant]:
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: methods: expected a non-empty list")
+    out: list[Variant] = []
+    for i, entry in enumerate(entries):
+        where = f"{path}: methods[{i}]"
+        entry = {"method": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, Mapping) or "method" not in entry:
+            raise ConfigError(f"{where}: expected a method name or a mapping with 'method'")
+        name = entry["method"]
+        try:
+            method = methods.get(name)
+        except methods.MethodError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        hp = {k: v for k, v in entry.items() if k not in VARIANT_KEYS}
+        tuned = entry.get("hyperparameters") == "tuned"
+        if "hyperparameters" in entry and not tuned:
+            raise ConfigError(f"{where}.hyperparameters: the only valid value is 'tuned'")
+        per_arch = dict(entry.get("per_arch") or {})
+        for arch in per_arch:
+            if arch not in archs:
+                raise ConfigError(f"{where}.per_arch: {arch!r} is not in architectures; "
+                                  f"valid: {', '.join(archs)}")
+        try:
+            method.resolve(hp)
+            for arch_hp in per_arch.values():
+                method.resolve({**hp, **arch_hp})
+        except methods.MethodError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        label = str(entry.get("label") or _default_label(name, hp, tuned))
+        if any(v.label == label for v in out):
+            raise ConfigError(f"{where}: duplicate variant label {label!r}; give each a 'label'")
+        out.append(Variant(label, name, hp, per_arch, tuned))
+    return out
+
+
+def _default_label(method: str, hp: Mapping[str, Any], tuned: bool) -> str:
+    label = f"{method}-{hp['teacher']}" if "teacher" in hp else method
+    return label + "-tuned" if tuned else label

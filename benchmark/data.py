@@ -1,0 +1,355 @@
+"""Datasets as uint8 tensors held whole in memory, a stratified validation split carved from the
+training set, and augmentation done a batch at a time on the training device.
+
+Every loader reads the dataset's real on-disk format; a missing file raises :class:`DataError`
+with one line saying where the harness looked and how to get the data.
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class DataError(RuntimeError):
+    """A dataset that cannot be found or read (one line, no traceback at the CLI)."""
+
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, test x, y (NCHW)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Batch augmentation: random crop with zero padding, horizontal flip, rotation in degrees."""
+
+    crop_padding: int = 0
+    flip: bool = False
+    rotation: float = 0.0
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    load: Callable[[Path | None], Arrays]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Augment
+    default_arch: str
+    source: str
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    _DATASETS[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> DatasetSpec:
+    try:
+        return _DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return list(_DATASETS)
+
+
+def data_roots(root: str | Path | None) -> list[Path]:
+    """Where datasets are looked for: the given root, ``$DRKD_DATA``, then the user cache."""
+    roots = [Path(root).expanduser()] if root else []
+    if os.environ.get("DRKD_DATA"):
+        roots.append(Path(os.environ["DRKD_DATA"]).expanduser())
+    roots.append(Path.home() / ".cache" / "drkd-bench" / "data")
+    return roots
+
+
+def _missing(name: str, looked: list[Path], how: str) -> DataError:
+    places = ", ".join(str(p) for p in looked)
+    return DataError(f"{name}: files not found (looked in {places}); {how}")
+
+
+# --- digits -------------------------------------------------------------------------------------
+
+def load_digits(root: Path | None = None) -> Arrays:
+    """scikit-learn's bundled 8x8 digits (values 0..16, scaled to 0..255). It has no official
+    split: a fixed stratified 25% test split (seed 0) is used."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    y = d.target.astype(np.int64)
+    test = stratified_indices(y, 0.25, seed=0)
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return x[train], y[train], x[test], y[test]
+
+
+# --- Fashion-MNIST ------------------------------------------------------------------------------
+
+FASHION_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+                 "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not): magic (0, 0, dtype 0x08, ndim), big-endian dims, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataError(f"{path}: truncated IDX file ({data.size} of {int(np.prod(dims))} bytes)")
+    return data.reshape(tuple(dims)).copy()
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_fashion_mnist(root: Path | None = None) -> Arrays:
+    folders = []
+    for r in data_roots(root):
+        folders += [r, r / "fashion-mnist", r / "FashionMNIST" / "raw"]
+    folders.append(Path("/usr/share/datasets/fashion-mnist"))
+    for folder in folders:
+        found = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
+        if all(found.values()):
+            arr = {k: read_idx(p) for k, p in found.items()}
+            return (arr["train_x"][:, None], arr["train_y"].astype(np.int64),
+                    arr["test_x"][:, None], arr["test_y"].astype(np.int64))
+    raise _missing("fashion-mnist", folders,
+                   "on Debian: apt-get install dataset-fashion-mnist; elsewhere: "
+                   "drkd-bench download fashion-mnist --data-root DIR")
+
+
+# --- CIFAR --------------------------------------------------------------------------------------
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="bytes")
+
+
+def _cifar(root: Path | None, folder: str, train_files: list[str], test_file: str,
+           label_key: bytes, name: str) -> Arrays:
+    looked = [r / folder for r in data_roots(root)]
+    for base in looked:
+        if all((base / f).is_file() for f in [*train_files, test_file]):
+            def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+                parts = [_unpickle(base / f) for f in files]
+                x = np.concatenate([p[b"data"] for p in parts]).reshape(-1, 3, 32, 32)
+                y = np.concatenate([np.asarray(p[label_key]) for p in parts]).astype(np.int64)
+                return x.astype(np.uint8), y
+            return (*read(train_files), *read([test_file]))
+    raise _missing(name, looked, "download the python version with torchvision: "
+                                 f"drkd-bench download {name} --data-root DIR")
+
+
+def load_cifar10(root: Path | None = None) -> Arrays:
+    return _cifar(root, "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
+                  "test_batch", b"labels", "cifar10")
+
+
+def load_cifar100(root: Path | None = None) -> Arrays:
+    return _cifar(root, "cifar-100-python", ["train"], "test", b"fine_labels", "cifar100")
+
+
+# --- Tiny ImageNet ------------------------------------------------------------------------------
+
+def load_tiny_imagenet(root: Path | None = None) -> Arrays:
+    """The standard ``tiny-imagenet-200`` layout. Labels are indices into ``wnids.txt`` (sorted);
+    the validation images (used as the test set: the official test labels are not public) are
+    labelled from ``val/val_annotations.txt``, never by ``ImageFolder`` on ``val/images``."""
+    looked = [r / "tiny-imagenet-200" for r in data_roots(root)]
+    for base in looked:
+        if (base / "wnids.txt").is_file() and (base / "val" / "val_annotations.txt").is_file():
+            cache = base / "drkd-cache.npz"
+            if cache.is_file():
+                z = np.load(cache)
+                return z["train_x"], z["train_y"], z["test_x"], z["test_y"]
+            wnids = sorted(base.joinpath("wnids.txt").read_text().split())
+            index = {w: i for i, w in enumerate(wnids)}
+            train_files, train_y = [], []
+            for w in wnids:
+                for p in sorted((base / "train" / w / "images").glob("*.JPEG")):
+                    train_files.append(p)
+                    train_y.append(index[w])
+            test_files, test_y = [], []
+            for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) >= 2:
+                    test_files.append(base / "val" / "images" / parts[0])
+                    test_y.append(index[parts[1]])
+            arrays = (_read_images(train_files), np.asarray(train_y, np.int64),
+                      _read_images(test_files), np.asarray(test_y, np.int64))
+            try:
+                np.savez(cache, train_x=arrays[0], train_y=arrays[1], test_x=arrays[2],
+                         test_y=arrays[3])
+            except OSError:
+                pass
+            return arrays
+    raise _missing("tiny-imagenet", looked,
+                   "download tiny-imagenet-200.zip (cs231n.stanford.edu) and unzip it there")
+
+
+def _read_images(paths: list[Path]) -> np.ndarray:
+    from PIL import Image
+
+    out = np.empty((len(paths), 3, 64, 64), np.uint8)
+    for i, p in enumerate(paths):
+        with Image.open(p) as im:
+            out[i] = np.asarray(im.convert("RGB").resize((64, 64))).transpose(2, 0, 1)
+    return out
+
+
+# The statistics below are per-channel mean and std of the training images in [0, 1].
+register(DatasetSpec("digits", load_digits, 10, (0.3053,), (0.3759,),
+                     Augment(crop_padding=1), "cnn8",
+                     "scikit-learn load_digits; mean/std computed on all 1797 images"))
+register(DatasetSpec("fashion-mnist", load_fashion_mnist, 10, (0.2860,), (0.3530,),
+                     Augment(crop_padding=2, flip=True), "cnn28",
+                     "Xiao et al. 2017; mean/std of the 60k training images"))
+register(DatasetSpec("cifar10", load_cifar10, 10, (0.4914, 0.4822, 0.4465),
+                     (0.2470, 0.2435, 0.2616), Augment(crop_padding=4, flip=True, rotation=15),
+                     "resnet18", "CIFAR-10's own statistics (the Tf-KD code wrongly used "
+                                 "CIFAR-100's); augmentation as Tf-KD configs"))
+register(DatasetSpec("cifar100", load_cifar100, 100, (0.5071, 0.4865, 0.4409),
+                     (0.2673, 0.2564, 0.2762), Augment(crop_padding=4, flip=True, rotation=15),
+                     "resnet18", "METHODS.md reference: Tf-KD code statistics and augmentation"))
+register(DatasetSpec("tiny-imagenet", load_tiny_imagenet, 200, (0.4802, 0.4481, 0.3975),
+                     (0.2302, 0.2265, 0.2262), Augment(flip=True, rotation=20),
+                     "resnet18", "METHODS.md reference: Tf-KD code statistics and augmentation"))
+
+
+# --- splits and tensors -------------------------------------------------------------------------
+
+def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a stratified sample holding ``round(fraction * n_c)`` of each class."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        take = int(round(fraction * len(idx)))
+        chosen.append(rng.permutation(idx)[:take])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+
+
+@dataclass
+class TensorData:
+    """A dataset on one device: uint8 images (N, C, H, W) and int64 labels per split."""
+
+    name: str
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Augment
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor = field(repr=False)
+    test_y: torch.Tensor = field(repr=False)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+    def to(self, device: torch.device | str) -> "TensorData":
+        moved = {k: getattr(self, k).to(device) for k in
+                 ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+        return TensorData(self.name, self.num_classes, self.mean, self.std, self.augment, **moved)
+
+
+def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
+         split_seed: int = 0, train_subset: int | None = None,
+         augment: Augment | None = None) -> TensorData:
+    """Load ``name`` whole; carve a stratified validation split (``split_seed``) from the
+    training set, after an optional stratified training subset of ``train_subset`` images."""
+    spec = get_spec(name)
+    tx, ty, sx, sy = spec.load(Path(root) if root else None)
+    if train_subset and train_subset < len(ty):
+        keep = stratified_indices(ty, train_subset / len(ty), seed=split_seed + 1)
+        tx, ty = tx[keep], ty[keep]
+    val = stratified_indices(ty, val_fraction, seed=split_seed)
+    train = np.setdiff1d(np.arange(len(ty)), val)
+    as_t = torch.from_numpy
+    return TensorData(spec.name, spec.num_classes, spec.mean, spec.std, augment or spec.augment,
+                      as_t(np.ascontiguousarray(tx[train])), as_t(ty[train]),
+                      as_t(np.ascontiguousarray(tx[val])), as_t(ty[val]),
+                      as_t(np.ascontiguousarray(sx)), as_t(sy))
+
+
+# --- batched augmentation -----------------------------------------------------------------------
+
+class Pipeline:
+    """uint8 batches to normalised float batches on the batch's device, augmentation optional.
+
+    Crop and flip are index operations on the uint8 batch; rotation (bilinear, zero fill, as
+    torchvision's ``RandomRotation``) runs on [0, 1] floats before normalisation.
+    """
+
+    def __init__(self, data: TensorData, channels_last: bool = False):
+        device = data.train_x.device
+        c = data.train_x.shape[1]
+        self.scale = (1.0 / (255.0 * torch.tensor(data.std, device=device))).view(1, c, 1, 1)
+        self.shift = (-torch.tensor(data.mean, device=device) / torch.tensor(
+            data.std, device=device)).view(1, c, 1, 1)
+        self.augment = data.augment
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.addcmul(self.shift, x.float(), self.scale)
+        return out.contiguous(memory_format=self.memory_format)
+
+    def train(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        a = self.augment
+        if a.crop_padding:
+            x = random_crop(x, a.crop_padding, generator)
+        if a.flip:
+            x = random_flip(x, generator)
+        if a.rotation:
+            x = random_rotation(x.float() / 255.0, a.rotation, generator) * 255.0
+        return self.normalize(x)
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    oy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    ox = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_rotation(x: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    angle = (torch.rand(n, device=x.device, generator=generator) * 2 - 1) * math.radians(degrees)
+    cos, sin = angle.cos(), angle.sin()
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,217 @@
+"""Grids: expand a config into cells (dataset x arch x method variant x seed), order them so every
+self-teacher (the ``ce`` cell of the same dataset, arch and seed) finishes before the cells that
+distil from it, and run them in one process or in N local worker processes.
+
+A finished cell (same cell hash) is skipped, so rerunning a grid resumes it; an interrupted cell
+resumes from its last epoch checkpoint; a failing cell is recorded and the rest go on.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from .config import ConfigError, GridConfig, RunSpec, Variant, make_spec
+from .runner import CellFailed, run_cell
+from .tracking import Tracker
+
+
+def expand(grid: GridConfig) -> list[RunSpec]:
+    """Every cell of the grid in run order: per (dataset, arch, seed) the CE cell first. A method
+    that needs a pretrained teacher gets its CE cell added even when ``ce`` is not listed."""
+    cells: list[RunSpec] = []
+    seen: set[str] = set()
+    for dataset, (ds, _) in grid.datasets.items():
+        for arch in grid.architectures:
+            settings = grid.train_for(dataset, arch)
+            for seed in grid.seeds:
+                group = [_spec(grid, ds, arch, seed, v, settings) for v in grid.variants]
+                teachers = [s.teacher_spec() for s in group if s.teacher_spec() is not None]
+                ordered = teachers + [s for s in group if s.method == "ce"] + [
+                    s for s in group if s.method != "ce"]
+                for spec in ordered:
+                    if spec.hash not in seen:
+                        seen.add(spec.hash)
+                        cells.append(spec)
+    return cells
+
+
+def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings) -> RunSpec:
+    hp = variant.hyperparameters_for(arch)
+    if variant.tuned:
+        from .tune import tuned_hyperparameters
+
+        hp = {**hp, **tuned_hyperparameters(grid, ds.name, arch, variant)}
+    spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
+                     val_fraction=ds.val_fraction, split_seed=ds.split_seed,
+                     train_subset=ds.train_subset, augment=ds.augment)
+    return RunSpec(spec.data, arch, spec.method, spec.hyperparameters, seed, settings,
+                   variant.label)
+
+
+def dependencies(cells: list[RunSpec]) -> dict[str, str]:
+    """cell hash -> hash of the CE cell it waits for."""
+    return {c.hash: c.teacher_spec().hash for c in cells if c.teacher_spec() is not None}
+
+
+@dataclass
+class GridOutcome:
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # cell key -> reason
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(uri: str, results: str, threads: int, lines) -> None:
+    torch.set_num_threads(threads)
+    _worker.update(uri=uri, results=results, lines=lines)
+    try:  # die with the grid process (Linux): a SIGKILLed grid leaves no orphan training
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_in_worker(spec: RunSpec, data_root: str | None, device: str | None) -> dict:
+    if "tracker" not in _worker:
+        _worker["tracker"] = Tracker(_worker["uri"], results=_worker["results"])
+    lines = _worker["lines"]
+    outcome = run_cell(spec, _worker["tracker"], data_root=data_root, device=device,
+                       train_teacher=False,
+                       on_epoch=lambda s, row: lines.put(epoch_line(s, row)))
+    return outcome.final
+
+
+def epoch_line(spec: RunSpec, row: dict) -> str:
+    parts = [f"{spec.key} ep {row['epoch']:>3}/{spec.train.epochs}",
+             f"loss {row['train_loss']:.3f}", f"val {100 * row['val_top1']:.1f}"]
+    if "test_top1" in row:
+        parts.append(f"test {100 * row['test_top1']:.1f}")
+    if "rectification_rate" in row:
+        parts.append(f"rect {100 * row['rectification_rate']:.1f}%")
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    return " | ".join(parts)
+
+
+# --- scheduling ---------------------------------------------------------------------------------
+
+def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
+        data_root: str | None = None, device: str | None = None,
+        quiet: bool = False) -> GridOutcome:
+    started = time.perf_counter()
+    outcome = GridOutcome()
+    deps = dependencies(cells)
+    todo: list[RunSpec] = []
+    done_hashes: set[str] = set()
+    for c in cells:
+        if tracker.finished(c.hash) is not None:
+            outcome.skipped.append(c.key)
+            done_hashes.add(c.hash)
+        else:
+            todo.append(c)
+    bar = tqdm(total=len(cells), initial=len(outcome.skipped), unit="cell", disable=quiet,
+               dynamic_ncols=True, desc="grid")
+    failed_hashes: dict[str, str] = {}
+
+    def status(running: int) -> None:
+        bar.set_postfix_str(f"done {len(outcome.finished) + len(outcome.skipped)}, "
+                            f"running {running}, failed {len(outcome.failed)}, "
+                            f"left {len(cells) - bar.n}")
+
+    def blocked(c: RunSpec) -> str | None:
+        t = deps.get(c.hash)
+        return failed_hashes.get(t) and f"its self-teacher failed ({failed_hashes[t]})"
+
+    def record_failure(c: RunSpec, reason: str) -> None:
+        failed_hashes[c.hash] = reason
+        outcome.failed[c.key] = reason
+        bar.update(1)
+
+    say = (lambda line: None) if quiet else tqdm.write
+    if workers <= 1:
+        for c in todo:
+            status(1)
+            why = blocked(c)
+            if why:
+                record_failure(c, why)
+                continue
+            try:
+                run_cell(c, tracker, data_root=data_root, device=device, train_teacher=False,
+                         on_epoch=lambda s, row: say(epoch_line(s, row)))
+                outcome.finished.append(c.key)
+                done_hashes.add(c.hash)
+                bar.update(1)
+            except CellFailed as e:
+                record_failure(c, str(e).split(": ", 1)[-1])
+                say(f"FAILED {c.key}: {failed_hashes[c.hash]}")
+    else:
+        _run_parallel(todo, deps, done_hashes, failed_hashes, outcome, tracker, workers,
+                      data_root, device, bar, status, blocked, record_failure, say)
+    status(0)
+    bar.close()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _run_parallel(todo, deps, done_hashes, failed_hashes, outcome, tracker, workers, data_root,
+                  device, bar, status, blocked, record_failure, say) -> None:
+    ctx = mp.get_context("spawn")
+    lines = ctx.Queue()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    waiting = list(todo)
+    running: dict[Future, RunSpec] = {}
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(tracker.uri, str(tracker.results), threads, lines)) as pool:
+        while waiting or running:
+            for c in list(waiting):
+                why = blocked(c)
+                if why:
+                    waiting.remove(c)
+                    record_failure(c, why)
+                elif len(running) < workers and (c.hash not in deps or deps[c.hash] in done_hashes):
+                    waiting.remove(c)
+                    running[pool.submit(_run_in_worker, c, data_root, device)] = c
+            status(len(running))
+            finished, _ = wait(list(running), timeout=0.3, return_when=FIRST_COMPLETED)
+            _drain(lines, say)
+            for f in finished:
+                c = running.pop(f)
+                try:
+                    f.result()
+                    outcome.finished.append(c.key)
+                    done_hashes.add(c.hash)
+                    bar.update(1)
+                except CellFailed as e:
+                    record_failure(c, str(e).split(": ", 1)[-1])
+                    say(f"FAILED {c.key}: {failed_hashes[c.hash]}")
+                except Exception as e:  # noqa: BLE001 - a worker died: record, go on
+                    record_failure(c, f"{type(e).__name__}: {e}")
+                    say(f"FAILED {c.key}: {failed_hashes[c.hash]}")
+            if not finished and not running and waiting:
+                raise ConfigError("grid: cells wait for teachers that are not in the grid")
+        _drain(lines, say)
+
+
+def _drain(lines, say) -> None:
+    while True:
+        try:
+            say(lines.get_nowait())
+        except queue.Empty:
+            return

@@ -1,0 +1,204 @@
+"""The MLflow side (the only module of ``benchmark`` that imports mlflow): start or resume a run
+per cell, log per-epoch metrics, store the final checkpoint, find finished cells and teachers.
+
+The default store is a SQLite database under ``results/``; any tracking URI is accepted. Every
+call that writes goes through :func:`_retry`, so several local processes can share one SQLite file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import subprocess
+import tempfile
+import time
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+import mlflow  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
+
+from .config import RunSpec  # noqa: E402
+
+logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
+
+EXPERIMENT = "drkd-bench"
+MODEL_ARTIFACT = "checkpoint/model.pt"
+
+
+def default_uri(results: Path | str = "results") -> str:
+    return f"sqlite:///{(Path(results) / 'mlflow.db').resolve()}"
+
+
+def _retry(fn: Callable[[], Any], tries: int = 8) -> Any:
+    """Retry a store call on transient errors (SQLite's "database is locked" under several
+    writers, a busy tracking server) with jittered back-off."""
+    for attempt in range(tries):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - MLflow wraps driver errors in its own types
+            text = str(e).lower()
+            transient = any(w in text for w in ("locked", "busy", "timeout", "connection"))
+            if not transient or attempt == tries - 1:
+                raise
+            time.sleep(0.05 * 2 ** attempt * (1 + random.random()))
+
+
+@lru_cache(maxsize=1)
+def provenance() -> dict[str, str]:
+    """Git commit, package versions and platform, logged as tags with every run."""
+    tags = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("drkd-bench", "torch", "torchvision", "timm", "numpy", "mlflow", "optuna"):
+        try:
+            tags[f"version.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
+                               text=True, timeout=5).stdout.strip()
+        if commit:
+            tags["git_commit"] = commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return tags
+
+
+class Tracker:
+    def __init__(self, uri: str | None = None, experiment: str = EXPERIMENT,
+                 results: Path | str = "results"):
+        self.results = Path(results)
+        if uri is None:
+            self.results.mkdir(parents=True, exist_ok=True)
+            uri = default_uri(self.results)
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        self.experiment_id = self._experiment(experiment)
+
+    def _experiment(self, name: str) -> str:
+        found = _retry(lambda: self.client.get_experiment_by_name(name))
+        if found:
+            return found.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:"):
+            location = (self.results / "mlartifacts").resolve().as_uri()
+        try:
+            return _retry(lambda: self.client.create_experiment(name, artifact_location=location))
+        except Exception:  # noqa: BLE001 - another process created it first
+            found = _retry(lambda: self.client.get_experiment_by_name(name))
+            if found:
+                return found.experiment_id
+            raise
+
+    # --- lookup -------------------------------------------------------------------------------
+
+    def runs(self, filter_string: str = "") -> list:
+        out, token = [], None
+        while True:
+            page = _retry(lambda: self.client.search_runs(
+                [self.experiment_id], filter_string, max_results=1000, page_token=token))
+            out += list(page)
+            token = page.token
+            if not token:
+                return out
+
+    def finished(self, cell_hash: str):
+        runs = self.runs(f"tags.cell_hash = '{cell_hash}' and attributes.status = 'FINISHED'")
+        return runs[0] if runs else None
+
+    def unfinished(self, cell_hash: str):
+        runs = [r for r in self.runs(f"tags.cell_hash = '{cell_hash}'")
+                if r.info.status != "FINISHED"]
+        return runs[0] if runs else None
+
+    def download(self, run_id: str, artifact: str, dst: Path) -> Path:
+        dst.mkdir(parents=True, exist_ok=True)
+        return Path(_retry(lambda: mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact, dst_path=str(dst), tracking_uri=self.uri)))
+
+    def teacher_checkpoint(self, teacher_hash: str, dst: Path) -> Path | None:
+        """The self-teacher's weights, fetched through the artifact store (works from any
+        machine that reaches the tracking URI), or None when the CE cell has not finished."""
+        run = self.finished(teacher_hash)
+        if run is None:
+            return None
+        return self.download(run.info.run_id, MODEL_ARTIFACT, dst / run.info.run_id)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def start(self, spec: RunSpec, extra_tags: dict[str, str] | None = None,
+              parent_run_id: str | None = None) -> tuple[str, int]:
+        """Resume the unfinished run of this cell or create one; returns (run id, epochs already
+        logged)."""
+        old = self.unfinished(spec.hash)
+        if old is not None:
+            run_id = old.info.run_id
+            _retry(lambda: self.client.update_run(run_id, status="RUNNING"))
+            history = _retry(lambda: self.client.get_metric_history(run_id, "train_loss"))
+            return run_id, max((m.step for m in history), default=0)
+        tags = {"cell_hash": spec.hash, "cell_key": spec.key, "dataset": spec.data.name,
+                "arch": spec.arch, "method": spec.method, "variant": spec.label,
+                "seed": str(spec.seed), **provenance(), **(extra_tags or {})}
+        method_hp = spec.hyperparameters
+        tags["teacher_source"] = _teacher_source(spec)
+        if "fidelity" in method_hp:
+            tags["fidelity"] = str(method_hp["fidelity"])
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = _retry(lambda: self.client.create_run(self.experiment_id, tags=tags,
+                                                    run_name=spec.key))
+        run_id = run.info.run_id
+        params = {**spec.flat_params(), "effective_batch_size": spec.train.batch_size,
+                  "effective_lr": spec.train.effective_lr}
+        _retry(lambda: self.client.log_batch(
+            run_id, params=[Param(k, str(v)) for k, v in params.items()]))
+        return run_id, 0
+
+    def log_epoch(self, run_id: str, row: dict) -> None:
+        now = int(time.time() * 1000)
+        step = int(row["epoch"])
+        metrics = [Metric(k, float(v), now, step) for k, v in row.items() if k != "epoch"]
+        _retry(lambda: self.client.log_batch(run_id, metrics=metrics))
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        _retry(lambda: self.client.log_batch(
+            run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+
+    def finish(self, run_id: str, spec: RunSpec, history: list[dict], model_path: Path,
+               logged: int) -> None:
+        for row in history:
+            if row["epoch"] > logged:  # epochs checkpointed but not logged before a crash
+                self.log_epoch(run_id, row)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "metrics.json").write_text(json.dumps(history, indent=1))
+            (Path(tmp) / "config.json").write_text(
+                json.dumps({"key": spec.key, "hash": spec.hash, **spec.identity()}, indent=1,
+                           default=str))
+            _retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json")))
+            _retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "config.json")))
+        _retry(lambda: self.client.log_artifact(run_id, str(model_path), "checkpoint"))
+        _retry(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
+
+    def set_status(self, run_id: str, status: str) -> None:
+        _retry(lambda: self.client.set_terminated(run_id, status))
+
+    def fail(self, run_id: str, reason: str) -> None:
+        self.set_tags(run_id, {"failure_reason": reason[:4000]})
+        _retry(lambda: self.client.set_terminated(run_id, "FAILED"))
+
+
+def _teacher_source(spec: RunSpec) -> str:
+    import methods
+
+    return methods.get(spec.method).teacher_source(spec.hyperparameters)

@@ -1,0 +1,167 @@
+"""The method registry: each training objective declares its hyperparameters and its teacher.
+
+A method is a frozen record: a name, a ``terms`` function (pure tensors, returns a dict of named
+loss terms and diagnostics with the total under ``"loss"``), its hyperparameters as :class:`Param`
+entries and the teacher it needs. ``methods`` imports nothing of the rest of the project.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+
+class MethodError(ValueError):
+    """An unknown method, an unknown hyperparameter or a value out of its valid range."""
+
+
+_INF = math.inf
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter.
+
+    ``default`` is the value used when nothing is given (``None`` means "from the fidelity
+    preset"). ``valid`` is the interval the value must lie in, written like ``"[0, 1)"``;
+    ``choices`` lists the allowed values of a categorical one. ``low``/``high``/``log`` give the
+    Optuna search range (only for tunable ones).
+    """
+
+    default: Any
+    help: str = ""
+    valid: str = ""
+    choices: tuple = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+    @property
+    def tunable(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def check(self, name: str, value: Any) -> Any:
+        """Coerce ``value`` to this parameter's type and check its range; return it."""
+        if value is None:
+            return None
+        if self.choices:
+            if isinstance(self.choices[0], bool):
+                value = _as_bool(name, value)
+            if value not in self.choices:
+                raise MethodError(
+                    f"{name}={value!r} is not valid; choose one of: "
+                    + ", ".join(str(c) for c in self.choices))
+            return value
+        if isinstance(self.default, bool):
+            return _as_bool(name, value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise MethodError(f"{name}={value!r} is not a number") from None
+        if isinstance(value, bool) or not math.isfinite(number) and self.valid:
+            raise MethodError(f"{name}={value!r} is not valid; it must lie in {self.valid}")
+        if self.valid and not _in_interval(number, self.valid):
+            raise MethodError(f"{name}={value!r} is not valid; it must lie in {self.valid}")
+        return number
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise MethodError(f"{name}={value!r} is not valid; choose one of: true, false")
+
+
+def _in_interval(x: float, spec: str) -> bool:
+    """``spec`` like ``"[0, 1)"`` or ``"(0, inf)"``."""
+    spec = spec.strip()
+    lo_closed, hi_closed = spec[0] == "[", spec[-1] == "]"
+    lo_text, hi_text = (part.strip() for part in spec[1:-1].split(","))
+    lo, hi = float(lo_text), float(hi_text)
+    above = x >= lo if lo_closed else x > lo
+    below = x <= hi if hi_closed else x < hi
+    return above and below
+
+
+Terms = Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training objective.
+
+    ``teacher`` is ``"none"``, ``"pretrained"`` or ``"param"`` (the source is the method's own
+    ``teacher`` hyperparameter, as for DR-KD). ``presets`` maps a ``fidelity`` value to the values
+    it gives the parameters left at ``None``.
+    """
+
+    name: str
+    terms: Terms
+    params: Mapping[str, Param]
+    teacher: str = "none"
+    paper: str = ""
+    summary: str = ""
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def loss(self, student_logits: torch.Tensor, targets: torch.Tensor,
+             teacher_logits: torch.Tensor | None = None, **hyperparameters: Any) -> torch.Tensor:
+        """The scalar loss; hyperparameters not given take their defaults."""
+        hp = self.resolve(hyperparameters)
+        return self.terms(student_logits, targets, teacher_logits, **self.loss_kwargs(hp))["loss"]
+
+    def resolve(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Validate ``given`` and return every hyperparameter, defaults and preset filled in."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            raise MethodError(
+                f"method {self.name!r} has no hyperparameter {unknown[0]!r}; valid: "
+                + (", ".join(self.params) or "(none)"))
+        hp = {k: p.check(k, given.get(k, p.default)) for k, p in self.params.items()}
+        if "fidelity" in hp:
+            for key, value in self.presets[hp["fidelity"]].items():
+                if given.get(key) is None:
+                    hp[key] = value
+        return hp
+
+    def loss_kwargs(self, hp: Mapping[str, Any]) -> dict[str, Any]:
+        """The resolved hyperparameters the loss itself takes (not the teacher source or preset)."""
+        return {k: v for k, v in hp.items() if k not in ("teacher", "fidelity")}
+
+    def teacher_source(self, hp: Mapping[str, Any] | None = None) -> str:
+        """``"none"``, ``"pretrained"`` or ``"online"`` for these hyperparameters."""
+        if self.teacher == "param":
+            return self.resolve(hp)["teacher"]
+        return self.teacher
+
+    def search_space(self) -> dict[str, Param]:
+        return {k: p for k, p in self.params.items() if p.tunable}
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in _REGISTRY:
+        raise MethodError(f"method {method.name!r} is already registered")
+    if "fidelity" in method.params and set(method.presets) != set(method.params["fidelity"].choices):
+        raise MethodError(f"method {method.name!r}: presets must cover every fidelity choice")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get(name: str) -> Method:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise MethodError(f"unknown method {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
