@@ -127,11 +127,11 @@ def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
         else:
             todo.append(c)
     bar = tqdm(total=len(cells), initial=len(outcome.skipped), unit="cell", disable=quiet,
-               dynamic_ncols=True, desc="grid")
+               dynamic_ncols=True, desc="grid", mininterval=1.0)
     failed_hashes: dict[str, str] = {}
 
     def status(running: int) -> None:
-        bar.set_postfix_str(f"done {len(outcome.finished) + len(outcome.skipped)}, "
+        bar.set_postfix_str(refresh=False, s=f"done {len(outcome.finished) + len(outcome.skipped)}, "
                             f"running {running}, failed {len(outcome.failed)}, "
                             f"left {len(cells) - bar.n}")
 

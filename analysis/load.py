@@ -1,0 +1,112 @@
+"""Tracked runs into tidy pandas frames (the only module of ``analysis`` that imports mlflow).
+
+``epochs`` frame: one row per (run, epoch) with the run's identity columns repeated (also the
+format of ``drkd-bench export``). ``runs`` frame: one row per run with its final-epoch metrics,
+its best-validation-epoch test accuracy and the paper-style best-test-epoch accuracy.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arch", "method",
+            "variant", "seed", "teacher_source", "fidelity", "study", "failure_reason"]
+
+
+def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFrame:
+    """Every run of ``experiment`` in the store at ``uri``; finished runs with their per-epoch
+    history (from the run's ``metrics.json`` artifact), other runs as one row without epochs."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return pd.DataFrame(columns=IDENTITY + ["epoch"])
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp.experiment_id], max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            break
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            tags, params = run.data.tags, run.data.params
+            base = {"run_id": run.info.run_id, "status": run.info.status,
+                    "kind": tags.get("kind", "train")}
+            for key in IDENTITY[3:]:
+                if key == "cell_hash" or key not in base:
+                    base[key] = tags.get(key, "")
+            base["seed"] = int(tags["seed"]) if tags.get("seed", "").lstrip("-").isdigit() else -1
+            base.update({f"param.{k}": v for k, v in sorted(params.items())})
+            history = []
+            if run.info.status == "FINISHED" and base["kind"] == "train":
+                try:
+                    path = mlflow.artifacts.download_artifacts(
+                        run_id=run.info.run_id, artifact_path="metrics.json",
+                        dst_path=tmp, tracking_uri=uri)
+                    history = json.loads(Path(path).read_text())
+                except Exception:  # noqa: BLE001 - a run without its history is still listed
+                    history = []
+            if not history and run.data.metrics:
+                history = [{"epoch": np.nan, **run.data.metrics}]
+            for row in history or [{"epoch": np.nan}]:
+                rows.append({**base, **row})
+    frame = pd.DataFrame(rows)
+    return sort_epochs(frame)
+
+
+def sort_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    lead = [c for c in IDENTITY if c in frame.columns] + ["epoch"]
+    rest = sorted(c for c in frame.columns if c not in lead)
+    frame = frame[lead + rest]
+    return frame.sort_values(["dataset", "arch", "variant", "seed", "cell_hash", "run_id",
+                              "epoch"], kind="stable").reset_index(drop=True)
+
+
+def epochs_from_csv(path: Path | str) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={c: str for c in IDENTITY if c != "seed"},
+                        keep_default_na=False, na_values=[""])
+    for c in IDENTITY:
+        if c in frame.columns and c != "seed":
+            frame[c] = frame[c].fillna("")
+    return sort_epochs(frame)
+
+
+def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: identity, final-epoch metrics (``final_*``), ``best_val_test_top1`` (the
+    test accuracy at the epoch of best validation accuracy, first such epoch) and
+    ``best_test_top1`` (max over epochs of test accuracy: the papers' optimistic protocol)."""
+    if epochs.empty:
+        return pd.DataFrame(columns=IDENTITY)
+    out = []
+    for run_id, g in epochs.groupby("run_id", sort=False):
+        g = g.sort_values("epoch")
+        row = {c: g.iloc[0][c] for c in IDENTITY if c in g.columns}
+        timed = g[g["epoch"].notna()]
+        if len(timed):
+            last = timed.iloc[-1]
+            row["epochs"] = int(last["epoch"])
+            for c in g.columns:
+                if c not in IDENTITY and c != "epoch" and not c.startswith("param."):
+                    row[f"final_{c}"] = last[c]
+            if "val_top1" in timed and timed["val_top1"].notna().any():
+                best = timed.loc[timed["val_top1"].idxmax()]
+                row["best_val_epoch"] = int(best["epoch"])
+                row["best_val_test_top1"] = best.get("test_top1", np.nan)
+            if "test_top1" in timed:
+                row["best_test_top1"] = timed["test_top1"].max()
+        out.append(row)
+    return pd.DataFrame(out)

@@ -1,0 +1,100 @@
+"""The report's figures (seaborn), each written as PNG and PDF with fixed metadata so that
+regenerating gives identical files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from . import stats  # noqa: E402
+
+PNG_META = {"Software": None}
+PDF_META = {"Creator": None, "Producer": None, "CreationDate": None}
+
+
+def save(fig, folder: Path, name: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
+    fig.savefig(png, dpi=130, bbox_inches="tight", metadata=PNG_META)
+    fig.savefig(pdf, bbox_inches="tight", metadata=PDF_META)
+    plt.close(fig)
+    return [png, pdf]
+
+
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    matplotlib.rcParams["svg.hashsalt"] = "drkd-bench"
+    matplotlib.rcParams["pdf.compression"] = 6
+
+
+def accuracy(runs: pd.DataFrame, dataset: str, folder: Path) -> list[Path]:
+    """Final-epoch test top-1 per method and architecture: mean with a 95% t-interval over
+    seeds, one dot per seed."""
+    _theme()
+    d = runs[runs["dataset"] == dataset].copy()
+    d["test top-1 (%)"] = d["final_test_top1"] * 100
+    order = stats.variant_order(d["variant"])
+    archs = sorted(d["arch"].unique())
+    fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(order), 4.2))
+    sns.pointplot(d, x="variant", y="test top-1 (%)", hue="arch", order=order, hue_order=archs,
+                  errorbar=("ci", 95), dodge=0.4, linestyle="none", capsize=0.1, markers="D",
+                  ax=ax, n_boot=2000, seed=0)
+    sns.stripplot(d, x="variant", y="test top-1 (%)", hue="arch", order=order, hue_order=archs,
+                  dodge=0.4, alpha=0.35, size=4, ax=ax, legend=False, jitter=False)
+    ax.set_title(f"{dataset}: final-epoch test top-1 (mean, 95% bootstrap CI over seeds)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=25)
+    return save(fig, folder, f"accuracy_{dataset}")
+
+
+def curves(epochs: pd.DataFrame, dataset: str, folder: Path, metric: str = "test_top1",
+           ylabel: str = "test top-1 (%)", name: str = "curves") -> list[Path]:
+    """``metric`` against epoch per method (mean over seeds with a 95% band), one panel per
+    architecture."""
+    _theme()
+    d = epochs[(epochs["dataset"] == dataset) & epochs[metric].notna()].copy()
+    if d.empty:
+        return []
+    d[ylabel] = d[metric] * 100
+    order = stats.variant_order(d["variant"])
+    g = sns.relplot(d, x="epoch", y=ylabel, hue="variant", hue_order=order, col="arch",
+                    col_order=sorted(d["arch"].unique()), kind="line", errorbar=("ci", 95),
+                    n_boot=500, seed=0, height=3.6, aspect=1.2, facet_kws={"sharey": False})
+    g.figure.suptitle(f"{dataset}: {ylabel} per epoch (mean over seeds, 95% band)", y=1.03)
+    return save(g.figure, folder, f"{name}_{dataset}")
+
+
+def landscape(trials: pd.DataFrame, folder: Path) -> list[Path]:
+    """Validation accuracy over temperature x alpha for each Optuna study."""
+    _theme()
+    d = trials.dropna(subset=["temperature", "alpha", "value"]).copy()
+    if d.empty:
+        return []
+    d["val top-1 (%)"] = d["value"] * 100
+    studies = sorted(d["study"].unique())
+    cols = min(3, len(studies))
+    rows = (len(studies) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, study in zip(axes.flat, studies):
+        s = d[d["study"] == study]
+        pts = ax.scatter(s["temperature"], s["alpha"], c=s["val top-1 (%)"], cmap="viridis",
+                         s=36, edgecolor="k", linewidth=0.3)
+        best = s.loc[s["value"].idxmax()]
+        ax.scatter([best["temperature"]], [best["alpha"]], marker="*", s=220, c="red",
+                   label=f"best {best['val top-1 (%)']:.1f}%")
+        ax.set_xscale("log")
+        ax.set_xlabel("temperature T")
+        ax.set_ylabel("alpha")
+        ax.set_title(study, fontsize=9)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.colorbar(pts, ax=ax, label="val top-1 (%)")
+    for ax in list(axes.flat)[len(studies):]:
+        ax.set_visible(False)
+    fig.suptitle("Optuna: validation accuracy over temperature x alpha (complete trials)")
+    fig.tight_layout()
+    return save(fig, folder, "tuning_landscape")

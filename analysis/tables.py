@@ -1,0 +1,183 @@
+"""The report's tables as DataFrames, and writers for Markdown, CSV and LaTeX.
+
+Accuracies are shown in percent. Every table is computed from the ``runs`` frame of
+:mod:`analysis.load` (finished training runs only).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+PCT = 100.0
+
+
+def _fmt(x: float, digits: int = 2, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def main_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(display table, numeric long table). Display: variants x architectures, each cell
+    ``mean ± std (n=k)`` of ``metric`` in percent and the gain over CE; the best mean of each
+    column in bold (ties all bold)."""
+    s = stats.summarize(runs[runs["dataset"] == dataset], metric)
+    s[["mean", "std", "ci_low", "ci_high"]] *= PCT
+    ce = s[s["variant"] == "ce"].set_index("arch")["mean"]
+    s["gain_over_ce"] = [m - ce[a] if a in ce.index and v != "ce" else np.nan
+                         for a, v, m in zip(s["arch"], s["variant"], s["mean"])]
+    archs = sorted(s["arch"].unique())
+    variants = stats.variant_order(s["variant"])
+    display = pd.DataFrame(index=pd.Index(variants, name="method"), columns=archs, dtype=object)
+    for arch in archs:
+        col = s[s["arch"] == arch]
+        best = col["mean"].max()
+        for _, r in col.iterrows():
+            text = f"{_fmt(r['mean'])} ± {_fmt(r['std'])}" if r["n"] > 1 else _fmt(r["mean"])
+            if r["mean"] == best:
+                text = f"**{text}**"
+            text += f" (n={r['n']})"
+            if not np.isnan(r["gain_over_ce"]):
+                text += f" {_fmt(r['gain_over_ce'], sign=True)}"
+            display.loc[r["variant"], arch] = text
+    display = display.fillna("")
+    order = {v: i for i, v in enumerate(variants)}
+    long = s.assign(_o=s["variant"].map(order)).sort_values(["arch", "_o"]).drop(columns="_o")
+    return display, long.reset_index(drop=True)
+
+
+def stats_table(runs: pd.DataFrame, metric: str = "final_test_top1") -> pd.DataFrame:
+    p = stats.paired(runs, metric)
+    p[["mean_diff", "ci_low", "ci_high"]] *= PCT
+    p["verdict"] = [stats.verdict(r) for _, r in p.iterrows()]
+    return p
+
+
+def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Final epoch, best-validation epoch (honest selection) and best-test epoch (the papers'
+    optimistic protocol) test top-1, mean over seeds, in percent."""
+    cols = {"final_test_top1": "final_epoch", "best_val_test_top1": "best_val_epoch",
+            "best_test_top1": "best_test_epoch_optimistic"}
+    g = runs.groupby(stats.CELL)[[c for c in cols if c in runs]].agg(["mean", "count"])
+    out = pd.DataFrame(index=g.index)
+    for c, name in cols.items():
+        if c in runs:
+            out[name] = g[(c, "mean")] * PCT
+    out["n"] = g[("final_test_top1", "count")] if "final_test_top1" in runs else 0
+    return _ordered(out.reset_index())
+
+
+def calibration_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Final-epoch test ECE (percent) and NLL, mean and std over seeds."""
+    rows = []
+    for key, g in runs.groupby(stats.CELL):
+        row = dict(zip(stats.CELL, key))
+        row["n"] = len(g)
+        for metric, scale in (("final_test_ece", PCT), ("final_test_nll", 1.0)):
+            if metric in g:
+                x = g[metric].dropna().to_numpy(float) * scale
+                name = metric.replace("final_test_", "")
+                row[f"{name}_mean"] = x.mean() if len(x) else np.nan
+                row[f"{name}_std"] = x.std(ddof=1) if len(x) > 1 else np.nan
+        rows.append(row)
+    return _ordered(pd.DataFrame(rows))
+
+
+def published() -> pd.DataFrame:
+    return pd.read_csv(Path(__file__).with_name("published.csv"))
+
+
+def published_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Our numbers beside the published ones wherever dataset, architecture and method match.
+    Published numbers are the best test epoch of one run: compare them with our
+    ``ours_best_test_epoch`` column, not with the honest final-epoch mean."""
+    pub = published()
+    if runs.empty:
+        return pd.DataFrame()
+    ours = runs.groupby(["dataset", "arch", "method", "variant"]).agg(
+        ours_final_mean=("final_test_top1", "mean"), ours_final_std=("final_test_top1", "std"),
+        ours_best_test_epoch=("best_test_top1", "mean"), n=("final_test_top1", "count"))
+    ours[["ours_final_mean", "ours_final_std", "ours_best_test_epoch"]] *= PCT
+    merged = ours.reset_index().merge(pub, on=["dataset", "arch", "method"], how="inner")
+    return merged.rename(columns={"top1": "published_top1"})
+
+
+def failures_table(epochs: pd.DataFrame) -> pd.DataFrame:
+    if epochs.empty:
+        return pd.DataFrame(columns=["cell_key", "status", "failure_reason"])
+    first = epochs.groupby("run_id", sort=False).first().reset_index()
+    bad = first[(first["status"] != "FINISHED") & (first["kind"] == "train")]
+    return bad[["cell_key", "status", "failure_reason"]].sort_values("cell_key").reset_index(
+        drop=True)
+
+
+def missing_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """(dataset, arch, variant) cells with fewer seeds than the most complete cell."""
+    if runs.empty:
+        return pd.DataFrame(columns=["dataset", "arch", "variant", "seeds", "expected"])
+    counts = runs.groupby(stats.CELL)["seed"].nunique()
+    grid = pd.MultiIndex.from_product([sorted(runs[c].unique()) for c in stats.CELL],
+                                      names=stats.CELL)
+    counts = counts.reindex(grid, fill_value=0)
+    short = counts[counts < counts.max()]
+    return short.rename("seeds").reset_index().assign(expected=counts.max())
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    order = {v: i for i, v in enumerate(stats.variant_order(frame["variant"]))}
+    return (frame.assign(_o=frame["variant"].map(order))
+            .sort_values(["dataset", "arch", "_o"]).drop(columns="_o").reset_index(drop=True))
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+def _cell(x) -> str:
+    if isinstance(x, float):
+        return "" if np.isnan(x) else (f"{x:.4g}" if abs(x) < 1e-2 and x else f"{x:.2f}")
+    return str(x)
+
+
+def to_markdown(frame: pd.DataFrame, index: bool = False) -> str:
+    f = frame.reset_index() if index else frame
+    head = "| " + " | ".join(map(str, f.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in f.columns) + "|"
+    body = ["| " + " | ".join(_cell(x) for x in row) + " |" for row in f.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def _tex(text: str) -> str:
+    text = str(text)
+    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"),
+                 ("#", "\\#"), ("±", "$\\pm$")):
+        text = text.replace(a, b)
+    while "**" in text:
+        text = text.replace("**", "\\textbf{", 1).replace("**", "}", 1)
+    return text
+
+
+def to_latex(frame: pd.DataFrame, index: bool = False) -> str:
+    f = frame.reset_index() if index else frame
+    lines = ["\\begin{tabular}{" + "l" * len(f.columns) + "}", "\\toprule",
+             " & ".join(_tex(c) for c in f.columns) + " \\\\", "\\midrule"]
+    lines += [" & ".join(_tex(_cell(x)) for x in row) + " \\\\" for row in f.itertuples(index=False)]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write(frame: pd.DataFrame, folder: Path, name: str, index: bool = False,
+          numeric: pd.DataFrame | None = None) -> list[Path]:
+    """``name.md`` and ``name.tex`` from ``frame``; ``name.csv`` from ``numeric`` (full
+    precision) or ``frame``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.md", folder / f"{name}.csv", folder / f"{name}.tex"]
+    paths[0].write_text(to_markdown(frame, index))
+    (numeric if numeric is not None else frame).to_csv(paths[1], index=index and numeric is None)
+    paths[2].write_text(to_latex(frame, index))
+    return paths
