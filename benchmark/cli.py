@@ -162,6 +162,7 @@ def cmd_train(args) -> int:
     spec = config.make_spec(args.dataset, args.arch, args.method, args.seed, sets, train,
                             **data_settings)
     config.check_data(spec.data, "--set")
+    runner.load_data(spec.data, args.data_root)  # a missing dataset fails before any store exists
     tracker = tracking.Tracker(args.tracking_uri, results=args.results)
     started = time.perf_counter()
     outcome = runner.run_cell(spec, tracker, data_root=args.data_root, device=args.device,

@@ -61,11 +61,13 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
         c, h, _ = dataset.image_shape
         teacher_model = teachers.load_model(path, spec.arch, c, dataset.num_classes, h, dev)
     workdir.mkdir(parents=True, exist_ok=True)
-    run_id, logged = tracker.start(spec, extra_tags)
+    run_id, already_logged = tracker.start(spec, extra_tags)
+    logged = [already_logged]  # the last epoch whose metrics are in the store
 
     def log(row: dict) -> None:
-        if row["epoch"] > logged:
+        if row["epoch"] > logged[0]:
             tracker.log_epoch(run_id, row)
+            logged[0] = row["epoch"]
         if on_epoch:
             on_epoch(spec, row)
 
@@ -83,6 +85,6 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
         return CellOutcome(spec, run_id, result.final)
     model_path = workdir / "model.pt"
     torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, model_path)
-    tracker.finish(run_id, spec, result.history, model_path, logged)
+    tracker.finish(run_id, spec, result.history, model_path, logged[0])
     shutil.rmtree(workdir, ignore_errors=True)
     return CellOutcome(spec, run_id, result.final)

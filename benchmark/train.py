@@ -114,7 +114,10 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
     pipeline = Pipeline(data, channels_last=channels_last)
     result = RunResult()
 
-    ckpt_path = workdir / CHECKPOINT if workdir else None
+    ckpt_path = None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        ckpt_path = workdir / CHECKPOINT
     if ckpt_path and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if state["hash"] == spec.hash:

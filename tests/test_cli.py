@@ -1,0 +1,60 @@
+"""The command line: help, listing, and one-line errors with exit code 2 that write nothing."""
+import subprocess
+import sys
+
+import pytest
+
+from benchmark import cli
+
+
+def test_list_shows_methods_hyperparameters_architectures_datasets(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("drkd", "tfkd-reg", "temperature", "search [", "resnet18", "timm:<name>",
+                 "tiny-imagenet", "quick"):
+        assert word in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--dataset", "mnist", "--method", "ce"], "unknown dataset 'mnist'"),
+    (["train", "--dataset", "digits", "--method", "kd"], "unknown method 'kd'"),
+    (["train", "--dataset", "digits", "--method", "drkd", "--set", "alpha=2"], "[0, 1]"),
+    (["train", "--dataset", "digits", "--method", "drkd", "--set", "teacher=oracle"],
+     "pretrained, online"),
+    (["train", "--dataset", "digits", "--method", "ce", "--arch", "resnet19"], "resnet18"),
+    (["train", "--dataset", "digits", "--method", "lsr", "--set", "colour=red"],
+     "not a hyperparameter of lsr"),
+    (["train", "--dataset", "digits", "--method", "lsr", "--set", "novalue"], "KEY=VALUE"),
+    (["train", "--dataset", "digits", "--method", "ce", "--epochs", "0"], "epochs must be"),
+    (["train", "--dataset", "digits", "--method", "ce", "--set", "batch_size=x"], "expected int"),
+    (["train", "--method", "ce"], "--dataset"),
+    (["grid", "nonexistent-config"], "shipped: "),
+    (["grid", "quick", "--workers", "0"], "--workers"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line_and_exit_2_writing_nothing(argv, needle, tmp_path, capsys):
+    results = tmp_path / "results"
+    code = cli.main(argv + ["--results", str(results)] if argv[0] in ("train", "grid") else argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err and err.count("\n") == 1 and err.startswith("drkd-bench: error:")
+    assert not results.exists()
+
+
+def test_missing_dataset_files_fail_cleanly(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code = cli.main(["train", "--dataset", "cifar10", "--method", "ce", "--data-root",
+                     str(tmp_path / "data"), "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and "looked in" in err and err.count("\n") == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_console_script_help_and_error_without_traceback():
+    exe = [sys.executable, "-m", "benchmark.cli"]
+    out = subprocess.run(exe + ["--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "grid" in out.stdout and "examples:" in out.stdout
+    out = subprocess.run(exe + ["train", "--dataset", "digits", "--method", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0

@@ -1,0 +1,262 @@
+"""Every loss against an independent computation (explicit per-sample loops in float64), the
+rectification invariants, the KL conventions and the registry's validation."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import methods
+from methods.drkd import rectify
+from methods.functional import kl_divergence
+from methods.tfkd import virtual_teacher
+
+SHAPES = [(1, 2), (4, 3), (7, 10), (16, 100)]
+
+
+def _softmax(row, t=1.0):
+    e = np.exp((row - row.max()) / t)
+    return e / e.sum()
+
+
+def _ce(z, y):
+    return float(np.mean([-math.log(_softmax(r)[c]) for r, c in zip(z, y)]))
+
+
+def _kl(p, q):  # sum_k p_k (log p_k - log q_k), 0 log 0 = 0
+    return float(sum(pk * (math.log(pk) - math.log(qk)) for pk, qk in zip(p, q) if pk > 0))
+
+
+def _kd(z, y, zt, alpha, t, reduction="batchmean", m=1.0):
+    k = z.shape[1]
+    kl = np.mean([_kl(_softmax(b, t), _softmax(a, t)) for a, b in zip(z, zt)])
+    if reduction == "elementwise":
+        kl /= k
+    return (1 - alpha) * _ce(z, y) + alpha * t * t * m * kl
+
+
+def _rectify(zt, y):
+    out = zt.copy()
+    for i, (row, c) in enumerate(zip(zt, y)):
+        top = int(np.argmax(row))
+        if row[c] < row[top]:
+            out[i, top], out[i, c] = row[c], row[top]
+    return out
+
+
+def _data(shape, seed, ties=False):
+    g = torch.Generator().manual_seed(seed)
+    n, k = shape
+    z = torch.randn(n, k, generator=g, dtype=torch.float64) * 3
+    zt = torch.randn(n, k, generator=g, dtype=torch.float64) * 3
+    y = torch.randint(0, k, (n,), generator=g)
+    if ties:  # ties at the maximum, some involving the true class
+        zt = torch.round(zt)
+        zt[0] = 1.0
+        if n > 2:
+            zt[2, y[2]] = zt[2].max()
+    return z, y, zt
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_losses_equal_independent_computation(shape, ties):
+    z, y, zt = _data(shape, seed=sum(shape), ties=ties)
+    zn, yn, ztn = z.numpy(), y.numpy(), zt.numpy()
+    k = shape[1]
+    get = methods.get
+    assert get("ce").loss(z, y).item() == pytest.approx(_ce(zn, yn), abs=1e-6)
+
+    eps = 0.2
+    q = np.full((len(yn), k), eps / (k - 1)) if k > 1 else np.zeros((len(yn), k))
+    q[np.arange(len(yn)), yn] = 1 - eps
+    lsr = np.mean([-(qi * np.log(_softmax(zi))).sum() for qi, zi in zip(q, zn)])
+    assert get("lsr").loss(z, y, smoothing=eps).item() == pytest.approx(lsr, abs=1e-6)
+
+    for red, m in (("batchmean", 1.0), ("elementwise", 50.0)):
+        expect = _kd(zn, yn, ztn, 0.7, 4.0, red, m)
+        got = get("tfkd-self").loss(z, y, zt, alpha=0.7, temperature=4.0, kl_reduction=red,
+                                    multiplier=m)
+        assert got.item() == pytest.approx(expect, abs=1e-6)
+        expect = _kd(zn, yn, _rectify(ztn, yn), 0.7, 4.0, red, m)
+        for source in ("pretrained", "online"):
+            got = get("drkd").loss(z, y, zt, alpha=0.7, temperature=4.0, kl_reduction=red,
+                                   multiplier=m, teacher=source)
+            assert got.item() == pytest.approx(expect, abs=1e-6)
+
+    a, tau, alpha = 0.99, 20.0, 0.3
+    for scale in (False, True):
+        pd_ = np.full((len(yn), k), (1 - a) / (k - 1))
+        pd_[np.arange(len(yn)), yn] = a
+        kl = np.mean([_kl(_softmax(p, tau), _softmax(zi, tau if scale else 1.0))
+                      for p, zi in zip(pd_, zn)])
+        expect = (1 - alpha) * _ce(zn, yn) + alpha * kl
+        got = get("tfkd-reg").loss(z, y, alpha=alpha, temperature=tau, correct_prob=a,
+                                   scale_student=scale)
+        assert got.item() == pytest.approx(expect, abs=1e-6)
+
+
+def test_code_preset_is_elementwise_and_equals_batchmean_over_k():
+    z, y, zt = _data((8, 100), 3)
+    m = methods.get("tfkd-self")
+    assert m.resolve({"fidelity": "code"})["kl_reduction"] == "elementwise"
+    assert methods.get("tfkd-reg").resolve({"fidelity": "code"})["scale_student"] is False
+    assert methods.get("tfkd-reg").resolve({"fidelity": "paper"})["scale_student"] is True
+    # multiplier 100 with K = 100 reproduces batchmean (METHODS.md)
+    code = m.loss(z, y, zt, fidelity="code", multiplier=100)
+    paper = m.loss(z, y, zt, fidelity="paper")
+    assert code.item() == pytest.approx(paper.item(), abs=1e-9)
+    # an explicit option beats the preset
+    assert m.resolve({"fidelity": "code", "kl_reduction": "batchmean"})["kl_reduction"] == \
+        "batchmean"
+
+
+@given(n=st.integers(1, 20), k=st.integers(1, 50), seed=st.integers(0, 10_000))
+@settings(max_examples=60, deadline=None)
+def test_elementwise_kl_times_k_equals_batchmean(n, k, seed):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.softmax(torch.randn(n, k, generator=g, dtype=torch.float64), 1)
+    logq = torch.log_softmax(torch.randn(n, k, generator=g, dtype=torch.float64), 1)
+    assert (kl_divergence(p, logq, "elementwise") * k).item() == pytest.approx(
+        kl_divergence(p, logq, "batchmean").item(), rel=1e-12, abs=1e-12)
+    # and elementwise equals PyTorch's nn.KLDivLoss() default, the reference code's call
+    ref = torch.nn.KLDivLoss()(logq, p)
+    assert kl_divergence(p, logq, "elementwise").item() == pytest.approx(ref.item(), abs=1e-12)
+
+
+logit_rows = st.integers(1, 12).flatmap(lambda k: st.tuples(
+    st.just(k),
+    st.lists(st.lists(st.integers(-4, 4), min_size=k, max_size=k), min_size=1, max_size=16),
+))
+
+
+@given(data=logit_rows, labels=st.data())
+@settings(max_examples=200, deadline=None)
+def test_rectify_invariants(data, labels):
+    k, rows = data
+    logits = torch.tensor(rows, dtype=torch.float32) / 2  # small integers: many ties
+    y = torch.tensor(labels.draw(st.lists(st.integers(0, k - 1), min_size=len(rows),
+                                          max_size=len(rows))))
+    before = logits.clone()
+    out, swapped = rectify(logits, y)
+    assert torch.equal(logits, before)  # input unchanged
+    assert out.data_ptr() != logits.data_ptr()
+    for i in range(len(rows)):
+        row, new = logits[i], out[i]
+        assert sorted(row.tolist()) == sorted(new.tolist())  # same multiset
+        assert int((row != new).sum()) <= 2  # at most two entries changed
+        assert new[y[i]] == new.max()  # true class ranked first (ties allowed)
+        correct = bool(row[y[i]] == row.max())
+        assert bool(swapped[i]) == (not correct)
+        if correct:
+            assert torch.equal(row, new)  # correct rows (ties included) untouched
+        else:
+            assert new[y[i]] == row.max() and new[row.argmax()] == row[y[i]]
+
+
+def test_online_teacher_shares_storage_and_is_not_modified():
+    z = torch.randn(6, 5, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    teacher = z.detach()  # the online teacher: same storage as the student's logits
+    snapshot = teacher.clone()
+    loss = methods.get("drkd").loss(z, y, teacher, teacher="online")
+    loss.backward()
+    assert torch.equal(teacher, snapshot)
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("name", ["tfkd-self", "drkd"])
+def test_no_gradient_reaches_the_teacher(name):
+    z = torch.randn(4, 6, requires_grad=True)
+    zt = torch.randn(4, 6, requires_grad=True)
+    y = torch.tensor([1, 2, 3, 4])
+    methods.get(name).loss(z, y, zt).backward()
+    assert zt.grad is None
+    assert z.grad is not None
+
+
+def test_online_kd_gradient_is_zero_for_correct_samples():
+    z = torch.tensor([[3.0, 0.0, -1.0]], dtype=torch.float64, requires_grad=True)  # right, y=0
+    y = torch.tensor([0])
+    terms = methods.get("drkd").terms(z, y, z.detach(), alpha=1.0, temperature=4.0)
+    terms["loss"].backward()
+    assert torch.allclose(z.grad, torch.zeros_like(z), atol=1e-12)
+    assert terms["rectified"].item() == 0.0 and terms["teacher_acc"].item() == 1.0
+
+
+def test_drkd_diagnostics():
+    zt = torch.tensor([[0.0, 2.0, 1.0], [5.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    y = torch.tensor([0, 0, 1, 0])  # wrong, right, tie (right), wrong
+    terms = methods.get("drkd").terms(torch.zeros(4, 3), y, zt)  # noqa: E501
+    assert terms["rectified"].item() == pytest.approx(0.5)
+    assert terms["teacher_acc"].item() == pytest.approx(0.5)
+
+
+def test_virtual_teacher_is_nearly_uniform_with_reference_values():
+    t = virtual_teacher(torch.tensor([0]), 100, 0.99, 20.0, torch.float64)[0]
+    expect_true = math.exp(0.99 / 20) / (math.exp(0.99 / 20) + 99 * math.exp(0.01 / 99 / 20))
+    assert t[0].item() == pytest.approx(expect_true, abs=1e-12)
+    assert t[0].item() == pytest.approx(0.0105, abs=5e-5)
+    assert t[1].item() == pytest.approx(0.0100, abs=5e-5)
+    assert t.sum().item() == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", methods.names())
+def test_every_registered_method_resolves_and_gives_a_finite_loss(name):
+    m = methods.get(name)
+    hp = m.resolve({})
+    assert set(hp) == set(m.params)
+    z, y, zt = _data((5, 7), 1)
+    loss = m.loss(z.float(), y, zt.float())
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    for key, p in m.search_space().items():
+        assert p.low < p.high and m.resolve({key: p.low})[key] == p.low
+    assert m.teacher_source() in ("none", "pretrained", "online")
+
+
+def test_registry_lists_the_five_methods_and_their_teachers():
+    assert methods.names() == ["ce", "lsr", "tfkd-self", "tfkd-reg", "drkd"]
+    assert methods.get("tfkd-self").teacher_source() == "pretrained"
+    assert methods.get("drkd").teacher_source({"teacher": "online"}) == "online"
+    assert methods.get("drkd").teacher_source() == "pretrained"
+    assert methods.get("ce").teacher_source() == "none"
+    assert {"alpha", "temperature"} <= set(methods.get("drkd").search_space())
+    assert methods.get("drkd").search_space()["temperature"].log
+
+
+@pytest.mark.parametrize("name,hp,needle", [
+    ("drkd", {"alpha": 1.5}, "[0, 1]"),
+    ("drkd", {"alpha": -0.1}, "[0, 1]"),
+    ("tfkd-self", {"temperature": 0}, "(0, inf)"),
+    ("tfkd-self", {"temperature": -2}, "(0, inf)"),
+    ("lsr", {"smoothing": 1.0}, "[0, 1)"),
+    ("lsr", {"smoothing": -0.1}, "[0, 1)"),
+    ("tfkd-reg", {"correct_prob": 0.0}, "(0, 1]"),
+    ("tfkd-reg", {"correct_prob": 1.2}, "(0, 1]"),
+    ("drkd", {"teacher": "oracle"}, "pretrained, online"),
+    ("drkd", {"fidelity": "exact"}, "paper, code"),
+    ("drkd", {"kl_reduction": "sum"}, "batchmean, elementwise"),
+    ("drkd", {"temp": 3}, "alpha, temperature"),
+    ("ce", {"alpha": 0.5}, "(none)"),
+    ("drkd", {"alpha": "high"}, "not a number"),
+])
+def test_invalid_hyperparameters_raise_one_clear_error(name, hp, needle):
+    with pytest.raises(methods.MethodError) as e:
+        methods.get(name).resolve(hp)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_method_names_the_choices():
+    with pytest.raises(methods.MethodError, match="ce, lsr, tfkd-self, tfkd-reg, drkd"):
+        methods.get("kd")
+    with pytest.raises(methods.MethodError, match="already registered"):
+        methods.register(methods.get("ce"))
+
+
+def test_boundary_values_are_accepted():
+    assert methods.get("drkd").resolve({"alpha": 0})["alpha"] == 0
+    assert methods.get("drkd").resolve({"alpha": 1})["alpha"] == 1
+    assert methods.get("lsr").resolve({"smoothing": 0})["smoothing"] == 0
+    assert methods.get("tfkd-reg").resolve({"correct_prob": 1})["correct_prob"] == 1

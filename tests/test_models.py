@@ -1,0 +1,24 @@
+import pytest
+import torch
+
+from benchmark import models
+
+SIZES = {"cnn8": 8, "mlp": 8, "cnn28": 28}
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_registered_architecture_gives_logits(name):
+    size = SIZES.get(name, 32)
+    model = models.build(name, 3, 7, size)
+    out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2, 7)
+
+
+def test_timm_models_and_unknown_names():
+    model = models.build("timm:resnet10t", 1, 10, 28)
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(models.ModelError, match="resnet18"):
+        models.check("resnet19")
+    with pytest.raises(models.ModelError, match="timm"):
+        models.check("timm:not-a-model-xyz")
+    assert models.names("cnn*") == ["cnn8", "cnn28"]

@@ -1,0 +1,104 @@
+"""Training on the embedded digits: every method learns, runs are deterministic and resumable."""
+import math
+
+import pytest
+import torch
+
+import methods
+from benchmark import config, data, train
+
+DIGITS = data.load("digits")
+
+
+def spec(method, epochs=4, seed=0, **hp):
+    return config.make_spec("digits", "cnn8", method, seed, hp, {"epochs": epochs})
+
+
+def ce_teacher(epochs=4):
+    return train.train(spec("ce", epochs), DIGITS).model
+
+
+@pytest.mark.parametrize("variant", [("ce", {}), ("lsr", {}), ("tfkd-self", {}),
+                                     ("tfkd-reg", {}), ("drkd", {"teacher": "pretrained"}),
+                                     ("drkd", {"teacher": "online"})],
+                         ids=lambda v: v[0] + "-" + v[1].get("teacher", ""))
+def test_each_method_learns_digits(variant):
+    name, hp = variant
+    s = spec(name, epochs=6, **hp)
+    needs = methods.get(name).teacher_source(s.hyperparameters) == "pretrained"
+    result = train.train(s, DIGITS, teacher_model=ce_teacher() if needs else None)
+    final = result.final
+    assert len(result.history) == 6
+    assert final["test_top1"] > 0.6, final  # chance is 0.10
+    assert {"val_top1", "val_top5", "val_nll", "val_ece", "test_top5", "train_acc",
+            "train_loss", "lr"} <= set(final)
+    if name == "drkd":
+        assert 0 <= final["rectification_rate"] <= 1
+        assert final["teacher_train_acc"] == pytest.approx(1 - final["rectification_rate"])
+    else:
+        assert "rectification_rate" not in final
+
+
+def test_online_drkd_rectifies_more_early_than_late():
+    h = train.train(spec("drkd", 6, teacher="online"), DIGITS).history
+    assert h[0]["rectification_rate"] > h[-1]["rectification_rate"]
+
+
+def test_same_seed_same_metrics_other_seed_differs():
+    a = train.train(spec("drkd", 3, teacher="online"), DIGITS).history
+    b = train.train(spec("drkd", 3, teacher="online"), DIGITS).history
+    c = train.train(spec("drkd", 3, seed=1, teacher="online"), DIGITS).history
+    strip = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in a]
+    assert strip == [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in b]
+    assert a[-1]["train_loss"] != c[-1]["train_loss"]
+
+
+@pytest.mark.parametrize("method,hp", [("ce", {}), ("tfkd-self", {})])
+def test_interrupted_run_resumes_to_identical_metrics(tmp_path, method, hp):
+    s = spec(method, 5, **hp)
+    teacher = ce_teacher(2) if method == "tfkd-self" else None
+    full = train.train(s, DIGITS, tmp_path / "a", teacher_model=teacher).history
+    part = train.train(s, DIGITS, tmp_path / "b", teacher_model=teacher, stop_after=2)
+    assert len(part.history) == 2
+    torch.manual_seed(1234)  # a fresh process would have another global RNG state
+    rest = train.train(s, DIGITS, tmp_path / "b", teacher_model=teacher)
+    assert rest.resumed_from == 2
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in rows]  # noqa: E731
+    assert drop(rest.history) == drop(full)
+    state = torch.load(tmp_path / "b" / train.CHECKPOINT, weights_only=True)
+    assert set(state) >= {"model", "optimizer", "scheduler", "generator", "torch_rng", "history"}
+
+
+def test_checkpoint_of_another_spec_is_ignored(tmp_path):
+    train.train(spec("ce", 2), DIGITS, tmp_path, stop_after=1)
+    other = train.train(spec("lsr", 2), DIGITS, tmp_path)
+    assert other.resumed_from == 0
+
+
+def test_lr_schedule_warmup_then_multistep_and_cosine():
+    s = config.TrainSettings(epochs=10, warmup_epochs=1, schedule="multistep",
+                             milestones=(4, 8), gamma=0.1)
+    assert train.lr_factor(0, s, 10) == pytest.approx(0.1)
+    assert train.lr_factor(9, s, 10) == pytest.approx(1.0)
+    assert train.lr_factor(39, s, 10) == pytest.approx(1.0)
+    assert train.lr_factor(40, s, 10) == pytest.approx(0.1)
+    assert train.lr_factor(85, s, 10) == pytest.approx(0.01)
+    c = config.TrainSettings(epochs=10, warmup_epochs=0, schedule="cosine")
+    assert train.lr_factor(0, c, 10) == pytest.approx(1.0)
+    assert train.lr_factor(50, c, 10) == pytest.approx(0.5)
+    assert train.lr_factor(100, c, 10) == pytest.approx(0.0, abs=1e-12)
+    assert config.TrainSettings(batch_size=64, lr=0.1).effective_lr == pytest.approx(0.05)
+
+
+def test_divergence_is_reported(monkeypatch):
+    s = config.make_spec("digits", "cnn8", "ce", 0, {}, {"epochs": 2, "lr": 1e6})
+    with pytest.raises(train.TrainingDiverged, match="loss is"):
+        train.train(s, DIGITS)
+
+
+def test_tuning_data_without_test_split_computes_no_test_metrics():
+    d = data.load("digits")
+    d.test_x = d.test_y = None
+    final = train.train(spec("ce", 1), d).final
+    assert not any(k.startswith("test_") for k in final) and "val_top1" in final
+    assert math.isfinite(final["val_nll"])
