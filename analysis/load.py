@@ -92,7 +92,7 @@ def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     if epochs.empty:
         return pd.DataFrame(columns=IDENTITY)
     out = []
-    for run_id, g in epochs.groupby("run_id", sort=False):
+    for _, g in epochs.groupby("run_id", sort=False):
         g = g.sort_values("epoch")
         row = {c: g.iloc[0][c] for c in IDENTITY if c in g.columns}
         timed = g[g["epoch"].notna()]

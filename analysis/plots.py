@@ -40,12 +40,13 @@ def accuracy(runs: pd.DataFrame, dataset: str, folder: Path) -> list[Path]:
     d["test top-1 (%)"] = d["final_test_top1"] * 100
     order = stats.variant_order(d["variant"])
     archs = sorted(d["arch"].unique())
+    dodge = 0.4 if len(archs) > 1 else False  # seaborn divides by (hue levels - 1)
     fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(order), 4.2))
     sns.pointplot(d, x="variant", y="test top-1 (%)", hue="arch", order=order, hue_order=archs,
-                  errorbar=("ci", 95), dodge=0.4, linestyle="none", capsize=0.1, markers="D",
+                  errorbar=("ci", 95), dodge=dodge, linestyle="none", capsize=0.1, markers="D",
                   ax=ax, n_boot=2000, seed=0)
     sns.stripplot(d, x="variant", y="test top-1 (%)", hue="arch", order=order, hue_order=archs,
-                  dodge=0.4, alpha=0.35, size=4, ax=ax, legend=False, jitter=False)
+                  dodge=dodge, alpha=0.35, size=4, ax=ax, legend=False, jitter=False)
     ax.set_title(f"{dataset}: final-epoch test top-1 (mean, 95% bootstrap CI over seeds)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=25)

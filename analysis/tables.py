@@ -166,7 +166,8 @@ def to_latex(frame: pd.DataFrame, index: bool = False) -> str:
     f = frame.reset_index() if index else frame
     lines = ["\\begin{tabular}{" + "l" * len(f.columns) + "}", "\\toprule",
              " & ".join(_tex(c) for c in f.columns) + " \\\\", "\\midrule"]
-    lines += [" & ".join(_tex(_cell(x)) for x in row) + " \\\\" for row in f.itertuples(index=False)]
+    lines += [" & ".join(_tex(_cell(x)) for x in row) + " \\\\"
+              for row in f.itertuples(index=False)]
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -88,7 +89,7 @@ class RunSpec:
         text = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def teacher_spec(self) -> "RunSpec | None":
+    def teacher_spec(self) -> RunSpec | None:
         """The CE cell whose checkpoint is this run's self-teacher (same data, arch, seed,
         training settings), or None when the method needs no pretrained teacher."""
         if methods.get(self.method).teacher_source(self.hyperparameters) != "pretrained":

@@ -10,9 +10,9 @@ import gzip
 import math
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -151,7 +151,7 @@ def _cifar(root: Path | None, folder: str, train_files: list[str], test_file: st
     looked = [r / folder for r in data_roots(root)]
     for base in looked:
         if all((base / f).is_file() for f in [*train_files, test_file]):
-            def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            def read(files: list[str], base: Path = base) -> tuple[np.ndarray, np.ndarray]:
                 parts = [_unpickle(base / f) for f in files]
                 x = np.concatenate([p[b"data"] for p in parts]).reshape(-1, 3, 32, 32)
                 y = np.concatenate([np.asarray(p[label_key]) for p in parts]).astype(np.int64)
@@ -270,7 +270,7 @@ class TensorData:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
-    def to(self, device: torch.device | str) -> "TensorData":
+    def to(self, device: torch.device | str) -> TensorData:
         moved = {k: getattr(self, k).to(device) for k in
                  ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
         return TensorData(self.name, self.num_classes, self.mean, self.std, self.augment, **moved)

@@ -131,7 +131,8 @@ def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
     failed_hashes: dict[str, str] = {}
 
     def status(running: int) -> None:
-        bar.set_postfix_str(refresh=False, s=f"done {len(outcome.finished) + len(outcome.skipped)}, "
+        done = len(outcome.finished) + len(outcome.skipped)
+        bar.set_postfix_str(refresh=False, s=f"done {done}, "
                             f"running {running}, failed {len(outcome.failed)}, "
                             f"left {len(cells) - bar.n}")
 

@@ -15,14 +15,14 @@ def nll(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return F.cross_entropy(logits.float(), targets).item()
 
 
-def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
+def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor,
+                               bins: int = 15) -> float:
     """ECE (Guo et al. 2017): sum over equal-width confidence bins of |accuracy - confidence|
     weighted by the fraction of samples in the bin; bins are (lo, hi], the first includes 0."""
     probs = F.softmax(logits.float(), dim=1)
     conf, pred = probs.max(dim=1)
     correct = (pred == targets).float()
     index = (conf * bins).ceil().long().clamp(1, bins) - 1
-    count = torch.zeros(bins, device=logits.device).index_add_(0, index, torch.ones_like(conf))
     acc_sum = torch.zeros(bins, device=logits.device).index_add_(0, index, correct)
     conf_sum = torch.zeros(bins, device=logits.device).index_add_(0, index, conf)
     return ((acc_sum - conf_sum).abs().sum() / len(targets)).item()

@@ -4,7 +4,7 @@ any timm model as ``timm:<name>``. Every builder takes ``(in_channels, num_class
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

@@ -5,10 +5,9 @@ Shared by ``train``, ``grid`` and ``tune``; the training loop itself stays free 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Callable
 
 import torch
 

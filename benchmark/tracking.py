@@ -14,10 +14,11 @@ import random
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -106,8 +107,8 @@ class Tracker:
     def runs(self, filter_string: str = "") -> list:
         out, token = [], None
         while True:
-            page = _retry(lambda: self.client.search_runs(
-                [self.experiment_id], filter_string, max_results=1000, page_token=token))
+            page = _retry(lambda t=token: self.client.search_runs(
+                [self.experiment_id], filter_string, max_results=1000, page_token=t))
             out += list(page)
             token = page.token
             if not token:

@@ -7,8 +7,9 @@ entries and the teacher it needs. ``methods`` imports nothing of the rest of the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -150,7 +151,8 @@ _REGISTRY: dict[str, Method] = {}
 def register(method: Method) -> Method:
     if method.name in _REGISTRY:
         raise MethodError(f"method {method.name!r} is already registered")
-    if "fidelity" in method.params and set(method.presets) != set(method.params["fidelity"].choices):
+    fidelity = method.params.get("fidelity")
+    if fidelity is not None and set(method.presets) != set(fidelity.choices):
         raise MethodError(f"method {method.name!r}: presets must cover every fidelity choice")
     _REGISTRY[method.name] = method
     return method

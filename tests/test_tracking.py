@@ -1,5 +1,6 @@
-"""One tracked run per training run in a real SQLite MLflow store: parameters, per-epoch metrics,
-tags, provenance, artifacts; self-teachers trained once and reused; resuming logs each epoch once."""
+"""One tracked run per training run in a real SQLite MLflow store: parameters, per-epoch
+metrics, tags, provenance, artifacts; self-teachers trained once and reused; resuming logs each
+epoch once."""
 import json
 
 import torch

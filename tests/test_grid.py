@@ -1,0 +1,186 @@
+"""Grids end to end: order and dependencies, resuming after SIGKILL, failures, config errors."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark import cli, config, grid, tracking
+
+TINY = {
+    "name": "tiny",
+    "seeds": [0, 1],
+    "datasets": {"digits": {"val_fraction": 0.1}},
+    "architectures": ["mlp"],
+    "train": {"epochs": 2, "batch_size": 64},
+    "methods": ["ce", "tfkd-self", {"method": "drkd", "teacher": "online"}],
+}
+
+
+def write(tmp_path, cfg, name="grid.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def finished_runs(results):
+    t = tracking.Tracker(results=results)
+    return t, [r for r in t.runs() if r.info.status == "FINISHED"]
+
+
+def test_expand_orders_teachers_first_and_adds_missing_ce(tmp_path):
+    cfg = {**TINY, "methods": [{"method": "drkd", "teacher": "pretrained"}, "lsr"]}
+    cells = grid.expand(config.load_grid(write(tmp_path, cfg)))
+    keys = [c.key for c in cells]
+    assert keys == ["digits/mlp/ce/seed0", "digits/mlp/drkd-pretrained/seed0",
+                    "digits/mlp/lsr/seed0", "digits/mlp/ce/seed1",
+                    "digits/mlp/drkd-pretrained/seed1", "digits/mlp/lsr/seed1"]
+    deps = grid.dependencies(cells)
+    assert deps[cells[1].hash] == cells[0].hash and cells[2].hash not in deps
+
+
+def test_dry_run_prints_cells_without_training(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert cli.main(["grid", write(tmp_path, TINY), "--dry-run", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: 6 cells" in out and "(after digits/mlp/ce/seed0)" in out
+    assert not results.exists()
+
+
+def test_tiny_grid_end_to_end_then_rerun_skips_everything(tmp_path, capsys):
+    results = tmp_path / "results"
+    path = write(tmp_path, TINY)
+    assert cli.main(["grid", path, "--results", str(results), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "6 trained, 0 already done, 0 failed" in out
+    _, runs = finished_runs(results)
+    assert len(runs) == 6
+    assert (results / "tables" / "main_digits.md").is_file()
+    assert (results / "figures" / "accuracy_digits.png").stat().st_size > 1000
+    assert cli.main(["grid", path, "--results", str(results), "--quiet", "--no-report"]) == 0
+    assert "0 trained, 6 already done" in capsys.readouterr().out
+    assert len(finished_runs(results)[1]) == 6
+
+
+def test_two_workers_respect_teacher_dependencies(tmp_path, capsys):
+    results = tmp_path / "results"
+    cfg = {**TINY, "methods": ["ce", "tfkd-self", {"method": "drkd", "teacher": "pretrained"}]}
+    code = cli.main(["grid", write(tmp_path, cfg), "--results", str(results), "--quiet",
+                     "--workers", "2", "--no-report"])
+    assert code == 0
+    _, runs = finished_runs(results)
+    assert len(runs) == 6
+    by_key = {r.info.run_name: r for r in runs}
+    for seed in (0, 1):
+        ce = by_key[f"digits/mlp/ce/seed{seed}"]
+        for kd in ("tfkd-self", "drkd-pretrained"):
+            assert by_key[f"digits/mlp/{kd}/seed{seed}"].info.start_time >= ce.info.end_time
+
+
+def test_failing_cell_does_not_stop_the_others(tmp_path, capsys):
+    results = tmp_path / "results"
+    cfg = {**TINY, "seeds": [0], "architectures": {"mlp": {"train": {"lr": 1.0e6}},
+                                                    "cnn8": None}}
+    code = cli.main(["grid", write(tmp_path, cfg), "--results", str(results), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "3 trained, 0 already done, 3 failed" in out
+    assert "failed digits/mlp/ce/seed0: TrainingDiverged" in out
+    assert "failed digits/mlp/tfkd-self/seed0: its self-teacher failed" in out
+    t = tracking.Tracker(results=results)
+    states = {r.info.run_name: r.info.status for r in t.runs()}
+    assert states["digits/mlp/ce/seed0"] == "FAILED"
+    assert states["digits/mlp/drkd-online/seed0"] == "FAILED"
+    assert states["digits/cnn8/tfkd-self/seed0"] == "FINISHED"
+    failed = (results / "tables" / "failed_runs.md").read_text()
+    assert "digits/mlp/ce/seed0" in failed and "TrainingDiverged" in failed
+
+
+def _final_metrics(results):
+    _, runs = finished_runs(results)
+    return {r.info.run_name: (r.data.metrics["test_top1"], r.data.metrics["train_loss"])
+            for r in runs}
+
+
+def test_sigkilled_grid_resumes_every_cell_exactly_once_with_identical_metrics(tmp_path):
+    cfg = {**TINY, "seeds": [0], "architectures": ["cnn8"], "train": {"epochs": 30}}
+    path = write(tmp_path, cfg)
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    def cmd(results):
+        return [sys.executable, "-m", "benchmark.cli", "grid", path, "--results", str(results),
+                "--quiet", "--no-report"]
+    proc = subprocess.Popen(cmd(killed), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    ckpts = []
+    while time.time() < deadline and not ckpts:  # kill once a cell has a mid-run checkpoint
+        ckpts = list((killed / "checkpoints").glob("*/last.pt"))
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpts, "the grid never reached a mid-run checkpoint"
+    before = {r.info.run_name: r.info.status for r in tracking.Tracker(results=killed).runs()}
+    assert "RUNNING" in before.values()  # a cell was interrupted mid-way
+    assert subprocess.run(cmd(killed), env=env).returncode == 0
+    t = tracking.Tracker(results=killed)
+    hashes = [r.data.tags["cell_hash"] for r in t.runs()]
+    assert len(hashes) == len(set(hashes)) == 3  # every cell exactly once
+    assert all(r.info.status == "FINISHED" for r in t.runs())
+    clean = tmp_path / "clean"
+    assert subprocess.run(cmd(clean), env=env).returncode == 0
+    assert _final_metrics(killed) == _final_metrics(clean)
+
+
+INVALID = [
+    ({**TINY, "colour": "red"}, "unknown key 'colour'"),
+    ({k: v for k, v in TINY.items() if k != "seeds"}, "missing key 'seeds'"),
+    ({**TINY, "seeds": "three"}, "seeds: expected"),
+    ({**TINY, "seeds": [0, 0]}, "duplicate seeds"),
+    ({**TINY, "datasets": {"mnist": None}}, "unknown dataset; choose one of: digits"),
+    ({**TINY, "datasets": {"digits": {"val_fraction": 1.5}}}, "val_fraction must lie in (0, 1)"),
+    ({**TINY, "datasets": {"digits": {"split": 2}}}, "unknown key 'split'"),
+    ({**TINY, "architectures": ["resnet19"]}, "unknown architecture 'resnet19'"),
+    ({**TINY, "methods": ["kd"]}, "unknown method 'kd'"),
+    ({**TINY, "methods": [{"method": "drkd", "alpha": 2}]}, "must lie in [0, 1]"),
+    ({**TINY, "methods": [{"method": "drkd", "teacher": "oracle"}]}, "pretrained, online"),
+    ({**TINY, "methods": [{"method": "lsr", "temperature": 3}]}, "no hyperparameter"),
+    ({**TINY, "methods": ["ce", "ce"]}, "duplicate variant label 'ce'"),
+    ({**TINY, "train": {"epochs": "ten"}}, "train.epochs: expected int"),
+    ({**TINY, "train": {"epochs": 0}}, "epochs must be >= 1"),
+    ({**TINY, "train": {"schedule": "linear"}}, "schedule must be one of"),
+    ({**TINY, "train": {"milestones": [1.5]}}, "list of integers"),
+    ({**TINY, "methods": [{"method": "drkd", "per_arch": {"cnn8": {"alpha": 0.5}}}]},
+     "not in architectures"),
+    ({**TINY, "methods": [{"method": "drkd", "hyperparameters": "best"}]}, "'tuned'"),
+    ({**TINY, "methods": []}, "non-empty list"),
+    ("just a string", "mapping at the top level"),
+]
+
+
+@pytest.mark.parametrize("cfg,needle", INVALID, ids=[n for _, n in INVALID])
+def test_invalid_config_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys, cfg, needle):
+    path = write(tmp_path, cfg, "bad.yaml")
+    results = tmp_path / "results"
+    assert cli.main(["grid", path, "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert err.count("\n") == 1 and "bad.yaml" in err
+    assert not results.exists()
+
+
+def test_not_yaml_is_one_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("seeds: [0, 1\nmethods: x")
+    assert cli.main(["grid", str(path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(config.shipped_configs()))
+def test_shipped_configs_validate(name):
+    cells = grid.expand(config.load_grid(name))
+    assert cells and Path(config.resolve_config_path(name)).is_file()
