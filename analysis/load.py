@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arch", "method",
-            "variant", "seed", "teacher_source", "fidelity", "study", "failure_reason"]
+            "variant", "seed", "teacher_source", "fidelity", "study", "trial", "state",
+            "failure_reason"]
 
 
 def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFrame:

@@ -124,8 +124,8 @@ def _trial_frame(trials: pd.DataFrame) -> pd.DataFrame:
     first = trials.groupby("run_id", sort=False).last().reset_index()
     out = pd.DataFrame({
         "study": first.get("study", ""),
-        "trial": pd.to_numeric(first.get("param.trial", pd.Series(dtype=float)), errors="coerce"),
-        "state": first.get("param.state", first["status"]),
+        "trial": pd.to_numeric(first["trial"], errors="coerce"),
+        "state": first["state"],
         "temperature": pd.to_numeric(first.get("param.hp.temperature"), errors="coerce"),
         "alpha": pd.to_numeric(first.get("param.hp.alpha"), errors="coerce"),
         "value": pd.to_numeric(first.get("val_top1"), errors="coerce"),

@@ -75,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the cells and their order only")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
+                                     "RESULTS/optuna.journal)")
+    _common(p)
+
+    p = sub.add_parser("tune", help="Optuna search of temperature and alpha on the validation "
+                                    "split",
+                       description="One Optuna study per (dataset, arch, method variant) of a "
+                                   "config. Trials score the final-epoch validation top-1 (the "
+                                   "test split is never loaded), report every epoch to a median "
+                                   "pruner and are tracked as MLflow child runs of one parent "
+                                   "run per study. Rerunning continues the studies.")
+    p.add_argument("config", help="shipped config name or YAML path (its tune: section is used)")
+    p.add_argument("--method", help="only this method or variant label")
+    p.add_argument("--trials", type=int, help="trials to add to each study (default: the "
+                                              "config's tune.trials, else 20)")
+    p.add_argument("--timeout", type=float, help="stop a study after this many seconds")
+    p.add_argument("--storage", help="Optuna storage: a journal file path (default "
+                                     "RESULTS/optuna.journal) or an RDB URL (sqlite:///..., "
+                                     "postgresql://...)")
+    p.add_argument("--workers", type=int, default=1, help="local processes sharing each study")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (worker w uses seed + w)")
+    p.add_argument("--show", action="store_true", help="print each study's best values and "
+                                                       "trial counts, run nothing")
     _common(p)
 
     p = sub.add_parser("report", help="tables and figures from tracked results into RESULTS/",
@@ -183,7 +206,7 @@ def cmd_grid(args) -> int:
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
     cfg = config.load_grid(args.config)
-    cells = grid.expand(cfg)
+    cells = grid.expand(cfg, args.storage or _storage_default(cfg, args.results))
     if args.dry_run:
         deps = grid.dependencies(cells)
         by_hash = {c.hash: c for c in cells}
@@ -207,6 +230,37 @@ def cmd_grid(args) -> int:
         written = report.from_tracking(tracker.uri, Path(args.results))
         print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md)")
     return 0 if outcome.ok else 1
+
+
+def _storage_default(cfg, results: str) -> str:
+    return cfg.tune.get("storage") or str((Path(results) / "optuna.journal").resolve())
+
+
+def cmd_tune(args) -> int:
+    from . import config
+
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    cfg = config.load_grid(args.config)
+    trials = args.trials if args.trials is not None else int(cfg.tune.get("trials", 20))
+    if trials < 1:
+        raise UsageError("--trials must be >= 1")
+    from . import tune
+
+    defs = tune.studies(cfg, args.method)
+    storage = args.storage or _storage_default(cfg, args.results)
+    if args.show:
+        for line in tune.show(defs, storage, args.results):
+            print(line)
+        return 0
+    from . import tracking
+
+    tracker = tracking.Tracker(args.tracking_uri, results=args.results)
+    timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
+    tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,
+             data_root=args.data_root, device=args.device, seed=args.seed,
+             workers=args.workers)
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -258,7 +312,8 @@ def cmd_download(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "report": cmd_report,
+COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "tune": cmd_tune,
+            "report": cmd_report,
             "export": cmd_export, "download": cmd_download}
 
 

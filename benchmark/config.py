@@ -207,6 +207,7 @@ class GridConfig:
     train: Mapping[str, Any]
     data_root: str | None = None
     description: str = ""
+    tune: Mapping[str, Any] = field(default_factory=dict)
 
     def train_for(self, dataset: str, arch: str) -> TrainSettings:
         merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
@@ -217,7 +218,8 @@ class GridConfig:
 
 
 GRID_KEYS = ("name", "description", "seeds", "datasets", "architectures", "methods", "train",
-             "data_root")
+             "data_root", "tune")
+TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout")
 DATASET_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "train")
 VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters")
 
@@ -311,14 +313,36 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
         architectures[name] = dict(entry.get("train") or {})
 
     variants = _parse_variants(raw["methods"], path, list(architectures))
+    tune = _parse_tune(raw.get("tune"), path)
     grid = GridConfig(name=str(raw.get("name") or Path(path).stem), path=path,
                       seeds=tuple(seeds), datasets=datasets, architectures=architectures,
                       variants=tuple(variants), train=train, data_root=raw.get("data_root"),
-                      description=str(raw.get("description") or ""))
+                      description=str(raw.get("description") or ""), tune=tune)
     for d in datasets:
         for a in architectures:
             check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
     return grid
+
+
+def _parse_tune(raw: Any, path: str) -> dict[str, Any]:
+    """The optional ``tune:`` section: trials, epochs, seed, timeout, storage and ``space`` (a
+    mapping of hyperparameter -> [low, high] narrowing the registry's search range)."""
+    if raw is None:
+        return {}
+    where = f"{path}: tune"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(TUNE_KEYS)}")
+    for key, value in raw.items():
+        if key not in TUNE_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(TUNE_KEYS)}")
+        if key in ("trials", "epochs", "seed") and (not isinstance(value, int) or
+                                                    isinstance(value, bool) or value < 0):
+            raise ConfigError(f"{where}.{key}: expected a non-negative integer")
+    for name, bounds in (raw.get("space") or {}).items():
+        if (not isinstance(bounds, list) or len(bounds) != 2 or
+                not all(isinstance(b, (int, float)) for b in bounds) or bounds[0] >= bounds[1]):
+            raise ConfigError(f"{where}.space.{name}: expected [low, high] with low < high")
+    return dict(raw)
 
 
 def _parse_variants(entries: Any, path: str, archs: list[str]) -> list[Variant]:

@@ -263,15 +263,15 @@ class TensorData:
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
-    test_x: torch.Tensor = field(repr=False)
-    test_y: torch.Tensor = field(repr=False)
+    test_x: torch.Tensor | None = field(repr=False)  # None for tuning: no test split at all
+    test_y: torch.Tensor | None = field(repr=False)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
     def to(self, device: torch.device | str) -> TensorData:
-        moved = {k: getattr(self, k).to(device) for k in
+        moved = {k: None if getattr(self, k) is None else getattr(self, k).to(device) for k in
                  ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
         return TensorData(self.name, self.num_classes, self.mean, self.std, self.augment, **moved)
 

@@ -23,7 +23,7 @@ from .runner import CellFailed, run_cell
 from .tracking import Tracker
 
 
-def expand(grid: GridConfig) -> list[RunSpec]:
+def expand(grid: GridConfig, storage: str | None = None) -> list[RunSpec]:
     """Every cell of the grid in run order: per (dataset, arch, seed) the CE cell first. A method
     that needs a pretrained teacher gets its CE cell added even when ``ce`` is not listed."""
     cells: list[RunSpec] = []
@@ -32,7 +32,8 @@ def expand(grid: GridConfig) -> list[RunSpec]:
         for arch in grid.architectures:
             settings = grid.train_for(dataset, arch)
             for seed in grid.seeds:
-                group = [_spec(grid, ds, arch, seed, v, settings) for v in grid.variants]
+                group = [_spec(grid, ds, arch, seed, v, settings, storage)
+                         for v in grid.variants]
                 teachers = [s.teacher_spec() for s in group if s.teacher_spec() is not None]
                 ordered = teachers + [s for s in group if s.method == "ce"] + [
                     s for s in group if s.method != "ce"]
@@ -43,12 +44,13 @@ def expand(grid: GridConfig) -> list[RunSpec]:
     return cells
 
 
-def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings) -> RunSpec:
+def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings,
+          storage: str | None = None) -> RunSpec:
     hp = variant.hyperparameters_for(arch)
     if variant.tuned:
         from .tune import tuned_hyperparameters
 
-        hp = {**hp, **tuned_hyperparameters(grid, ds.name, arch, variant)}
+        hp = {**hp, **tuned_hyperparameters(grid, ds.name, arch, variant, storage)}
     spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
                      val_fraction=ds.val_fraction, split_seed=ds.split_seed,
                      train_subset=ds.train_subset, augment=ds.augment)

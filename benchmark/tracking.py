@@ -166,6 +166,18 @@ class Tracker:
             run_id, params=[Param(k, str(v)) for k, v in params.items()]))
         return run_id, 0
 
+    def new_run(self, name: str, tags: dict[str, str], params: dict[str, Any] | None = None,
+                parent_run_id: str | None = None) -> str:
+        """A plain run (Optuna studies and trials); ``parent_run_id`` nests it."""
+        tags = {**tags, **provenance()}
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = _retry(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name))
+        if params:
+            _retry(lambda: self.client.log_batch(
+                run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()]))
+        return run.info.run_id
+
     def log_epoch(self, run_id: str, row: dict) -> None:
         now = int(time.time() * 1000)
         step = int(row["epoch"])

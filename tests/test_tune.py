@@ -1,0 +1,122 @@
+"""Optuna studies on digits: pruning, continuation, two workers on one SQLite study, stale trials,
+MLflow parent/child runs, tuned values flowing into grids, and no test split during tuning."""
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from benchmark import cli, config, grid, train, tracking, tune
+
+CFG = {
+    "name": "tune-tiny",
+    "seeds": [0],
+    "datasets": {"digits": None},
+    "architectures": ["mlp"],
+    "train": {"epochs": 4, "batch_size": 64},
+    "methods": [{"method": "drkd", "teacher": "online"}],
+    "tune": {"trials": 8, "seed": 0, "space": {"temperature": [1.0, 20.0]}},
+}
+
+
+@pytest.fixture
+def cfg_path(tmp_path):
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump(CFG))
+    return str(path)
+
+
+def load(results, name="digits/mlp/drkd-online", storage=None):
+    return optuna.load_study(study_name=name, storage=tune.open_storage(storage, results))
+
+
+def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results, monkeypatch,
+                                                                capsys):
+    prefixes = []
+    real_metrics, real_train = train.classification_metrics, train.train
+
+    def spy_metrics(logits, targets, prefix):
+        prefixes.append(prefix)
+        return real_metrics(logits, targets, prefix)
+
+    def spy_train(spec, data, *a, **k):
+        assert data.test_x is None and data.test_y is None
+        return real_train(spec, data, *a, **k)
+
+    monkeypatch.setattr(train, "classification_metrics", spy_metrics)
+    monkeypatch.setattr(train, "train", spy_train)
+    assert cli.main(["tune", cfg_path, "--results", str(results)]) == 0
+    assert "test" not in prefixes and "val" in prefixes
+    study = load(results)
+    states = [t.state for t in study.trials]
+    assert len(states) == 8
+    assert optuna.trial.TrialState.PRUNED in states
+    assert optuna.trial.TrialState.COMPLETE in states
+    for t in study.trials:
+        assert 1.0 <= t.params["temperature"] <= 20.0 and 0.05 <= t.params["alpha"] <= 0.99
+    out = capsys.readouterr().out
+    assert "digits/mlp/drkd-online: 8 trials" in out and "s/trial" in out
+
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "3"]) == 0
+    assert len(load(results).trials) == 11  # the same study goes on
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--show"]) == 0
+    assert "11 trials" in capsys.readouterr().out
+
+    client = MlflowClient(tracking.default_uri(results))
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("kind") == "trial"]
+    assert len(parents) == 1 and len(children) == 11
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.tags["state"] for c in children} == {"COMPLETE", "PRUNED"}
+    best = load(results).best_trial
+    assert parents[0].data.metrics["best_val_top1"] == pytest.approx(best.value)
+    assert parents[0].data.metrics["best_temperature"] == pytest.approx(
+        best.params["temperature"])
+
+
+def test_two_workers_share_one_sqlite_study(cfg_path, results, tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--storage", url,
+                     "--workers", "2", "--trials", "6"]) == 0
+    study = load(results, storage=url)
+    assert len(study.trials) == 6
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+               for t in study.trials)
+
+
+def test_tuned_values_flow_into_a_grid_and_missing_study_is_one_error(cfg_path, results,
+                                                                      tmp_path, capsys):
+    gcfg = {**CFG, "methods": [{"method": "drkd", "teacher": "online",
+                                "hyperparameters": "tuned"}]}
+    gpath = tmp_path / "grid.yaml"
+    gpath.write_text(yaml.safe_dump(gcfg))
+    code = cli.main(["grid", str(gpath), "--results", str(results), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "digits/mlp/drkd-online" in err and "drkd-bench tune" in err
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "4"]) == 0
+    best = load(results).best_trial.params
+    cells = grid.expand(config.load_grid(str(gpath)), tune.default_storage(results))
+    assert cells[0].label == "drkd-online-tuned"
+    assert cells[0].hyperparameters["temperature"] == pytest.approx(best["temperature"])
+    assert cells[0].hyperparameters["alpha"] == pytest.approx(best["alpha"])
+
+
+def test_stale_running_journal_trial_is_failed_and_requeued(results):
+    storage = tune.open_storage(None, results)
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("alpha", 0, 1)
+    trial.set_user_attr("heartbeat", 0.0)  # a worker that died long ago
+    assert tune.fail_stale_journal_trials(study, grace=60) == 1
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+    assert study.trials[1].params == study.trials[0].params or \
+        study.trials[1].system_attrs.get("fixed_params") == study.trials[0].params
+
+
+def test_ce_only_config_has_nothing_to_tune(tmp_path, capsys):
+    path = tmp_path / "ce.yaml"
+    path.write_text(yaml.safe_dump({**CFG, "methods": ["ce"]}))
+    assert cli.main(["tune", str(path), "--results", str(tmp_path / "r")]) == 2
+    assert "nothing to tune" in capsys.readouterr().err
