@@ -99,8 +99,8 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 out.append(Study(study_name(dataset, arch, v.method, spec.hyperparameters),
                                  spec, space))
     if not out:
-        raise ConfigError(f"{grid.path}: nothing to tune" + (f" for method {method!r}" if method
-                                                              else "") + " (ce has no search space)")
+        which = f" for method {method!r}" if method else ""
+        raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space)")
     return out
 
 

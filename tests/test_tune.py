@@ -5,7 +5,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from benchmark import cli, config, grid, train, tracking, tune
+from benchmark import cli, config, grid, tracking, train, tune
 
 CFG = {
     "name": "tune-tiny",
