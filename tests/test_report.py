@@ -1,0 +1,173 @@
+"""Reports from a store filled with known synthetic runs: exact table cells, paired differences
+and intervals; partial stores; figures written; identical on regeneration and from the CSV."""
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.entities import Metric
+from scipy import stats as sps
+
+from analysis import load, report, stats, tables
+from benchmark import cli, tracking
+
+T_975_DF2 = 4.302652729911275  # Student t quantile, 2 degrees of freedom
+
+FINAL = {  # variant -> final test top-1 per seed 0, 1, 2
+    "ce": [0.90, 0.92, 0.94],
+    "tfkd-self": [0.905, 0.935, 0.945],
+    "drkd-online": [0.91, 0.95, 0.96],
+}
+
+
+def add_run(client, exp, variant, seed, finals, arch="cnn8", status="FINISHED", epochs=3,
+            reason=None, dataset="digits"):
+    method = variant.split("-online")[0]
+    key = f"{dataset}/{arch}/{variant}/seed{seed}"
+    tags = {"kind": "train", "dataset": dataset, "arch": arch, "method": method,
+            "variant": variant, "seed": str(seed), "cell_key": key, "cell_hash": f"h{key}"}
+    if variant.startswith("drkd"):
+        tags["teacher_source"] = "online"
+    run = client.create_run(exp, tags=tags, run_name=key)
+    rid = run.info.run_id
+    history = []
+    for e in range(1, epochs + 1):
+        # test accuracy rises to the final value; validation peaks at epoch 2
+        row = {"epoch": e, "train_loss": 1.0 / e, "test_top1": finals - 0.01 * (epochs - e),
+               "val_top1": 0.8 + (0.05 if e == 2 else 0.0), "test_ece": 0.02 * e,
+               "test_nll": 0.3}
+        if variant.startswith("drkd"):
+            row["rectification_rate"] = 0.5 / e
+            row["teacher_train_acc"] = 1 - 0.5 / e
+        history.append(row)
+        client.log_batch(rid, metrics=[Metric(k, v, 0, e) for k, v in row.items()
+                                       if k != "epoch"])
+    if status == "FINISHED":
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "metrics.json"
+            p.write_text(json.dumps(history))
+            client.log_artifact(rid, str(p))
+    if reason:
+        client.set_tag(rid, "failure_reason", reason)
+    client.set_terminated(rid, status)
+    return rid
+
+
+@pytest.fixture
+def store(results):
+    tracker = tracking.Tracker(results=results)
+    client = tracker.client
+    for variant, finals in FINAL.items():
+        for seed, value in enumerate(finals):
+            add_run(client, tracker.experiment_id, variant, seed, value)
+    return tracker
+
+
+def test_tables_hold_exact_means_std_gains_and_paired_intervals(store, results):
+    epochs = load.epochs_from_tracking(store.uri)
+    runs = load.runs_from_epochs(epochs)
+    assert len(runs) == 9
+    display, numeric = tables.main_table(runs, "digits")
+    assert display.loc["ce", "cnn8"] == "92.00 ± 2.00 (n=3)"
+    sd = math.sqrt(((91 - 94) ** 2 + (95 - 94) ** 2 + (96 - 94) ** 2) / 2)
+    assert display.loc["drkd-online", "cnn8"] == f"**94.00 ± {sd:.2f}** (n=3) +2.00"
+    assert display.loc["tfkd-self", "cnn8"].endswith("(n=3) +0.83")  # (90.5+93.5+94.5)/3 - 92
+    assert list(display.index) == ["ce", "tfkd-self", "drkd-online"]
+    row = numeric[numeric["variant"] == "drkd-online"].iloc[0]
+    assert row["mean"] == pytest.approx(94.0) and row["gain_over_ce"] == pytest.approx(2.0)
+    assert row["ci_low"] == pytest.approx(94 - T_975_DF2 * sd / math.sqrt(3))
+
+    st = tables.stats_table(runs)
+    d = st[(st["variant"] == "drkd-online") & (st["baseline"] == "ce")].iloc[0]
+    # per-seed differences 1, 3, 2 points: mean 2, sd 1
+    half = T_975_DF2 * 1.0 / math.sqrt(3)
+    assert d["n_pairs"] == 3 and d["mean_diff"] == pytest.approx(2.0)
+    assert d["ci_low"] == pytest.approx(2 - half) and d["ci_high"] == pytest.approx(2 + half)
+    t_stat = 2.0 / (1.0 / math.sqrt(3))
+    assert d["p_value"] == pytest.approx(2 * sps.t.sf(t_stat, 2))
+    assert d["verdict"] == "no significant difference (95% CI spans 0)"
+    vs_self = st[(st["variant"] == "drkd-online") & (st["baseline"] == "tfkd-self")].iloc[0]
+    assert vs_self["mean_diff"] == pytest.approx((0.5 + 1.5 + 1.5) / 3)
+
+    sel = tables.selection_table(runs).set_index("variant")
+    assert sel.loc["ce", "final_epoch"] == pytest.approx(92.0)
+    assert sel.loc["ce", "best_val_epoch"] == pytest.approx(91.0)  # epoch 2 is 1 point lower
+    assert sel.loc["ce", "best_test_epoch_optimistic"] == pytest.approx(92.0)
+    cal = tables.calibration_table(runs).set_index("variant")
+    assert cal.loc["ce", "ece_mean"] == pytest.approx(6.0)
+
+
+def test_verdicts():
+    assert stats.verdict({"n_pairs": 3, "ci_low": 0.1, "ci_high": 2}).startswith("better")
+    assert stats.verdict({"n_pairs": 3, "ci_low": -2, "ci_high": -0.1}).startswith("worse")
+    assert stats.verdict({"n_pairs": 1, "ci_low": float("nan"), "ci_high": 1}) == \
+        "too few seeds to tell"
+
+
+def test_report_files_regenerate_identically_and_from_the_exported_csv(store, results, tmp_path):
+    out_a, out_b, out_c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    written = report.from_tracking(store.uri, out_a)
+    report.from_tracking(store.uri, out_b)
+    assert (out_a / "README.md").is_file()
+    for p in written:
+        rel = p.relative_to(out_a)
+        assert p.stat().st_size > 0
+        assert p.read_bytes() == (out_b / rel).read_bytes(), rel
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert {p.stem for p in pngs} == {"accuracy_digits", "curves_digits",
+                                      "rectification_digits", "teacher_accuracy_digits"}
+    assert all(p.stat().st_size > 10_000 for p in pngs)
+    csv = tmp_path / "runs.csv"
+    assert cli.main(["export", "--results", str(results), "--out", str(csv)]) == 0
+    frame = pd.read_csv(csv)
+    assert frame["run_id"].nunique() == 9 and len(frame) == 27
+    assert {"cell_key", "variant", "seed", "epoch", "test_top1", "val_top1"} <= set(frame.columns)
+    assert cli.main(["report", "--from", str(csv), "--out", str(out_c)]) == 0
+    for p in (out_a / "tables").iterdir():
+        assert p.read_bytes() == (out_c / "tables" / p.name).read_bytes(), p.name
+
+
+def test_partial_store_lists_failed_and_missing_cells(results, tmp_path):
+    tracker = tracking.Tracker(results=results)
+    client = tracker.client
+    add_run(client, tracker.experiment_id, "ce", 0, 0.9)
+    add_run(client, tracker.experiment_id, "ce", 1, 0.92)
+    add_run(client, tracker.experiment_id, "drkd-online", 0, 0.93)
+    add_run(client, tracker.experiment_id, "drkd-online", 1, 0.5, status="FAILED",
+            reason="TrainingDiverged: loss is nan at epoch 2")
+    out = tmp_path / "out"
+    report.from_tracking(tracker.uri, out)
+    failed = (out / "tables" / "failed_runs.md").read_text()
+    assert "digits/cnn8/drkd-online/seed1" in failed and "loss is nan" in failed
+    missing = pd.read_csv(out / "tables" / "missing_cells.csv")
+    assert missing.to_dict("records") == [{"dataset": "digits", "arch": "cnn8",
+                                           "variant": "drkd-online", "seeds": 1,
+                                           "expected": 2}]
+    main = (out / "tables" / "main_digits.md").read_text()
+    assert "| drkd-online | **93.00** (n=1) +2.00 |" in main
+    st = pd.read_csv(out / "tables" / "statistics.csv")
+    assert st.iloc[0]["verdict"] == "too few seeds to tell"
+
+
+def test_empty_store_and_published_numbers(results, tmp_path):
+    tracker = tracking.Tracker(results=results)
+    out = tmp_path / "out"
+    report.from_tracking(tracker.uri, out)
+    assert "0 finished training runs" in (out / "README.md").read_text()
+    pub = tables.published()
+    row = pub[(pub["arch"] == "resnet18") & (pub["method"] == "tfkd-reg")].iloc[0]
+    assert row["top1"] == pytest.approx(77.36) and "Tf-KD" in row["source"]
+    assert not ((pub["dataset"] == "tiny-imagenet").any())  # unknown numbers are never invented
+    client = tracker.client
+    add_run(client, tracker.experiment_id, "ce", 0, 0.7588, arch="resnet18", dataset="cifar100")
+    runs = load.runs_from_epochs(load.epochs_from_tracking(tracker.uri))
+    comp = tables.published_table(runs)
+    assert comp.iloc[0]["published_top1"] == pytest.approx(75.87)
+    assert comp.iloc[0]["ours_best_test_epoch"] == pytest.approx(75.88)
+
+
+def test_report_command_without_store_is_one_line(tmp_path, capsys):
+    assert cli.main(["report", "--results", str(tmp_path / "none")]) == 2
+    assert "no tracking store" in capsys.readouterr().err
