@@ -100,6 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "trial counts, run nothing")
     _common(p)
 
+    p = sub.add_parser("speed", help="measure the harness's overhead against the bare model step",
+                       description="Images per second, side by side in one process after a "
+                                   "warm-up (median of repeats): bare step, the harness's step "
+                                   "per method, the data pipeline against torchvision's PIL "
+                                   "DataLoader, and a whole tfkd-self epoch against a "
+                                   "reference-style loop and its compute limit. Prints a table "
+                                   "of ratios and writes it as CSV under RESULTS/.")
+    p.add_argument("--dataset", default="fashion-mnist", help="the data's shape and classes "
+                                                              "(synthetic images; default "
+                                                              "fashion-mnist)")
+    p.add_argument("--arch", help="default: the dataset's default architecture")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--epoch-images", type=int, default=10_000, help="images in the epoch "
+                                                                    "comparison")
+    p.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the "
+                                                                 "reference pipeline")
+    p.add_argument("--device", default="auto", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--results", default="results")
+
     p = sub.add_parser("report", help="tables and figures from tracked results into RESULTS/",
                        description="Read every run of the tracking store (or an exported CSV) "
                                    "and write tables (Markdown, CSV, LaTeX) and figures (PNG, "
@@ -263,6 +284,39 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_speed(args) -> int:
+    from . import data, models, speed
+
+    if args.dataset not in speed.SHAPES:
+        raise UsageError(f"--dataset {args.dataset!r}: choose one of: {', '.join(speed.SHAPES)}")
+    arch = args.arch or data.get_spec(args.dataset).default_arch
+    models.check(arch)
+    for flag in ("batch", "steps", "repeats", "epoch_images"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.epoch_images < args.batch:
+        raise UsageError("--epoch-images must be at least --batch")
+    started = time.perf_counter()
+    rows = speed.measure(args.dataset, arch, args.batch, args.steps, args.repeats,
+                         args.epoch_images, args.loader_workers, args.device,
+                         say=lambda s: print(f"  measuring {s} ...", file=sys.stderr, flush=True))
+    import torch
+
+    from .train import resolve_device
+
+    dev = resolve_device(args.device)
+    meta = {"dataset": args.dataset, "arch": arch, "batch": args.batch, "device": str(dev),
+            "threads": torch.get_num_threads()}
+    print(f"drkd-bench speed: {args.dataset}-shaped data, {arch}, batch {args.batch}, {dev}, "
+          f"{torch.get_num_threads()} threads")
+    print(speed.table(rows))
+    path = Path(args.results) / f"speed_{args.dataset}_{arch.replace(':', '-')}_{dev.type}.csv"
+    speed.write_csv(rows, path, meta)
+    print(f"peak resident memory {speed.peak_rss_mb():.0f} MB; "
+          f"{time.perf_counter() - started:.0f}s; written to {path}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from analysis import report
 
@@ -313,6 +367,7 @@ def cmd_download(args) -> int:
 
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "tune": cmd_tune,
+            "speed": cmd_speed,
             "report": cmd_report,
             "export": cmd_export, "download": cmd_download}
 

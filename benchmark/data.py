@@ -97,6 +97,7 @@ def load_digits(root: Path | None = None) -> Arrays:
 
 # --- Fashion-MNIST ------------------------------------------------------------------------------
 
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 FASHION_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
                  "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
 
@@ -127,7 +128,7 @@ def load_fashion_mnist(root: Path | None = None) -> Arrays:
     folders = []
     for r in data_roots(root):
         folders += [r, r / "fashion-mnist", r / "FashionMNIST" / "raw"]
-    folders.append(Path("/usr/share/datasets/fashion-mnist"))
+    folders.append(DEBIAN_FASHION)
     for folder in folders:
         found = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
         if all(found.values()):

@@ -81,6 +81,49 @@ def predict(model: nn.Module, x: torch.Tensor, pipeline: Pipeline, batch: int = 
     return torch.cat(outs)
 
 
+class Step:
+    """One optimisation step of the harness: augment the uint8 batch on its device, forward
+    (bf16 autocast when ``amp``), teacher logits, the method's terms, backward, SGD, scheduler.
+    Returns the detached terms and the logits; nothing here synchronises with the host."""
+
+    def __init__(self, model: nn.Module, method: methods.Method, loss_kwargs: dict, teacher,
+                 optimizer: torch.optim.Optimizer, scheduler, pipeline: Pipeline,
+                 generator: torch.Generator, amp: bool):
+        self.model, self.terms, self.loss_kwargs = model, method.terms, loss_kwargs
+        self.teacher, self.optimizer, self.scheduler = teacher, optimizer, scheduler
+        self.pipeline, self.generator, self.amp = pipeline, generator, amp
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        x = self.pipeline.train(images, self.generator)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=self.amp):
+            logits = self.model(x)
+        logits = logits.float()
+        teacher_logits = self.teacher(x, logits) if self.teacher else None
+        terms = self.terms(logits, targets, teacher_logits, **self.loss_kwargs)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {k: v.detach() for k, v in terms.items()}, logits.detach()
+
+
+def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor, perm: torch.Tensor,
+                batch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every full batch of ``perm``; returns per-term sums and the correct count, on device."""
+    step.model.train()
+    sums: dict[str, torch.Tensor] = {}
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
+    for b in range(len(perm) // batch):
+        idx = perm[b * batch:(b + 1) * batch]
+        y = targets[idx]
+        terms, logits = step(images[idx], y)
+        for k, v in terms.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+        correct += (logits.argmax(1) == y).sum()
+    return sums, correct
+
+
 def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
           teacher_model: nn.Module | None = None, device: str | None = None,
           on_epoch: Callable[[dict], None] | None = None, amp: bool | None = None,
@@ -129,33 +172,16 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
             result.history = list(state["history"])
             result.resumed_from = len(result.history)
 
+    step = Step(model, method, loss_kwargs, teacher, optimizer, scheduler, pipeline, generator, amp)
     done_here = 0
     for epoch in range(len(result.history), s.epochs):
         if stop_after is not None and done_here >= stop_after:
             break
         started = time.perf_counter()
-        model.train()
         perm = torch.randperm(n, device=dev, generator=generator)
-        sums: dict[str, torch.Tensor] = {}
-        correct = torch.zeros((), device=dev)
-        for b in range(steps):
-            idx = perm[b * batch:(b + 1) * batch]
-            x = pipeline.train(data.train_x[idx], generator)
-            y = data.train_y[idx]
-            with torch.autocast(dev.type, torch.bfloat16, enabled=amp):
-                logits = model(x)
-            logits = logits.float()
-            teacher_logits = teacher(x, logits) if teacher else None
-            terms = method.terms(logits, y, teacher_logits, **loss_kwargs)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            scheduler.step()
-            for k, v in terms.items():
-                sums[k] = sums[k] + v.detach() if k in sums else v.detach().clone()
-            correct += (logits.detach().argmax(1) == y).sum()
+        sums, correct = train_epoch(step, data.train_x, data.train_y, perm, batch)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        values = torch.stack([*sums.values(), correct]).tolist()  # one host sync per epoch
+        values = torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
         for k, v in zip(sums, values):
             row[_train_key(k)] = v / steps
         row["train_acc"] = values[-1] / (steps * batch)
