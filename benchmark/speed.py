@@ -64,18 +64,22 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def rate(fn: Callable[[], int], dev: torch.device, repeats: int, warmup: int = 1) -> float:
-    """Median images/s of ``repeats`` calls of ``fn`` (which returns the images it processed)."""
-    for _ in range(warmup):
-        fn()
+def rates(cases: dict[str, Callable[[], int]], dev: torch.device, repeats: int,
+          warmup: int = 1) -> dict[str, float]:
+    """Median images/s of each case (a function returning the images it processed). The cases
+    are interleaved round by round, so a slow spell of a noisy machine hits them all alike."""
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
     _sync(dev)
-    out = []
+    out: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
-        start = time.perf_counter()
-        n = fn()
-        _sync(dev)
-        out.append(n / (time.perf_counter() - start))
-    return statistics.median(out)
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            n = fn()
+            _sync(dev)
+            out[name].append(n / (time.perf_counter() - start))
+    return {name: statistics.median(v) for name, v in out.items()}
 
 
 def _model(arch: str, d: data_mod.TensorData, dev: torch.device, channels_last: bool):
@@ -115,15 +119,11 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
             opt.step()
         return steps * batch
 
-    say("bare step")
-    bare_rate = rate(bare, dev, repeats)
-    rows.append(Row("bare step (limit)", bare_rate))
-
     teacher_model = _model(arch, d, dev, cuda).eval()
-    ce_rate = None
+    cases: dict[str, Callable[[], int]] = {"bare": bare}
+    targets = {}
     for name, hp in VARIANTS:
         label = name + (f" ({hp['teacher']})" if "teacher" in hp else "")
-        say(f"harness step: {label}")
         method = methods.get(name)
         resolved = method.resolve(hp)
         model = _model(arch, d, dev, cuda)
@@ -137,13 +137,16 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
             train.train_epoch(step, d.train_x, d.train_y, perm, batch)
             return steps * batch
 
-        r = rate(harness, dev, repeats)
-        if name == "ce":
-            ce_rate = r
-            rows.append(Row(f"harness step: {label}", r, "bare step", r / bare_rate, ">= 0.95"))
-        else:
-            target = ">= 0.70" if method.teacher_source(resolved) == "pretrained" else ">= 0.95"
-            rows.append(Row(f"harness step: {label}", r, "harness ce", r / ce_rate, target))
+        cases[label] = harness
+        targets[label] = ">= 0.70" if method.teacher_source(resolved) == "pretrained" else ">= 0.95"
+    say("steps: bare and harness, interleaved")
+    r = rates(cases, dev, repeats)
+    rows.append(Row("bare step (limit)", r["bare"]))
+    rows.append(Row("harness step: ce", r["ce"], "bare step", r["ce"] / r["bare"], ">= 0.95"))
+    for label, target in targets.items():
+        if label != "ce":
+            rows.append(Row(f"harness step: {label}", r[label], "harness ce", r[label] / r["ce"],
+                            target))
 
     # the data pipeline alone
     n = epoch_images
@@ -155,8 +158,6 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
             pipeline.train(d.train_x[perm[b * batch:(b + 1) * batch]], gen)
         return (n // batch) * batch
 
-    say("data pipeline: harness")
-    ours_rate = rate(ours, dev, repeats)
     loader = reference_loader(d, batch, workers)
 
     def pil() -> int:
@@ -166,8 +167,9 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
             count += len(x)
         return count
 
-    say("data pipeline: PIL DataLoader")
-    pil_rate = rate(pil, dev, repeats)
+    say("data pipeline: harness and PIL DataLoader")
+    r = rates({"ours": ours, "pil": pil}, dev, repeats)
+    ours_rate, pil_rate = r["ours"], r["pil"]
     rows.append(Row("data pipeline: PIL DataLoader (reference)", pil_rate))
     rows.append(Row("data pipeline: harness batched tensors", ours_rate,
                     "PIL DataLoader", ours_rate / pil_rate, ">= 5"))
@@ -226,12 +228,10 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
             limit_opt.step()
         return (n // batch) * batch
 
-    say("epoch: reference-style loop")
-    ref_rate = rate(reference_epoch, dev, max(1, repeats - 1), warmup=0)
-    say("epoch: compute limit")
-    lim_rate = rate(limit_epoch, dev, max(1, repeats - 1), warmup=0)
-    say("epoch: harness")
-    ours_epoch = rate(harness_epoch, dev, max(1, repeats - 1), warmup=0)
+    say("tfkd-self epochs: reference-style loop, compute limit, harness, interleaved")
+    r = rates({"ref": reference_epoch, "limit": limit_epoch, "ours": harness_epoch}, dev,
+              max(1, repeats - 1), warmup=0)
+    ref_rate, lim_rate, ours_epoch = r["ref"], r["limit"], r["ours"]
     rows.append(Row("tfkd-self epoch: reference-style loop", ref_rate))
     rows.append(Row("tfkd-self epoch: compute limit (bare step + teacher forward)", lim_rate))
     rows.append(Row("tfkd-self epoch: harness vs reference", ours_epoch, "reference-style loop",
