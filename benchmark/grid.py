@@ -114,102 +114,111 @@ def epoch_line(spec: RunSpec, row: dict) -> str:
 
 # --- scheduling ---------------------------------------------------------------------------------
 
+class _Progress:
+    """Grid state and its progress bar: which cells are done, failed, waiting for a teacher."""
+
+    def __init__(self, cells: list[RunSpec], tracker: Tracker, quiet: bool):
+        self.deps = dependencies(cells)
+        self.outcome = GridOutcome()
+        self.done: set[str] = set()
+        self.failed: dict[str, str] = {}  # hash -> reason
+        self.todo: list[RunSpec] = []
+        for c in cells:
+            if tracker.finished(c.hash) is not None:
+                self.outcome.skipped.append(c.key)
+                self.done.add(c.hash)
+            else:
+                self.todo.append(c)
+        self.total = len(cells)
+        self.bar = tqdm(total=len(cells), initial=len(self.outcome.skipped), unit="cell",
+                        disable=quiet, dynamic_ncols=True, desc="grid", mininterval=1.0)
+        self.say = (lambda line: None) if quiet else tqdm.write
+
+    def status(self, running: int) -> None:
+        done = len(self.outcome.finished) + len(self.outcome.skipped)
+        self.bar.set_postfix_str(refresh=False, s=f"done {done}, running {running}, failed "
+                                 f"{len(self.outcome.failed)}, left {self.total - self.bar.n}")
+
+    def blocked(self, c: RunSpec) -> str | None:
+        """Why ``c`` can never run (its self-teacher failed), or None."""
+        t = self.deps.get(c.hash)
+        return f"its self-teacher failed ({self.failed[t]})" if t in self.failed else None
+
+    def ready(self, c: RunSpec) -> bool:
+        return c.hash not in self.deps or self.deps[c.hash] in self.done
+
+    def succeeded(self, c: RunSpec) -> None:
+        self.outcome.finished.append(c.key)
+        self.done.add(c.hash)
+        self.bar.update(1)
+
+    def fail(self, c: RunSpec, reason: str, loud: bool = True) -> None:
+        self.failed[c.hash] = reason
+        self.outcome.failed[c.key] = reason
+        self.bar.update(1)
+        if loud:
+            self.say(f"FAILED {c.key}: {reason}")
+
+
 def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
         data_root: str | None = None, device: str | None = None,
         quiet: bool = False) -> GridOutcome:
     started = time.perf_counter()
-    outcome = GridOutcome()
-    deps = dependencies(cells)
-    todo: list[RunSpec] = []
-    done_hashes: set[str] = set()
-    for c in cells:
-        if tracker.finished(c.hash) is not None:
-            outcome.skipped.append(c.key)
-            done_hashes.add(c.hash)
-        else:
-            todo.append(c)
-    bar = tqdm(total=len(cells), initial=len(outcome.skipped), unit="cell", disable=quiet,
-               dynamic_ncols=True, desc="grid", mininterval=1.0)
-    failed_hashes: dict[str, str] = {}
-
-    def status(running: int) -> None:
-        done = len(outcome.finished) + len(outcome.skipped)
-        bar.set_postfix_str(refresh=False, s=f"done {done}, "
-                            f"running {running}, failed {len(outcome.failed)}, "
-                            f"left {len(cells) - bar.n}")
-
-    def blocked(c: RunSpec) -> str | None:
-        t = deps.get(c.hash)
-        return failed_hashes.get(t) and f"its self-teacher failed ({failed_hashes[t]})"
-
-    def record_failure(c: RunSpec, reason: str) -> None:
-        failed_hashes[c.hash] = reason
-        outcome.failed[c.key] = reason
-        bar.update(1)
-
-    say = (lambda line: None) if quiet else tqdm.write
+    p = _Progress(cells, tracker, quiet)
     if workers <= 1:
-        for c in todo:
-            status(1)
-            why = blocked(c)
+        for c in p.todo:
+            p.status(1)
+            why = p.blocked(c)
             if why:
-                record_failure(c, why)
+                p.fail(c, why, loud=False)
                 continue
             try:
                 run_cell(c, tracker, data_root=data_root, device=device, train_teacher=False,
-                         on_epoch=lambda s, row: say(epoch_line(s, row)))
-                outcome.finished.append(c.key)
-                done_hashes.add(c.hash)
-                bar.update(1)
+                         on_epoch=lambda s, row: p.say(epoch_line(s, row)))
+                p.succeeded(c)
             except CellFailed as e:
-                record_failure(c, str(e).split(": ", 1)[-1])
-                say(f"FAILED {c.key}: {failed_hashes[c.hash]}")
+                p.fail(c, str(e).split(": ", 1)[-1])
     else:
-        _run_parallel(todo, deps, done_hashes, failed_hashes, outcome, tracker, workers,
-                      data_root, device, bar, status, blocked, record_failure, say)
-    status(0)
-    bar.close()
-    outcome.seconds = time.perf_counter() - started
-    return outcome
+        _run_parallel(p, tracker, workers, data_root, device)
+    p.status(0)
+    p.bar.close()
+    p.outcome.seconds = time.perf_counter() - started
+    return p.outcome
 
 
-def _run_parallel(todo, deps, done_hashes, failed_hashes, outcome, tracker, workers, data_root,
-                  device, bar, status, blocked, record_failure, say) -> None:
+def _run_parallel(p: _Progress, tracker: Tracker, workers: int, data_root: str | None,
+                  device: str | None) -> None:
     ctx = mp.get_context("spawn")
     lines = ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    waiting = list(todo)
+    waiting = list(p.todo)
     running: dict[Future, RunSpec] = {}
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(tracker.uri, str(tracker.results), threads, lines)) as pool:
         while waiting or running:
             for c in list(waiting):
-                why = blocked(c)
+                why = p.blocked(c)
                 if why:
                     waiting.remove(c)
-                    record_failure(c, why)
-                elif len(running) < workers and (c.hash not in deps or deps[c.hash] in done_hashes):
+                    p.fail(c, why, loud=False)
+                elif len(running) < workers and p.ready(c):
                     waiting.remove(c)
                     running[pool.submit(_run_in_worker, c, data_root, device)] = c
-            status(len(running))
+            p.status(len(running))
             finished, _ = wait(list(running), timeout=0.3, return_when=FIRST_COMPLETED)
-            _drain(lines, say)
+            _drain(lines, p.say)
             for f in finished:
                 c = running.pop(f)
                 try:
                     f.result()
-                    outcome.finished.append(c.key)
-                    done_hashes.add(c.hash)
-                    bar.update(1)
+                    p.succeeded(c)
                 except CellFailed as e:
-                    record_failure(c, str(e).split(": ", 1)[-1])
-                    say(f"FAILED {c.key}: {failed_hashes[c.hash]}")
+                    p.fail(c, str(e).split(": ", 1)[-1])
                 except Exception as e:  # noqa: BLE001 - a worker died: record, go on
-                    record_failure(c, f"{type(e).__name__}: {e}")
-                    say(f"FAILED {c.key}: {failed_hashes[c.hash]}")
+                    p.fail(c, f"{type(e).__name__}: {e}")
             if not finished and not running and waiting:
                 raise ConfigError("grid: cells wait for teachers that are not in the grid")
-        _drain(lines, say)
+        _drain(lines, p.say)
 
 
 def _drain(lines, say) -> None:

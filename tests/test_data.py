@@ -1,6 +1,7 @@
 """Loaders read fixtures written in each dataset's real on-disk format; splits and batch
 augmentation behave as documented."""
 import gzip
+import math
 import pickle
 import struct
 
@@ -163,26 +164,61 @@ def test_train_subset_is_stratified():
     assert (share - full_share).abs().max() < 0.01
 
 
-def test_crop_and_flip_match_reference_indexing():
-    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
-    g = torch.Generator().manual_seed(0)
-    out = data.random_crop(x, 1, g)
-    g = torch.Generator().manual_seed(0)
-    oy = torch.randint(0, 3, (2,), generator=g)
-    ox = torch.randint(0, 3, (2,), generator=g)
-    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
-    for i in range(2):
-        assert torch.equal(out[i], padded[i, :, oy[i]:oy[i] + 4, ox[i]:ox[i] + 4])
-    flipped = data.random_flip(x, torch.Generator().manual_seed(5))
-    mask = torch.rand(2, generator=torch.Generator().manual_seed(5)) < 0.5
-    for i in range(2):
-        assert torch.equal(flipped[i], x[i].flip(2) if mask[i] else x[i])
+def reference_augment(x, a, generator):
+    """The three torchvision-style steps applied in turn, per image, with plain loops and the
+    same random draws as the harness (crop offsets, flips, angles)."""
+    n, c, h, w = x.shape
+    p = a.crop_padding
+    if p:
+        oy = torch.randint(0, 2 * p + 1, (n, 1, 1), generator=generator).flatten().tolist()
+        ox = torch.randint(0, 2 * p + 1, (n, 1, 1), generator=generator).flatten().tolist()
+    if a.flip:
+        flips = (torch.rand(n, generator=generator) < 0.5).tolist()
+    if a.rotation:
+        angles = ((torch.rand(n, generator=generator) * 2 - 1) * math.radians(a.rotation)).tolist()
+    out = []
+    for i in range(n):
+        img = x[i]
+        if p:
+            img = torch.nn.functional.pad(img, (p, p, p, p))[:, oy[i]:oy[i] + h, ox[i]:ox[i] + w]
+        if a.flip and flips[i]:
+            img = img.flip(2)
+        if a.rotation:
+            rot = torch.zeros_like(img)
+            cos, sin = math.cos(angles[i]), math.sin(angles[i])
+            cx, cy = (w - 1) / 2, (h - 1) / 2
+            for r in range(h):
+                for col in range(w):
+                    sx = round(cos * (col - cx) - sin * (r - cy) + cx)
+                    sy = round(sin * (col - cx) + cos * (r - cy) + cy)
+                    if 0 <= sx < w and 0 <= sy < h:
+                        rot[:, r, col] = img[:, sy, sx]
+            img = rot
+        out.append(img)
+    return torch.stack(out)
 
 
-def test_rotation_by_zero_is_identity_and_pipeline_normalises():
-    x = torch.rand(3, 3, 8, 8)
-    same = data.random_rotation(x, 1e-9, torch.Generator().manual_seed(0))
-    assert torch.allclose(same, x, atol=1e-5)
+@pytest.mark.parametrize("augment", [data.Augment(crop_padding=2), data.Augment(flip=True),
+                                     data.Augment(rotation=30),
+                                     data.Augment(crop_padding=3, flip=True, rotation=20)],
+                         ids=["crop", "flip", "rotation", "all"])
+def test_one_gather_equals_crop_flip_rotation_in_turn(augment):
+    x = torch.randint(1, 256, (6, 3, 9, 9), dtype=torch.uint8)
+    got = data.augment(x, augment, torch.Generator().manual_seed(7))
+    expect = reference_augment(x, augment, torch.Generator().manual_seed(7))
+    assert got.dtype == torch.uint8 and torch.equal(got, expect)
+
+
+def test_rotation_identity_centre_and_zero_fill():
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.uint8).view(2, 1, 5, 5)
+    tiny = data.augment(x, data.Augment(rotation=1e-6), torch.Generator().manual_seed(0))
+    assert torch.equal(tiny, x)
+    corner = data.augment(torch.full((64, 1, 9, 9), 200, dtype=torch.uint8),
+                          data.Augment(rotation=45), torch.Generator().manual_seed(1))
+    assert (corner[:, 0, 0, 0] == 0).any() and (corner[:, 0, 4, 4] == 200).all()
+
+
+def test_pipeline_normalises():
     d = data.load("digits")
     p = data.Pipeline(d)
     full = p.normalize(d.train_x)

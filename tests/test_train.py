@@ -102,3 +102,33 @@ def test_tuning_data_without_test_split_computes_no_test_metrics():
     final = train.train(spec("ce", 1), d).final
     assert not any(k.startswith("test_") for k in final) and "val_top1" in final
     assert math.isfinite(final["val_nll"])
+
+
+def test_gpu_options_run_on_cpu_bf16_autocast_and_channels_last():
+    s = spec("drkd", 3, teacher="online")
+    final = train.train(s, DIGITS, amp=True, channels_last=True).final
+    assert final["test_top1"] > 0.5 and math.isfinite(final["train_loss"])
+
+
+def test_no_host_synchronisation_inside_the_training_steps(monkeypatch):
+    """Metrics stay on the device during an epoch: no .item()/.tolist()/.cpu() per batch."""
+    calls = []
+    for name in ("item", "tolist", "cpu", "numpy"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _real=real, _name=name, **k):
+            calls.append(_name)
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    s = spec("drkd", 1, teacher="pretrained")
+    method = methods.get("drkd")
+    model = train.models.build("cnn8", 1, 10, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    teacher = train.teachers.make("pretrained", train.models.build("cnn8", 1, 10, 8))
+    step = train.Step(model, method, method.loss_kwargs(s.hyperparameters), teacher, opt, None,
+                      data.Pipeline(DIGITS), torch.Generator().manual_seed(0), False)
+    perm = torch.arange(640)
+    sums, correct = train.train_epoch(step, DIGITS.train_x, DIGITS.train_y, perm, 64)
+    assert calls == []
+    assert set(sums) == {"loss", "ce", "kd", "rectified", "teacher_acc"} and correct.ndim == 0
