@@ -18,6 +18,7 @@ PCT = 100.0
 def _fmt(x: float, digits: int = 2, sign: bool = False) -> str:
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return ""
+    x = round(x, digits) + 0.0  # no "-0.00"
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
