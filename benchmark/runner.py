@@ -60,7 +60,8 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
         c, h, _ = dataset.image_shape
         teacher_model = teachers.load_model(path, spec.arch, c, dataset.num_classes, h, dev)
     workdir.mkdir(parents=True, exist_ok=True)
-    run_id, already_logged = tracker.start(spec, extra_tags)
+    run_id, already_logged = tracker.start(spec, extra_tags,
+                                           checkpoint_epochs=train.checkpoint_epochs(workdir, spec))
     logged = [already_logged]  # the last epoch whose metrics are in the store
 
     def log(row: dict) -> None:

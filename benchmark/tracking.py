@@ -120,7 +120,7 @@ class Tracker:
 
     def unfinished(self, cell_hash: str):
         runs = [r for r in self.runs(f"tags.cell_hash = '{cell_hash}'")
-                if r.info.status != "FINISHED"]
+                if r.info.status != "FINISHED" and r.data.tags.get("kind") != "superseded"]
         return runs[0] if runs else None
 
     def download(self, run_id: str, artifact: str, dst: Path) -> Path:
@@ -139,15 +139,21 @@ class Tracker:
     # --- writing ------------------------------------------------------------------------------
 
     def start(self, spec: RunSpec, extra_tags: dict[str, str] | None = None,
-              parent_run_id: str | None = None) -> tuple[str, int]:
+              parent_run_id: str | None = None, checkpoint_epochs: int = 0) -> tuple[str, int]:
         """Resume the unfinished run of this cell or create one; returns (run id, epochs already
-        logged)."""
+        logged). An unfinished run that logged more epochs than the local checkpoint holds (the
+        cell restarts on a machine without its checkpoint) is marked superseded and replaced, so
+        no metric is logged twice for one step."""
         old = self.unfinished(spec.hash)
         if old is not None:
             run_id = old.info.run_id
-            _retry(lambda: self.client.update_run(run_id, status="RUNNING"))
             history = _retry(lambda: self.client.get_metric_history(run_id, "train_loss"))
-            return run_id, max((m.step for m in history), default=0)
+            logged = max((m.step for m in history), default=0)
+            if logged <= checkpoint_epochs:
+                _retry(lambda: self.client.update_run(run_id, status="RUNNING"))
+                return run_id, logged
+            self.set_tags(run_id, {"kind": "superseded"})
+            self.set_status(run_id, "KILLED")
         tags = {"cell_hash": spec.hash, "cell_key": spec.key, "dataset": spec.data.name,
                 "arch": spec.arch, "method": spec.method, "variant": spec.label,
                 "seed": str(spec.seed), **provenance(), **(extra_tags or {})}

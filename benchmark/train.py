@@ -64,6 +64,15 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
+    """Epochs held by the resume checkpoint of ``spec`` in ``workdir`` (0 if none)."""
+    path = workdir / CHECKPOINT
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return len(state["history"]) if state.get("hash") == spec.hash else 0
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)

@@ -2,6 +2,7 @@
 metrics, tags, provenance, artifacts; self-teachers trained once and reused; resuming logs each
 epoch once."""
 import json
+import shutil
 
 import torch
 from mlflow import MlflowClient
@@ -96,3 +97,20 @@ def test_any_tracking_uri_is_accepted(tmp_path):
     runner.run_cell(s, tracker)
     assert (tmp_path / "elsewhere.db").is_file()
     assert tracker.finished(s.hash) is not None
+
+
+def test_restart_without_checkpoint_supersedes_the_partial_run(results):
+    """A cell retried on a machine that lacks its epoch checkpoint starts a fresh run; the old
+    one is marked superseded, so no step is logged twice and only one run finishes."""
+    tracker = tracking.Tracker(results=results)
+    s = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 3})
+    first = runner.run_cell(s, tracker, stop_after=2)
+    shutil.rmtree(results / "checkpoints" / s.hash)
+    second = runner.run_cell(s, tracker)
+    assert second.run_id != first.run_id
+    runs = {r.info.run_id: r for r in tracker.runs()}
+    assert runs[first.run_id].data.tags["kind"] == "superseded"
+    assert runs[first.run_id].info.status == "KILLED"
+    assert runs[second.run_id].info.status == "FINISHED"
+    client = MlflowClient(tracker.uri)
+    assert [m.step for m in client.get_metric_history(second.run_id, "test_top1")] == [1, 2, 3]
