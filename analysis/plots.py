@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -71,9 +72,10 @@ def curves(epochs: pd.DataFrame, dataset: str, folder: Path, metric: str = "test
 
 
 def landscape(trials: pd.DataFrame, folder: Path) -> list[Path]:
-    """Validation accuracy over temperature x alpha for each Optuna study."""
+    """Validation accuracy over temperature x alpha for each Optuna study: complete trials
+    coloured by their final validation top-1, pruned trials as grey crosses, the best a star."""
     _theme()
-    d = trials.dropna(subset=["temperature", "alpha", "value"]).copy()
+    d = trials.dropna(subset=["temperature", "alpha"]).copy()
     if d.empty:
         return []
     d["val top-1 (%)"] = d["value"] * 100
@@ -83,19 +85,28 @@ def landscape(trials: pd.DataFrame, folder: Path) -> list[Path]:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
     for ax, study in zip(axes.flat, studies):
         s = d[d["study"] == study]
-        pts = ax.scatter(s["temperature"], s["alpha"], c=s["val top-1 (%)"], cmap="viridis",
-                         s=36, edgecolor="k", linewidth=0.3)
-        best = s.loc[s["value"].idxmax()]
-        ax.scatter([best["temperature"]], [best["alpha"]], marker="*", s=220, c="red",
-                   label=f"best {best['val top-1 (%)']:.1f}%")
+        done = s[(s["state"] == "COMPLETE") & s["value"].notna()]
+        pruned = s[s["state"] != "COMPLETE"]
+        ax.scatter(pruned["temperature"], pruned["alpha"], marker="x", s=24, c="0.6",
+                   label=f"pruned or failed ({len(pruned)})")
+        if len(done):
+            low, high = done["val top-1 (%)"].min(), done["val top-1 (%)"].max()
+            pts = ax.scatter(done["temperature"], done["alpha"], c=done["val top-1 (%)"],
+                             cmap="viridis", vmin=min(low, high - 0.5), vmax=max(high, low + 0.5),
+                             s=40, edgecolor="k", linewidth=0.3)
+            best = done.loc[done["value"].idxmax()]
+            ax.scatter([best["temperature"]], [best["alpha"]], marker="*", s=220, c="red",
+                       label=f"best {best['val top-1 (%)']:.1f}%")
+            fig.colorbar(pts, ax=ax, label="val top-1 (%)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("temperature T")
         ax.set_ylabel("alpha")
         ax.set_title(study, fontsize=9)
-        ax.legend(loc="lower right", fontsize=8)
-        fig.colorbar(pts, ax=ax, label="val top-1 (%)")
+        ax.legend(loc="best", fontsize=8)
     for ax in list(axes.flat)[len(studies):]:
         ax.set_visible(False)
-    fig.suptitle("Optuna: validation accuracy over temperature x alpha (complete trials)")
+    fig.suptitle("Optuna: final validation top-1 over temperature x alpha")
     fig.tight_layout()
     return save(fig, folder, "tuning_landscape")

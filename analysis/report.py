@@ -111,7 +111,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
         t = _trial_frame(trials)
         add(tables.write(t, tdir, "tuning_trials"), "Optuna trials: study, state, T, alpha, "
                                                      "validation accuracy")
-        add(plots.landscape(t[t["state"] == "COMPLETE"], fdir),
+        add(plots.landscape(t, fdir),
             "Optuna: validation accuracy over temperature x alpha per study")
     n_bad = len(tables.failures_table(train))
     text = INTRO.format(source=source, n_runs=len(runs), n_bad=n_bad)

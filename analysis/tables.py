@@ -118,15 +118,18 @@ def failures_table(epochs: pd.DataFrame) -> pd.DataFrame:
 
 
 def missing_cells(runs: pd.DataFrame) -> pd.DataFrame:
-    """(dataset, arch, variant) cells with fewer seeds than the most complete cell."""
-    if runs.empty:
-        return pd.DataFrame(columns=["dataset", "arch", "variant", "seeds", "expected"])
-    counts = runs.groupby(stats.CELL)["seed"].nunique()
-    grid = pd.MultiIndex.from_product([sorted(runs[c].unique()) for c in stats.CELL],
-                                      names=stats.CELL)
-    counts = counts.reindex(grid, fill_value=0)
-    short = counts[counts < counts.max()]
-    return short.rename("seeds").reset_index().assign(expected=counts.max())
+    """Per dataset, the (arch, variant) cells of its grid (every arch and variant seen on that
+    dataset) with fewer finished seeds than the dataset's most complete cell."""
+    columns = ["dataset", "arch", "variant", "seeds", "expected"]
+    parts = []
+    for dataset, d in runs.groupby("dataset", sort=True):
+        counts = d.groupby(["arch", "variant"])["seed"].nunique()
+        grid = pd.MultiIndex.from_product(
+            [sorted(d["arch"].unique()), sorted(d["variant"].unique())], names=["arch", "variant"])
+        counts = counts.reindex(grid, fill_value=0)
+        short = counts[counts < counts.max()].rename("seeds").reset_index()
+        parts.append(short.assign(dataset=dataset, expected=counts.max())[columns])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:

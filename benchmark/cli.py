@@ -37,6 +37,14 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                     "available)")
 
 
+def _executor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes, or Ray tasks on a cluster (see README, 'Several "
+                        "machines')")
+    p.add_argument("--ray-address", help="a running Ray cluster (e.g. auto or "
+                                         "ray://HEAD:10001); default: start a local one")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="drkd-bench", description=__doc__.split("\n")[0] + " A reproducibility "
                     "benchmark for teacher-free knowledge distillation (CE, LSR, Tf-KD self/reg, "
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
                                      "RESULTS/optuna.journal)")
+    _executor(p)
     _common(p)
 
     p = sub.add_parser("tune", help="Optuna search of temperature and alpha on the validation "
@@ -98,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampler seed (worker w uses seed + w)")
     p.add_argument("--show", action="store_true", help="print each study's best values and "
                                                        "trial counts, run nothing")
+    _executor(p)
     _common(p)
 
     p = sub.add_parser("speed", help="measure the harness's overhead against the bare model step",
@@ -240,7 +250,8 @@ def cmd_grid(args) -> int:
 
     tracker = tracking.Tracker(args.tracking_uri, results=args.results)
     outcome = grid.run(cells, tracker, workers=args.workers, data_root=args.data_root,
-                       device=args.device, quiet=args.quiet)
+                       device=args.device, quiet=args.quiet, executor=args.executor,
+                       ray_address=args.ray_address)
     print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
     for key, reason in outcome.failed.items():
@@ -280,7 +291,7 @@ def cmd_tune(args) -> int:
     timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
     tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,
              data_root=args.data_root, device=args.device, seed=args.seed,
-             workers=args.workers)
+             workers=args.workers, executor=args.executor, ray_address=args.ray_address)
     return 0
 
 

@@ -161,11 +161,15 @@ class _Progress:
 
 
 def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
-        data_root: str | None = None, device: str | None = None,
-        quiet: bool = False) -> GridOutcome:
+        data_root: str | None = None, device: str | None = None, quiet: bool = False,
+        executor: str = "local", ray_address: str | None = None) -> GridOutcome:
+    """Run the unfinished cells: in this process (``workers=1``), in local worker processes, or
+    as Ray tasks (``executor="ray"``), each cell submitted once its self-teacher finished."""
     started = time.perf_counter()
     p = _Progress(cells, tracker, quiet)
-    if workers <= 1:
+    if executor == "ray":
+        _run_ray(p, tracker, workers, data_root, device, ray_address, quiet)
+    elif workers <= 1:
         for c in p.todo:
             p.status(1)
             why = p.blocked(c)
@@ -219,6 +223,42 @@ def _run_parallel(p: _Progress, tracker: Tracker, workers: int, data_root: str |
             if not finished and not running and waiting:
                 raise ConfigError("grid: cells wait for teachers that are not in the grid")
         _drain(lines, p.say)
+
+
+def _run_ray(p: _Progress, tracker: Tracker, workers: int, data_root: str | None,
+             device: str | None, address: str | None, quiet: bool) -> None:
+    from . import distributed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    distributed.init(address, workers, threads, quiet)
+    waiting = list(p.todo)
+    running: dict = {}
+    while waiting or running:
+        for c in list(waiting):
+            why = p.blocked(c)
+            if why:
+                waiting.remove(c)
+                p.fail(c, why, loud=False)
+            elif p.ready(c):  # Ray queues what the cluster cannot start yet
+                waiting.remove(c)
+                ref = distributed.submit_cell(c, tracker.uri, str(tracker.results), data_root,
+                                              device, threads, quiet)
+                running[ref] = c
+        p.status(len(running))
+        if not running:
+            if waiting:
+                raise ConfigError("grid: cells wait for teachers that are not in the grid")
+            break
+        finished, _ = distributed.wait(list(running), timeout=0.5)
+        for ref in finished:
+            c = running.pop(ref)
+            try:
+                distributed.result(ref)
+                p.succeeded(c)
+            except CellFailed as e:
+                p.fail(c, str(e).split(": ", 1)[-1])
+            except Exception as e:  # noqa: BLE001 - the task died beyond its retries
+                p.fail(c, f"{type(e).__name__}: {e}")
 
 
 def _drain(lines, say) -> None:

@@ -49,18 +49,20 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
     teacher_model = None
     tspec = spec.teacher_spec()
     dataset = load_data(spec.data, data_root).to(dev)
+    tags = dict(extra_tags or {})
     if tspec is not None:
-        path = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
-        if path is None:
+        found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
+        if found is None:
             if not train_teacher:
                 raise CellFailed(f"{spec.key}: its self-teacher {tspec.key} has not finished")
             run_cell(tspec, tracker, data_root=data_root, device=device, on_epoch=on_epoch,
                      extra_tags=extra_tags)
-            path = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
+            found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
+        tags["teacher_run_id"], path = found
         c, h, _ = dataset.image_shape
         teacher_model = teachers.load_model(path, spec.arch, c, dataset.num_classes, h, dev)
     workdir.mkdir(parents=True, exist_ok=True)
-    run_id, already_logged = tracker.start(spec, extra_tags,
+    run_id, already_logged = tracker.start(spec, tags,
                                            checkpoint_epochs=train.checkpoint_epochs(workdir, spec))
     logged = [already_logged]  # the last epoch whose metrics are in the store
 

@@ -128,13 +128,15 @@ class Tracker:
         return Path(_retry(lambda: mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=artifact, dst_path=str(dst), tracking_uri=self.uri)))
 
-    def teacher_checkpoint(self, teacher_hash: str, dst: Path) -> Path | None:
-        """The self-teacher's weights, fetched through the artifact store (works from any
-        machine that reaches the tracking URI), or None when the CE cell has not finished."""
+    def teacher_checkpoint(self, teacher_hash: str, dst: Path) -> tuple[str, Path] | None:
+        """(run id, local path) of the self-teacher's weights, fetched through the artifact store
+        (works from any machine that reaches the tracking URI), or None when the CE cell has not
+        finished."""
         run = self.finished(teacher_hash)
         if run is None:
             return None
-        return self.download(run.info.run_id, MODEL_ARTIFACT, dst / run.info.run_id)
+        rid = run.info.run_id
+        return rid, self.download(rid, MODEL_ARTIFACT, dst / rid)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -151,6 +153,8 @@ class Tracker:
             logged = max((m.step for m in history), default=0)
             if logged <= checkpoint_epochs:
                 _retry(lambda: self.client.update_run(run_id, status="RUNNING"))
+                if "failure_reason" in old.data.tags:  # a retried failure: the reason is history
+                    _retry(lambda: self.client.delete_tag(run_id, "failure_reason"))
                 return run_id, logged
             self.set_tags(run_id, {"kind": "superseded"})
             self.set_status(run_id, "KILLED")

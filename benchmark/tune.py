@@ -137,13 +137,12 @@ def _teacher(spec: RunSpec, dataset: data_mod.TensorData, tracker: Tracker, devi
         return None
     c, h, _ = dataset.image_shape
     folder = tracker.results / "checkpoints" / "tune-teachers" / tspec.hash
-    path = tracker.teacher_checkpoint(tspec.hash, folder)
-    if path is None:
-        path = folder / "model.pt"
-        if not path.is_file():
-            model = train.train(tspec, dataset, device=device).model
-            folder.mkdir(parents=True, exist_ok=True)
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    found = tracker.teacher_checkpoint(tspec.hash, folder)
+    path = found[1] if found else folder / "model.pt"
+    if found is None and not path.is_file():
+        model = train.train(tspec, dataset, device=device).model
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
     return teachers.load_model(path, spec.arch, c, dataset.num_classes, h, device)
 
 
@@ -271,19 +270,28 @@ def _worker(study_def, kwargs, worker, target, threads):
 
 def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage: str | None,
         tracker: Tracker, data_root: str | None, device: str | None, seed: int,
-        workers: int = 1, say=print) -> list[optuna.Study]:
+        workers: int = 1, executor: str = "local", ray_address: str | None = None,
+        say=print) -> list[optuna.Study]:
+    """Each study in turn; ``workers`` processes (local or Ray tasks) share one study."""
     out = []
     for s in study_defs:
         started = time.perf_counter()
         before = _count(s.name, storage, tracker)
-        if workers <= 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        kwargs = dict(trials=trials, timeout=timeout, storage=storage, data_root=data_root,
+                      device=device, seed=seed, uri=tracker.uri, results=str(tracker.results))
+        if executor == "ray":
+            from . import distributed
+
+            distributed.init(ray_address, workers, threads, quiet=True)
+            distributed.run_tune_workers(s, kwargs, workers, before + trials, threads)
+            study = optuna.load_study(study_name=s.name,
+                                      storage=open_storage(storage, tracker.results))
+        elif workers <= 1:
             study = run_study(s, trials=trials, timeout=timeout, storage=storage,
                               tracker=tracker, data_root=data_root, device=device, seed=seed)
         else:
             ctx = mp.get_context("spawn")
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            kwargs = dict(trials=trials, timeout=timeout, storage=storage, data_root=data_root,
-                          device=device, seed=seed, uri=tracker.uri, results=str(tracker.results))
             procs = [ctx.Process(target=_worker, args=(s, dict(kwargs), w, before + trials,
                                                        threads)) for w in range(workers)]
             for p in procs:

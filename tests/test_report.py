@@ -171,3 +171,13 @@ def test_empty_store_and_published_numbers(results, tmp_path):
 def test_report_command_without_store_is_one_line(tmp_path, capsys):
     assert cli.main(["report", "--results", str(tmp_path / "none")]) == 2
     assert "no tracking store" in capsys.readouterr().err
+
+
+def test_missing_cells_are_counted_per_dataset_grid():
+    runs = pd.DataFrame({"dataset": ["a"] * 4 + ["b"] * 3,
+                         "arch": ["x", "x", "x", "x", "y", "y", "y"],
+                         "variant": ["ce", "ce", "kd", "kd", "ce", "ce", "kd"],
+                         "seed": [0, 1, 0, 1, 0, 1, 0]})
+    missing = tables.missing_cells(runs)
+    assert missing.to_dict("records") == [{"dataset": "b", "arch": "y", "variant": "kd",
+                                           "seeds": 1, "expected": 2}]
