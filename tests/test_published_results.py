@@ -5,12 +5,12 @@ import pandas as pd
 
 from analysis import report
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 
 
 def test_committed_tables_are_what_report_from_the_committed_csv_builds(tmp_path):
     csv = RESULTS / "runs.csv"
-    assert csv.is_file(), "results/runs.csv (drkd-bench export) must be committed"
+    assert csv.is_file(), "results/published/runs.csv (drkd-bench export) must be committed"
     report.from_csv(csv, tmp_path)
     committed = sorted(p.name for p in (RESULTS / "tables").iterdir())
     rebuilt = sorted(p.name for p in (tmp_path / "tables").iterdir())
