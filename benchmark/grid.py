@@ -12,7 +12,7 @@ import os
 import queue
 import signal
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import torch
@@ -190,38 +190,49 @@ def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
     return p.outcome
 
 
+def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
+              after_wait=lambda: None) -> None:
+    """The scheduling loop shared by the local process pool and Ray: submit every cell whose
+    self-teacher is done (at most ``capacity`` running), collect the finished ones, record."""
+    waiting = list(p.todo)
+    running: dict = {}
+    while waiting or running:
+        for c in list(waiting):
+            why = p.blocked(c)
+            if why:
+                waiting.remove(c)
+                p.fail(c, why, loud=False)
+            elif len(running) < capacity and p.ready(c):
+                waiting.remove(c)
+                running[submit(c)] = c
+        p.status(len(running))
+        if not running:
+            if waiting:
+                raise ConfigError("grid: cells wait for teachers that are not in the grid")
+            break
+        finished = wait_some(list(running))
+        after_wait()
+        for handle in finished:
+            c = running.pop(handle)
+            try:
+                result(handle)
+                p.succeeded(c)
+            except CellFailed as e:
+                p.fail(c, str(e).split(": ", 1)[-1])
+            except Exception as e:  # noqa: BLE001 - a worker or task died: record, go on
+                p.fail(c, f"{type(e).__name__}: {e}")
+
+
 def _run_parallel(p: _Progress, tracker: Tracker, workers: int, data_root: str | None,
                   device: str | None) -> None:
     ctx = mp.get_context("spawn")
     lines = ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    waiting = list(p.todo)
-    running: dict[Future, RunSpec] = {}
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(tracker.uri, str(tracker.results), threads, lines)) as pool:
-        while waiting or running:
-            for c in list(waiting):
-                why = p.blocked(c)
-                if why:
-                    waiting.remove(c)
-                    p.fail(c, why, loud=False)
-                elif len(running) < workers and p.ready(c):
-                    waiting.remove(c)
-                    running[pool.submit(_run_in_worker, c, data_root, device)] = c
-            p.status(len(running))
-            finished, _ = wait(list(running), timeout=0.3, return_when=FIRST_COMPLETED)
-            _drain(lines, p.say)
-            for f in finished:
-                c = running.pop(f)
-                try:
-                    f.result()
-                    p.succeeded(c)
-                except CellFailed as e:
-                    p.fail(c, str(e).split(": ", 1)[-1])
-                except Exception as e:  # noqa: BLE001 - a worker died: record, go on
-                    p.fail(c, f"{type(e).__name__}: {e}")
-            if not finished and not running and waiting:
-                raise ConfigError("grid: cells wait for teachers that are not in the grid")
+        _dispatch(p, lambda c: pool.submit(_run_in_worker, c, data_root, device),
+                  lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
+                  lambda f: f.result(), workers, lambda: _drain(lines, p.say))
         _drain(lines, p.say)
 
 
@@ -231,34 +242,11 @@ def _run_ray(p: _Progress, tracker: Tracker, workers: int, data_root: str | None
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     distributed.init(address, workers, threads, quiet)
-    waiting = list(p.todo)
-    running: dict = {}
-    while waiting or running:
-        for c in list(waiting):
-            why = p.blocked(c)
-            if why:
-                waiting.remove(c)
-                p.fail(c, why, loud=False)
-            elif p.ready(c):  # Ray queues what the cluster cannot start yet
-                waiting.remove(c)
-                ref = distributed.submit_cell(c, tracker.uri, str(tracker.results), data_root,
-                                              device, threads, quiet)
-                running[ref] = c
-        p.status(len(running))
-        if not running:
-            if waiting:
-                raise ConfigError("grid: cells wait for teachers that are not in the grid")
-            break
-        finished, _ = distributed.wait(list(running), timeout=0.5)
-        for ref in finished:
-            c = running.pop(ref)
-            try:
-                distributed.result(ref)
-                p.succeeded(c)
-            except CellFailed as e:
-                p.fail(c, str(e).split(": ", 1)[-1])
-            except Exception as e:  # noqa: BLE001 - the task died beyond its retries
-                p.fail(c, f"{type(e).__name__}: {e}")
+    # every ready cell is submitted at once: Ray queues what the cluster cannot start yet
+    _dispatch(p, lambda c: distributed.submit_cell(c, tracker.uri, str(tracker.results),
+                                                   data_root, device, threads, quiet),
+              lambda refs: distributed.wait(refs, timeout=0.5)[0], distributed.result,
+              len(p.todo))
 
 
 def _drain(lines, say) -> None:
