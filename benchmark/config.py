@@ -127,6 +127,15 @@ def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
                    variant or _default_label(method, hyperparameters or {}, False))
 
 
+def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str, Any],
+                 seed: int, settings: TrainSettings) -> RunSpec:
+    """The spec of one grid cell (or tuning study): a variant's method with ``hp`` on ``ds``."""
+    spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
+                     val_fraction=ds.val_fraction, split_seed=ds.split_seed,
+                     train_subset=ds.train_subset, augment=ds.augment)
+    return dataclasses.replace(spec, train=settings)
+
+
 def build_dataclass(cls, values: Mapping[str, Any], where: str):
     """Instantiate ``cls`` from ``values``, rejecting unknown keys and wrong types by name."""
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from .config import ConfigError, GridConfig, RunSpec, Variant, make_spec
+from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
 from .runner import CellFailed, run_cell
 from .tracking import Tracker
 
@@ -51,11 +51,7 @@ def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings
         from .tune import tuned_hyperparameters
 
         hp = {**hp, **tuned_hyperparameters(grid, ds.name, arch, variant, storage)}
-    spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
-                     val_fraction=ds.val_fraction, split_seed=ds.split_seed,
-                     train_subset=ds.train_subset, augment=ds.augment)
-    return RunSpec(spec.data, arch, spec.method, spec.hyperparameters, seed, settings,
-                   variant.label)
+    return variant_spec(ds, arch, variant, hp, seed, settings)
 
 
 def dependencies(cells: list[RunSpec]) -> dict[str, str]:

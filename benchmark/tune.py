@@ -29,7 +29,7 @@ import methods
 
 from . import data as data_mod
 from . import teachers, train
-from .config import ConfigError, GridConfig, RunSpec, Variant, make_spec
+from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
 from .runner import load_data
 from .tracking import Tracker
 
@@ -95,20 +95,14 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 settings = dataclasses.replace(grid.train_for(dataset, arch),
                                                **({"epochs": tune["epochs"]}
                                                   if tune.get("epochs") else {}))
-                spec = _spec(ds, arch, v, hp, int(tune.get("seed", grid.seeds[0])), settings)
+                spec = variant_spec(ds, arch, v, hp, int(tune.get("seed", grid.seeds[0])),
+                                    settings)
                 out.append(Study(study_name(dataset, arch, v.method, spec.hyperparameters),
                                  spec, space))
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space)")
     return out
-
-
-def _spec(ds, arch: str, v: Variant, hp: dict, seed: int, settings) -> RunSpec:
-    spec = make_spec(ds.name, arch, v.method, seed, hp, {}, v.label,
-                     val_fraction=ds.val_fraction, split_seed=ds.split_seed,
-                     train_subset=ds.train_subset, augment=ds.augment)
-    return dataclasses.replace(spec, train=settings)
 
 
 def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Variant,
