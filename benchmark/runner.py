@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import torch
-
 from . import data, teachers, train
 from .config import DataSettings, RunSpec
 from .tracking import Tracker
@@ -86,7 +84,7 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
     if len(result.history) < spec.train.epochs:  # stopped early on purpose (stop_after)
         return CellOutcome(spec, run_id, result.final)
     model_path = workdir / "model.pt"
-    torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, model_path)
+    teachers.save_model(result.model, model_path)
     tracker.finish(run_id, spec, result.history, model_path, logged[0])
     shutil.rmtree(workdir, ignore_errors=True)
     return CellOutcome(spec, run_id, result.final)

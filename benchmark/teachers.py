@@ -32,6 +32,12 @@ class OnlineTeacher:
         return student_logits.detach()
 
 
+def save_model(model: nn.Module, path: Path) -> None:
+    """The weights as a CPU state dict, the format :func:`load_model` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
+
+
 def load_model(path: Path, arch: str, in_channels: int, num_classes: int, image_size: int,
                device: torch.device | str) -> nn.Module:
     """Build ``arch`` and load a state dict saved by the harness (``weights_only=True``)."""

@@ -134,9 +134,7 @@ def _teacher(spec: RunSpec, dataset: data_mod.TensorData, tracker: Tracker, devi
     found = tracker.teacher_checkpoint(tspec.hash, folder)
     path = found[1] if found else folder / "model.pt"
     if found is None and not path.is_file():
-        model = train.train(tspec, dataset, device=device).model
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
+        teachers.save_model(train.train(tspec, dataset, device=device).model, path)
     return teachers.load_model(path, spec.arch, c, dataset.num_classes, h, device)
 
 
