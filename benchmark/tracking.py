@@ -141,7 +141,7 @@ class Tracker:
     # --- writing ------------------------------------------------------------------------------
 
     def start(self, spec: RunSpec, extra_tags: dict[str, str] | None = None,
-              parent_run_id: str | None = None, checkpoint_epochs: int = 0) -> tuple[str, int]:
+              checkpoint_epochs: int = 0) -> tuple[str, int]:
         """Resume the unfinished run of this cell or create one; returns (run id, epochs already
         logged). An unfinished run that logged more epochs than the local checkpoint holds (the
         cell restarts on a machine without its checkpoint) is marked superseded and replaced, so
@@ -160,21 +160,13 @@ class Tracker:
             self.set_status(run_id, "KILLED")
         tags = {"cell_hash": spec.hash, "cell_key": spec.key, "dataset": spec.data.name,
                 "arch": spec.arch, "method": spec.method, "variant": spec.label,
-                "seed": str(spec.seed), **provenance(), **(extra_tags or {})}
-        method_hp = spec.hyperparameters
-        tags["teacher_source"] = _teacher_source(spec)
-        if "fidelity" in method_hp:
-            tags["fidelity"] = str(method_hp["fidelity"])
-        if parent_run_id:
-            tags["mlflow.parentRunId"] = parent_run_id
-        run = _retry(lambda: self.client.create_run(self.experiment_id, tags=tags,
-                                                    run_name=spec.key))
-        run_id = run.info.run_id
+                "seed": str(spec.seed), "teacher_source": _teacher_source(spec),
+                **(extra_tags or {})}
+        if "fidelity" in spec.hyperparameters:
+            tags["fidelity"] = str(spec.hyperparameters["fidelity"])
         params = {**spec.flat_params(), "effective_batch_size": spec.train.batch_size,
                   "effective_lr": spec.train.effective_lr}
-        _retry(lambda: self.client.log_batch(
-            run_id, params=[Param(k, str(v)) for k, v in params.items()]))
-        return run_id, 0
+        return self.new_run(spec.key, tags, params), 0
 
     def new_run(self, name: str, tags: dict[str, str], params: dict[str, Any] | None = None,
                 parent_run_id: str | None = None) -> str:
