@@ -45,9 +45,7 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
             tags, params = run.data.tags, run.data.params
             base = {"run_id": run.info.run_id, "status": run.info.status,
                     "kind": tags.get("kind", "train")}
-            for key in IDENTITY[3:]:
-                if key == "cell_hash" or key not in base:
-                    base[key] = tags.get(key, "")
+            base.update({key: tags.get(key, "") for key in IDENTITY[3:]})
             base["seed"] = int(tags["seed"]) if tags.get("seed", "").lstrip("-").isdigit() else -1
             base.update({f"param.{k}": v for k, v in sorted(params.items())})
             history = []
