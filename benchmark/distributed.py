@@ -47,15 +47,16 @@ def submit_cell(spec, uri: str, results: str, data_root, device, threads: int, q
     return task.remote(spec, uri, results, data_root, device, threads, quiet)
 
 
-def _tune_worker(study_def, kwargs: dict, worker: int, target: int, threads: int) -> None:
+def _tune_worker(study_def, kwargs: dict, worker: int, threads: int) -> None:
     from .tune import _worker
 
-    _worker(study_def, kwargs, worker, target, threads)
+    _worker(study_def, kwargs, worker, threads)
 
 
-def run_tune_workers(study_def, kwargs: dict, workers: int, target: int, threads: int) -> None:
+def run_tune_workers(study_def, per_worker: list[dict], threads: int) -> None:
+    """One task per worker, each running its own share of the trials."""
     task = ray.remote(num_cpus=threads, max_retries=3)(_tune_worker)
-    ray.get([task.remote(study_def, dict(kwargs), w, target, threads) for w in range(workers)])
+    ray.get([task.remote(study_def, kw, w, threads) for w, kw in enumerate(per_worker)])
 
 
 def wait(refs: list, timeout: float):

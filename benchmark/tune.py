@@ -185,16 +185,14 @@ def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS)
 
 def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: str | None,
               tracker: Tracker, data_root: str | None, device: str | None, seed: int,
-              worker: int = 0, target: int | None = None) -> optuna.Study:
-    """Optimise until the study holds ``target`` trials (or ``trials`` more than now)."""
+              worker: int = 0) -> optuna.Study:
+    """Run ``trials`` more trials of the study in this process (worker ``worker``)."""
     st = open_storage(storage, tracker.results)
     sampler = optuna.samplers.TPESampler(seed=seed + worker, n_startup_trials=5)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     study = optuna.create_study(study_name=study_def.name, storage=st, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     fail_stale_journal_trials(study)
-    if target is None:
-        target = len(study.trials) + trials
     dev = train.resolve_device(device)
     dataset = without_test(load_data(study_def.spec.data, data_root)).to(dev)
     teacher_model = _teacher(study_def.spec, dataset, tracker, dev)
@@ -248,16 +246,21 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
                    **{f"best_{k}": v for k, v in best.params.items()}}
         _safe(tracker.log_epoch, parent, {"epoch": len(study.trials), **metrics})
 
-    stop = optuna.study.MaxTrialsCallback(target, states=None)
-    study.optimize(objective, timeout=timeout, callbacks=[stop, log_best],
+    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[log_best],
                    catch=(train.TrainingDiverged,))
     return study
 
 
-def _worker(study_def, kwargs, worker, target, threads):
+def _worker(study_def, kwargs, worker, threads):
     torch.set_num_threads(threads)
     tracker = Tracker(kwargs.pop("uri"), results=kwargs.pop("results"))
-    run_study(study_def, tracker=tracker, worker=worker, target=target, **kwargs)
+    run_study(study_def, tracker=tracker, worker=worker, **kwargs)
+
+
+def shares(trials: int, workers: int) -> list[int]:
+    """Trials per worker, summing to ``trials`` exactly (a shared stop count would let workers
+    that start at the same moment overshoot it)."""
+    return [trials // workers + (w < trials % workers) for w in range(workers)]
 
 
 def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage: str | None,
@@ -270,13 +273,14 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
         started = time.perf_counter()
         before = _count(s.name, storage, tracker)
         threads = max(1, (os.cpu_count() or 1) // workers)
-        kwargs = dict(trials=trials, timeout=timeout, storage=storage, data_root=data_root,
-                      device=device, seed=seed, uri=tracker.uri, results=str(tracker.results))
+        kwargs = dict(timeout=timeout, storage=storage, data_root=data_root, device=device,
+                      seed=seed, uri=tracker.uri, results=str(tracker.results))
+        per_worker = [dict(kwargs, trials=n) for n in shares(trials, workers) if n]
         if executor == "ray":
             from . import distributed
 
             distributed.init(ray_address, workers, threads, quiet=True)
-            distributed.run_tune_workers(s, kwargs, workers, before + trials, threads)
+            distributed.run_tune_workers(s, per_worker, threads)
             study = optuna.load_study(study_name=s.name,
                                       storage=open_storage(storage, tracker.results))
         elif workers <= 1:
@@ -284,8 +288,8 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
                               tracker=tracker, data_root=data_root, device=device, seed=seed)
         else:
             ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_worker, args=(s, dict(kwargs), w, before + trials,
-                                                       threads)) for w in range(workers)]
+            procs = [ctx.Process(target=_worker, args=(s, kw, w, threads))
+                     for w, kw in enumerate(per_worker)]
             for p in procs:
                 p.start()
             for p in procs:

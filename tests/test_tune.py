@@ -120,3 +120,9 @@ def test_ce_only_config_has_nothing_to_tune(tmp_path, capsys):
     path.write_text(yaml.safe_dump({**CFG, "methods": ["ce"]}))
     assert cli.main(["tune", str(path), "--results", str(tmp_path / "r")]) == 2
     assert "nothing to tune" in capsys.readouterr().err
+
+
+def test_worker_shares_sum_to_the_requested_trials():
+    assert tune.shares(6, 2) == [3, 3]
+    assert tune.shares(7, 3) == [3, 2, 2]
+    assert tune.shares(1, 2) == [1, 0]
