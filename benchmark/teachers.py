@@ -2,6 +2,7 @@
 and knows nothing else; the losses never see a model."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -33,9 +34,12 @@ class OnlineTeacher:
 
 
 def save_model(model: nn.Module, path: Path) -> None:
-    """The weights as a CPU state dict, the format :func:`load_model` reads."""
+    """The weights as a CPU state dict, the format :func:`load_model` reads, written atomically
+    (a reader in another process never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
 
 
 def load_model(path: Path, arch: str, in_channels: int, num_classes: int, image_size: int,

@@ -138,6 +138,13 @@ def _teacher(spec: RunSpec, dataset: data_mod.TensorData, tracker: Tracker, devi
     return teachers.load_model(path, spec.arch, c, dataset.num_classes, h, device)
 
 
+def _prepare(study_def: Study, tracker: Tracker, data_root: str | None, device: str | None):
+    """The study's data without its test split, on the device, and its self-teacher (or None)."""
+    dev = train.resolve_device(device)
+    dataset = without_test(load_data(study_def.spec.data, data_root)).to(dev)
+    return dataset, _teacher(study_def.spec, dataset, tracker, dev)
+
+
 def without_test(d: data_mod.TensorData) -> data_mod.TensorData:
     return dataclasses.replace(d, test_x=None, test_y=None)
 
@@ -193,9 +200,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     study = optuna.create_study(study_name=study_def.name, storage=st, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     fail_stale_journal_trials(study)
-    dev = train.resolve_device(device)
-    dataset = without_test(load_data(study_def.spec.data, data_root)).to(dev)
-    teacher_model = _teacher(study_def.spec, dataset, tracker, dev)
+    dataset, teacher_model = _prepare(study_def, tracker, data_root, device)
     parent = _parent_run(tracker, study_def)
 
     def objective(trial: optuna.Trial) -> float:
@@ -276,6 +281,8 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
         kwargs = dict(timeout=timeout, storage=storage, data_root=data_root, device=device,
                       seed=seed, uri=tracker.uri, results=str(tracker.results))
         per_worker = [dict(kwargs, trials=n) for n in shares(trials, workers) if n]
+        if len(per_worker) > 1:  # train a missing self-teacher once, not once per worker
+            _prepare(s, tracker, data_root, device)
         if executor == "ray":
             from . import distributed
 
