@@ -1,4 +1,4 @@
-"""Small pure helpers shared by the losses (notation of ``METHODS.md``)."""
+"""Small pure helpers shared by the losses (notation of ``docs/methods.md``)."""
 from __future__ import annotations
 
 import torch

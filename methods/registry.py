@@ -38,6 +38,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     log: bool = False
+    role: str = "loss"  # "loss": passed to terms; "teacher": configures the teacher; "preset"
 
     @property
     def tunable(self) -> bool:
@@ -97,9 +98,14 @@ Terms = Callable[..., dict]
 class Method:
     """A training objective.
 
-    ``teacher`` is ``"none"``, ``"pretrained"`` or ``"param"`` (the source is the method's own
-    ``teacher`` hyperparameter, as for DR-KD). ``presets`` maps a ``fidelity`` value to the values
-    it gives the parameters left at ``None``.
+    ``teacher`` is ``"none"``, one teacher source (``"previous-epoch"`` for PS-KD) or ``"param"``
+    (the source is the method's own ``teacher`` hyperparameter, as for Tf-KD self and DR-KD).
+    ``presets`` maps a ``fidelity`` value to the values it gives the parameters left at ``None``.
+    ``diagnostics`` names the terms that are measurements, not losses (logged as ``diag_<name>``,
+    fractions in [0, 1]); every other term is a loss term (logged as ``train_<name>``).
+    ``batch_plan`` names how batches are drawn (``shuffle``, ``class-paired``, ``overlap``; the
+    plans themselves live in the training layer). ``per_epoch(loss_kwargs, epoch, epochs)``
+    returns the loss arguments for a 1-based ``epoch`` (PS-KD's ramp of alpha), or None.
     """
 
     name: str
@@ -109,6 +115,10 @@ class Method:
     paper: str = ""
     summary: str = ""
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    diagnostics: tuple[str, ...] = ()
+    batch_plan: str = "shuffle"
+    per_epoch: Callable[[dict, int, int], dict] | None = None
+    source: str = ""  # the official code followed: repository, commit, file
 
     def loss(self, student_logits: torch.Tensor, targets: torch.Tensor,
              teacher_logits: torch.Tensor | None = None, **hyperparameters: Any) -> torch.Tensor:
@@ -131,12 +141,21 @@ class Method:
                     hp[key] = value
         return hp
 
-    def loss_kwargs(self, hp: Mapping[str, Any]) -> dict[str, Any]:
-        """The resolved hyperparameters the loss itself takes (not the teacher source or preset)."""
-        return {k: v for k, v in hp.items() if k not in ("teacher", "fidelity")}
+    def loss_kwargs(self, hp: Mapping[str, Any], epoch: int | None = None,
+                    epochs: int | None = None) -> dict[str, Any]:
+        """The resolved hyperparameters the loss itself takes (not the teacher's or the preset);
+        with ``epoch``/``epochs`` given, as the method schedules them for that epoch."""
+        kw = {k: v for k, v in hp.items() if self.params[k].role == "loss"}
+        if self.per_epoch is not None and epoch is not None and epochs is not None:
+            kw = self.per_epoch(kw, epoch, epochs)
+        return kw
+
+    def teacher_kwargs(self, hp: Mapping[str, Any]) -> dict[str, Any]:
+        """The resolved settings of the teacher (``ema_decay``), the source itself excluded."""
+        return {k: v for k, v in hp.items() if self.params[k].role == "teacher" and k != "teacher"}
 
     def teacher_source(self, hp: Mapping[str, Any] | None = None) -> str:
-        """``"none"``, ``"pretrained"`` or ``"online"`` for these hyperparameters."""
+        """``"none"`` or the teacher source for these hyperparameters."""
         if self.teacher == "param":
             return self.resolve(hp)["teacher"]
         return self.teacher

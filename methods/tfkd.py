@@ -11,7 +11,18 @@ from .registry import Method, Param, register
 
 #: Options shared by the KD-style methods. ``fidelity`` picks a preset for the options left unset.
 FIDELITY = Param("paper", "preset: 'paper' (the equations) or 'code' (the reference code's "
-                          "conventions)", choices=("paper", "code"))
+                          "conventions)", choices=("paper", "code"), role="preset")
+#: Where the teacher's logits come from (implemented in ``benchmark/teachers.py``; see
+#: ``docs/methods.md``, "Teacher sources").
+TEACHER_SOURCES = ("pretrained", "online", "previous-epoch", "ema")
+TEACHER = Param("pretrained", "teacher source: 'pretrained' (frozen CE-trained copy), 'online' "
+                              "(the student's own detached logits), 'previous-epoch' (each "
+                              "sample's logits from its previous training forward), 'ema' (an "
+                              "exponential moving average of the student's weights)",
+                choices=TEACHER_SOURCES, role="teacher")
+EMA_DECAY = Param(0.99, "decay of the 'ema' teacher, warmed up as min(decay, 1 - 1/(step + 1)) "
+                        "(ref: Mean Teacher, Tarvainen & Valpola 2017, ramp-up value and warm-up)",
+                  valid="[0, 1)", role="teacher")
 KL_REDUCTION = Param(None, "batchmean (true KL per sample) or elementwise (nn.KLDivLoss default "
                            "of the reference code: divides by N*K)",
                      choices=("batchmean", "elementwise"))
@@ -68,8 +79,9 @@ KD_PRESETS = {"paper": {"kl_reduction": "batchmean", "multiplier": 1.0},
               "code": {"kl_reduction": "elementwise", "multiplier": 1.0}}
 
 TFKD_SELF = register(Method(
-    name="tfkd-self", terms=tfkd_self_terms, teacher="pretrained",
-    params={"alpha": ALPHA, "temperature": TEMPERATURE, "fidelity": FIDELITY,
+    name="tfkd-self", terms=tfkd_self_terms, teacher="param",
+    params={"teacher": TEACHER, "ema_decay": EMA_DECAY, "alpha": ALPHA,
+            "temperature": TEMPERATURE, "fidelity": FIDELITY,
             "kl_reduction": KL_REDUCTION, "multiplier": MULTIPLIER},
     presets=KD_PRESETS, paper="Yuan et al., CVPR 2020 (Tf-KD self)",
     summary="KD from a CE-trained copy of the student"))
