@@ -2,10 +2,10 @@
 
 >>> import methods
 >>> methods.names()
-['ce', 'lsr', 'tfkd-self', 'tfkd-reg', 'drkd']
+['ce', 'lsr', 'tfkd-self', 'tfkd-reg', 'drkd', 'ps-kd', 'cs-kd', 'zipf-ls', 'dlb']
 >>> loss = methods.get("drkd").loss(student_logits, targets, teacher_logits, temperature=4.0)
 """
-from . import ce, lsr, tfkd, drkd  # noqa: F401, I001  (import order is the listing order)
+from . import ce, lsr, tfkd, drkd, pskd, cskd, zipfls, dlb  # noqa: F401, I001  (import order is the listing order)
 from .registry import Method, MethodError, Param, get, names, register
 
 __all__ = ["Method", "MethodError", "Param", "get", "names", "register"]
