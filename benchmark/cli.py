@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .runtime import Runtime
+
 EPILOG = """examples:
   drkd-bench list
   drkd-bench train --dataset digits --method drkd --set teacher=online --epochs 10
@@ -104,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "RESULTS/optuna.journal) or an RDB URL (sqlite:///..., "
                                      "postgresql://...)")
     p.add_argument("--workers", type=int, default=1, help="local processes sharing each study")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed (worker w uses seed + w)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed, mixed with each study's "
+                   "name and the worker number (studies never share first trials)")
     p.add_argument("--show", action="store_true", help="print each study's best values and "
                                                        "trial counts, run nothing")
     _executor(p)
@@ -150,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="fashion-mnist, cifar10 or cifar100")
     p.add_argument("--data-root", required=True)
     return parser
+
+
+def runtime(args) -> Runtime:
+    """The run-time settings of a command (never part of a result's identity)."""
+    return Runtime(args.results, args.tracking_uri, args.data_root, args.device)
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def cmd_train(args) -> int:
 
     import methods
 
-    from . import config, grid, runner, tracking
+    from . import config, runner
 
     sets = parse_sets(args.sets)
     train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}
@@ -216,11 +224,12 @@ def cmd_train(args) -> int:
     spec = config.make_spec(args.dataset, args.arch, args.method, args.seed, sets, train,
                             **data_settings)
     config.check_data(spec.data, "--set")
-    runner.load_data(spec.data, args.data_root)  # a missing dataset fails before any store exists
-    tracker = tracking.Tracker(args.tracking_uri, results=args.results)
+    rt = runtime(args)
+    runner.load_data(spec.data, rt.data_root)  # a missing dataset fails before any store exists
+    tracker = rt.tracker()
     started = time.perf_counter()
-    outcome = runner.run_cell(spec, tracker, data_root=args.data_root, device=args.device,
-                              on_epoch=lambda s, row: print(grid.epoch_line(s, row), flush=True))
+    outcome = runner.run_cell(spec, tracker, rt,
+                              on_epoch=lambda s, row: print(runner.epoch_line(s, row), flush=True))
     seconds = time.perf_counter() - started
     final = outcome.final
     if outcome.skipped:
@@ -246,11 +255,10 @@ def cmd_grid(args) -> int:
             wait = f"  (after {by_hash[deps[c.hash]].key})" if c.hash in deps else ""
             print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
         return 0
-    from . import tracking
-
-    tracker = tracking.Tracker(args.tracking_uri, results=args.results)
-    outcome = grid.run(cells, tracker, workers=args.workers, data_root=args.data_root,
-                       device=args.device, quiet=args.quiet, executor=args.executor,
+    rt = runtime(args)
+    tracker = rt.tracker()
+    outcome = grid.run(cells, tracker, rt, workers=args.workers, quiet=args.quiet,
+                       executor=args.executor,
                        ray_address=args.ray_address)
     print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
@@ -285,12 +293,11 @@ def cmd_tune(args) -> int:
         for line in tune.show(defs, storage, args.results):
             print(line)
         return 0
-    from . import tracking
-
-    tracker = tracking.Tracker(args.tracking_uri, results=args.results)
+    rt = runtime(args)
+    tracker = rt.tracker()
     timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
     tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,
-             data_root=args.data_root, device=args.device, seed=args.seed,
+             rt=rt, seed=args.seed,
              workers=args.workers, executor=args.executor, ray_address=args.ray_address)
     return 0
 

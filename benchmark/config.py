@@ -15,7 +15,7 @@ import yaml
 
 import methods
 
-from . import data, models
+from . import data, models, teachers
 
 
 class ConfigError(ValueError):
@@ -92,7 +92,8 @@ class RunSpec:
     def teacher_spec(self) -> RunSpec | None:
         """The CE cell whose checkpoint is this run's self-teacher (same data, arch, seed,
         training settings), or None when the method needs no pretrained teacher."""
-        if methods.get(self.method).teacher_source(self.hyperparameters) != "pretrained":
+        source = methods.get(self.method).teacher_source(self.hyperparameters)
+        if source not in teachers.NEEDS_CE_CHECKPOINT:
             return None
         return dataclasses.replace(self, method="ce", hyperparameters={}, variant="ce")
 
@@ -106,6 +107,17 @@ class RunSpec:
         for k, v in self.hyperparameters.items():
             out[f"hp.{k}"] = v
         return out
+
+    def tags(self) -> dict[str, str]:
+        """What identifies the cell in the tracking store (searchable tags)."""
+        method = methods.get(self.method)
+        tags = {"cell_hash": self.hash, "cell_key": self.key, "dataset": self.data.name,
+                "arch": self.arch, "method": self.method, "variant": self.label,
+                "seed": str(self.seed), "teacher_source": method.teacher_source(
+                    self.hyperparameters), "batch_plan": method.batch_plan}
+        if "fidelity" in self.hyperparameters:
+            tags["fidelity"] = str(self.hyperparameters["fidelity"])
+        return tags
 
 
 def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,

@@ -231,10 +231,10 @@ register(DatasetSpec("cifar10", load_cifar10, 10, (0.4914, 0.4822, 0.4465),
                                  "CIFAR-100's); augmentation as Tf-KD configs"))
 register(DatasetSpec("cifar100", load_cifar100, 100, (0.5071, 0.4865, 0.4409),
                      (0.2673, 0.2564, 0.2762), Augment(crop_padding=4, flip=True, rotation=15),
-                     "resnet18", "METHODS.md reference: Tf-KD code statistics and augmentation"))
+                     "resnet18", "docs/methods.md: Tf-KD code statistics and augmentation"))
 register(DatasetSpec("tiny-imagenet", load_tiny_imagenet, 200, (0.4802, 0.4481, 0.3975),
                      (0.2302, 0.2265, 0.2262), Augment(flip=True, rotation=20),
-                     "resnet18", "METHODS.md reference: Tf-KD code statistics and augmentation"))
+                     "resnet18", "docs/methods.md: Tf-KD code statistics and augmentation"))
 
 
 # --- splits and tensors -------------------------------------------------------------------------

@@ -1,19 +1,21 @@
-"""Ray: run grid cells and tuning workers as Ray tasks (the only module that imports ray).
+"""Ray: run functions of the harness as Ray tasks (the only module that imports ray; it imports
+nothing of the harness, the callers hand it their task functions).
 
-A cell is a task declaring its CPU threads (and one GPU when the device is CUDA); Ray retries a
-task whose worker process died (``max_retries``), and a retried cell resumes its MLflow run from
-the local epoch checkpoint when there is one, or supersedes it when there is none, so a cell is
-never tracked as finished twice. Teachers come through the MLflow artifact store, so a worker on
-another machine needs only the tracking URI and the data root.
+A task declares its CPU threads (and a GPU when the device is CUDA); Ray retries a task whose
+worker process died (``max_retries``), and a retried grid cell resumes its MLflow run from the
+local epoch checkpoint when there is one, or supersedes it when there is none, so a cell is never
+tracked as finished twice. Teachers come through the MLflow artifact store, so a worker on another
+machine needs only the tracking URI and the data root.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import ray
 
 
-def init(address: str | None, workers: int, threads: int, quiet: bool) -> None:
+def init(address: str | None, workers: int, threads: int | None, quiet: bool) -> None:
     """Connect to ``address`` (a running cluster, e.g. ``ray://head:10001`` or ``auto``) or start
     a local one sized for ``workers`` tasks of ``threads`` CPUs."""
     if ray.is_initialized():
@@ -22,41 +24,23 @@ def init(address: str | None, workers: int, threads: int, quiet: bool) -> None:
     if address:
         ray.init(address=address, log_to_driver=not quiet)
     else:
-        ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=not quiet,
-                 configure_logging=False)
+        ray.init(num_cpus=workers * (threads or 1), include_dashboard=False,
+                 log_to_driver=not quiet, configure_logging=False)
 
 
-def _cell(spec, uri: str, results: str, data_root, device, threads: int, quiet: bool) -> dict:
-    import torch
-
-    from .grid import epoch_line
-    from .runner import run_cell
-    from .tracking import Tracker
-
-    torch.set_num_threads(threads)
-    tracker = Tracker(uri, results=results)
-    say = (lambda s, row: None) if quiet else (lambda s, row: print(epoch_line(s, row),
-                                                                    flush=True))
-    return run_cell(spec, tracker, data_root=data_root, device=device, train_teacher=False,
-                    on_epoch=say).final
+def say(line: str) -> None:
+    """Print from inside a task (Ray forwards a task's stdout to the driver)."""
+    print(line, flush=True)
 
 
-def submit_cell(spec, uri: str, results: str, data_root, device, threads: int, quiet: bool):
-    gpus = 1 if device and str(device).startswith("cuda") else 0
-    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=3)(_cell)
-    return task.remote(spec, uri, results, data_root, device, threads, quiet)
+def submit(fn: Callable, args: tuple, cpus: int | None, gpus: float = 0):
+    """``fn(*args)`` as a Ray task; returns its reference."""
+    return ray.remote(num_cpus=cpus or 1, num_gpus=gpus, max_retries=3)(fn).remote(*args)
 
 
-def _tune_worker(study_def, kwargs: dict, worker: int, threads: int) -> None:
-    from .tune import _worker
-
-    _worker(study_def, kwargs, worker, threads)
-
-
-def run_tune_workers(study_def, per_worker: list[dict], threads: int) -> None:
-    """One task per worker, each running its own share of the trials."""
-    task = ray.remote(num_cpus=threads, max_retries=3)(_tune_worker)
-    ray.get([task.remote(study_def, kw, w, threads) for w, kw in enumerate(per_worker)])
+def run_all(fn: Callable, arg_tuples: list[tuple], cpus: int | None) -> list:
+    """``fn(*args)`` for each tuple as parallel tasks; waits for all of them."""
+    return ray.get([submit(fn, args, cpus) for args in arg_tuples])
 
 
 def wait(refs: list, timeout: float):

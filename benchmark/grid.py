@@ -15,11 +15,11 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
-import torch
 from tqdm import tqdm
 
 from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
-from .runner import CellFailed, run_cell
+from .runner import CellFailed, cell_task, epoch_line, run_cell
+from .runtime import Runtime
 from .tracking import Tracker
 
 
@@ -76,9 +76,9 @@ class GridOutcome:
 _worker: dict = {}
 
 
-def _init_worker(uri: str, results: str, threads: int, lines) -> None:
-    torch.set_num_threads(threads)
-    _worker.update(uri=uri, results=results, lines=lines)
+def _init_worker(rt: Runtime, lines) -> None:
+    rt.apply()
+    _worker.update(rt=rt, lines=lines)
     try:  # die with the grid process (Linux): a SIGKILLed grid leaves no orphan training
         import ctypes
 
@@ -87,25 +87,8 @@ def _init_worker(uri: str, results: str, threads: int, lines) -> None:
         pass
 
 
-def _run_in_worker(spec: RunSpec, data_root: str | None, device: str | None) -> dict:
-    if "tracker" not in _worker:
-        _worker["tracker"] = Tracker(_worker["uri"], results=_worker["results"])
-    lines = _worker["lines"]
-    outcome = run_cell(spec, _worker["tracker"], data_root=data_root, device=device,
-                       train_teacher=False,
-                       on_epoch=lambda s, row: lines.put(epoch_line(s, row)))
-    return outcome.final
-
-
-def epoch_line(spec: RunSpec, row: dict) -> str:
-    parts = [f"{spec.key} ep {row['epoch']:>3}/{spec.train.epochs}",
-             f"loss {row['train_loss']:.3f}", f"val {100 * row['val_top1']:.1f}"]
-    if "test_top1" in row:
-        parts.append(f"test {100 * row['test_top1']:.1f}")
-    if "rectification_rate" in row:
-        parts.append(f"rect {100 * row['rectification_rate']:.1f}%")
-    parts.append(f"{row['epoch_seconds']:.1f}s")
-    return " | ".join(parts)
+def _run_in_worker(spec: RunSpec) -> dict:
+    return cell_task(spec, _worker["rt"], _worker["lines"].put)
 
 
 # --- scheduling ---------------------------------------------------------------------------------
@@ -156,15 +139,15 @@ class _Progress:
             self.say(f"FAILED {c.key}: {reason}")
 
 
-def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
-        data_root: str | None = None, device: str | None = None, quiet: bool = False,
-        executor: str = "local", ray_address: str | None = None) -> GridOutcome:
+def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, workers: int = 1,
+        quiet: bool = False, executor: str = "local",
+        ray_address: str | None = None) -> GridOutcome:
     """Run the unfinished cells: in this process (``workers=1``), in local worker processes, or
     as Ray tasks (``executor="ray"``), each cell submitted once its self-teacher finished."""
     started = time.perf_counter()
     p = _Progress(cells, tracker, quiet)
     if executor == "ray":
-        _run_ray(p, tracker, workers, data_root, device, ray_address, quiet)
+        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, quiet)
     elif workers <= 1:
         for c in p.todo:
             p.status(1)
@@ -173,13 +156,13 @@ def run(cells: list[RunSpec], tracker: Tracker, *, workers: int = 1,
                 p.fail(c, why, loud=False)
                 continue
             try:
-                run_cell(c, tracker, data_root=data_root, device=device, train_teacher=False,
+                run_cell(c, tracker, rt, train_teacher=False,
                          on_epoch=lambda s, row: p.say(epoch_line(s, row)))
                 p.succeeded(c)
             except CellFailed as e:
                 p.fail(c, str(e).split(": ", 1)[-1])
     else:
-        _run_parallel(p, tracker, workers, data_root, device)
+        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers)
     p.status(0)
     p.bar.close()
     p.outcome.seconds = time.perf_counter() - started
@@ -219,28 +202,31 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
                 p.fail(c, f"{type(e).__name__}: {e}")
 
 
-def _run_parallel(p: _Progress, tracker: Tracker, workers: int, data_root: str | None,
-                  device: str | None) -> None:
+def _worker_runtime(rt: Runtime, tracker: Tracker, workers: int) -> Runtime:
+    """The runtime a worker gets: this grid's store and its share of the CPU threads."""
+    return Runtime(str(tracker.results), tracker.uri, rt.data_root, rt.device,
+                   max(1, (os.cpu_count() or 1) // workers))
+
+
+def _run_parallel(p: _Progress, rt: Runtime, workers: int) -> None:
     ctx = mp.get_context("spawn")
     lines = ctx.Queue()
-    threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(tracker.uri, str(tracker.results), threads, lines)) as pool:
-        _dispatch(p, lambda c: pool.submit(_run_in_worker, c, data_root, device),
+                             initargs=(rt, lines)) as pool:
+        _dispatch(p, lambda c: pool.submit(_run_in_worker, c),
                   lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
                   lambda f: f.result(), workers, lambda: _drain(lines, p.say))
         _drain(lines, p.say)
 
 
-def _run_ray(p: _Progress, tracker: Tracker, workers: int, data_root: str | None,
-             device: str | None, address: str | None, quiet: bool) -> None:
+def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, quiet: bool) -> None:
     from . import distributed
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    distributed.init(address, workers, threads, quiet)
+    distributed.init(address, workers, rt.threads, quiet)
+    gpus = 1 if rt.device and str(rt.device).startswith("cuda") else 0
+    say = None if quiet else distributed.say
     # every ready cell is submitted at once: Ray queues what the cluster cannot start yet
-    _dispatch(p, lambda c: distributed.submit_cell(c, tracker.uri, str(tracker.results),
-                                                   data_root, device, threads, quiet),
+    _dispatch(p, lambda c: distributed.submit(cell_task, (c, rt, say), rt.threads, gpus),
               lambda refs: distributed.wait(refs, timeout=0.5)[0], distributed.result,
               len(p.todo))
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from . import data, teachers, train
 from .config import DataSettings, RunSpec
+from .runtime import Runtime
 from .tracking import Tracker
 
 
@@ -32,8 +33,24 @@ def load_data(settings: DataSettings, root: str | None) -> data.TensorData:
                      settings.train_subset, settings.augment)
 
 
-def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
-             device: str | None = None, train_teacher: bool = True,
+def epoch_line(spec: RunSpec, row: dict) -> str:
+    """One progress line: loss, accuracies, every diagnostic the run logs (as percentages)."""
+    parts = [f"{spec.key} ep {row['epoch']:>3}/{spec.train.epochs}",
+             f"loss {row['train_loss']:.3f}", f"val {100 * row['val_top1']:.1f}"]
+    if "test_top1" in row:
+        parts.append(f"test {100 * row['test_top1']:.1f}")
+    parts += [f"{k[5:]} {100 * v:.1f}%" for k, v in row.items() if k.startswith("diag_")]
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    return " | ".join(parts)
+
+
+def cell_params(spec: RunSpec) -> dict:
+    return {**spec.flat_params(), "effective_batch_size": spec.train.batch_size,
+            "effective_lr": spec.train.effective_lr}
+
+
+def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
+             train_teacher: bool = True,
              on_epoch: Callable[[RunSpec, dict], None] | None = None,
              extra_tags: dict[str, str] | None = None,
              stop_after: int | None = None) -> CellOutcome:
@@ -42,26 +59,26 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
     done = tracker.finished(spec.hash)
     if done is not None:
         return CellOutcome(spec, done.info.run_id, dict(done.data.metrics), skipped=True)
-    dev = train.resolve_device(device)
+    dev = train.resolve_device(rt.device)
     workdir = tracker.results / "checkpoints" / spec.hash
     teacher_model = None
     tspec = spec.teacher_spec()
-    dataset = load_data(spec.data, data_root).to(dev)
-    tags = dict(extra_tags or {})
+    dataset = load_data(spec.data, rt.data_root).to(dev)
+    tags = {**spec.tags(), **(extra_tags or {})}
     if tspec is not None:
         found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
         if found is None:
             if not train_teacher:
                 raise CellFailed(f"{spec.key}: its self-teacher {tspec.key} has not finished")
-            run_cell(tspec, tracker, data_root=data_root, device=device, on_epoch=on_epoch,
-                     extra_tags=extra_tags)
+            run_cell(tspec, tracker, rt, on_epoch=on_epoch, extra_tags=extra_tags)
             found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
         tags["teacher_run_id"], path = found
         c, h, _ = dataset.image_shape
         teacher_model = teachers.load_model(path, spec.arch, c, dataset.num_classes, h, dev)
     workdir.mkdir(parents=True, exist_ok=True)
-    run_id, already_logged = tracker.start(spec, tags,
-                                           checkpoint_epochs=train.checkpoint_epochs(workdir, spec))
+    run_id, already_logged = tracker.start(
+        spec.hash, spec.key, tags, cell_params(spec),
+        checkpoint_epochs=train.checkpoint_epochs(workdir, spec))
     logged = [already_logged]  # the last epoch whose metrics are in the store
 
     def log(row: dict) -> None:
@@ -72,8 +89,8 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
             on_epoch(spec, row)
 
     try:
-        result = train.train(spec, dataset, workdir, teacher_model=teacher_model, device=device,
-                             on_epoch=log, stop_after=stop_after)
+        result = train.train(spec, dataset, workdir, teacher_model=teacher_model,
+                             device=rt.device, on_epoch=log, stop_after=stop_after)
     except KeyboardInterrupt:
         tracker.set_status(run_id, "KILLED")
         raise
@@ -85,6 +102,16 @@ def run_cell(spec: RunSpec, tracker: Tracker, *, data_root: str | None = None,
         return CellOutcome(spec, run_id, result.final)
     model_path = workdir / "model.pt"
     teachers.save_model(result.model, model_path)
-    tracker.finish(run_id, spec, result.history, model_path, logged[0])
+    config = {"key": spec.key, "hash": spec.hash, **spec.identity()}
+    tracker.finish(run_id, config, result.history, model_path, logged[0])
     shutil.rmtree(workdir, ignore_errors=True)
     return CellOutcome(spec, run_id, result.final)
+
+
+def cell_task(spec: RunSpec, rt: Runtime, say: Callable[[str], None] | None = None) -> dict:
+    """A grid cell in a worker process or a Ray task: its own tracker, its teacher already
+    finished; returns the final metrics."""
+    rt.apply()
+    tracker = rt.tracker()
+    on_epoch = None if say is None else (lambda s, row: say(epoch_line(s, row)))
+    return run_cell(spec, tracker, rt, train_teacher=False, on_epoch=on_epoch).final

@@ -11,6 +11,7 @@ so that no download is needed; the cost does not depend on pixel values.
 """
 from __future__ import annotations
 
+import itertools
 import resource
 import statistics
 import time
@@ -24,22 +25,39 @@ import torch.nn.functional as F
 
 import methods
 
+from . import config, models, train
 from . import data as data_mod
-from . import models, teachers, train
 
 SHAPES = {"digits": (1, 8), "fashion-mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32),
           "tiny-imagenet": (3, 64)}
-VARIANTS = [("ce", {}), ("lsr", {}), ("tfkd-reg", {}), ("drkd", {"teacher": "online"}),
-            ("tfkd-self", {}), ("drkd", {"teacher": "pretrained"})]
+#: Targets of a method's step against CE's, by teacher source (the others: >= 0.95).
+STEP_TARGETS = {"pretrained": ">= 0.70", "ema": ">= 0.70", "previous-epoch": ">= 0.97",
+                "partner": "", "previous-batch": ""}
+
+
+def variants() -> list[tuple[str, str, dict]]:
+    """(label, method, hyperparameters): every registered method, and a method whose teacher is a
+    choice once per teacher source."""
+    out = []
+    for name in methods.names():
+        m = methods.get(name)
+        if m.teacher == "param":
+            out += [(f"{name} ({s})", name, {"teacher": s}) for s in m.params["teacher"].choices]
+        else:
+            out.append((name, name, {}))
+    return out
 
 
 @dataclass
 class Row:
+    """``forwards``: images the student forwards per trained image, + a separate teacher's."""
+
     name: str
     images_per_s: float
     against: str = ""
     ratio: float = float("nan")
     target: str = ""
+    forwards: str = ""
 
     @property
     def ok(self) -> str:
@@ -121,32 +139,38 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
 
     teacher_model = _model(arch, d, dev, cuda).eval()
     cases: dict[str, Callable[[], int]] = {"bare": bare}
-    targets = {}
-    for name, hp in VARIANTS:
-        label = name + (f" ({hp['teacher']})" if "teacher" in hp else "")
-        method = methods.get(name)
-        resolved = method.resolve(hp)
-        model = _model(arch, d, dev, cuda)
-        opt = _optimizer(model)
-        step = train.Step(model, method, method.loss_kwargs(resolved),
-                          teachers.make(method.teacher_source(resolved), teacher_model), opt,
-                          None, pipeline, torch.Generator(dev).manual_seed(0), cuda)
-        perm = torch.arange(steps * batch, device=dev)
+    forwards: dict[str, str] = {}
+    for label, name, hp in variants():
+        spec = config.make_spec(dataset, arch, name, 0, hp, {"batch_size": batch, "epochs": 1})
+        run = train.build(spec, d, dev, teacher_model, amp=cuda, channels_last=cuda)
 
-        def harness(step=step, perm=perm) -> int:
-            train.train_epoch(step, d.train_x, d.train_y, perm, batch)
+        def harness(run=run) -> int:
+            run.model.train()
+            for batch_ in itertools.islice(run.plan.epoch(), steps):
+                run.step(d.train_x, d.train_y, batch_)
             return steps * batch
 
         cases[label] = harness
-        targets[label] = ">= 0.70" if method.teacher_source(resolved) == "pretrained" else ">= 0.95"
-    say("steps: bare and harness, interleaved")
+        extra = run.teacher is not None and type(run.teacher).extra_forward
+        student = run.plan.forwarded_per_step() / batch
+        forwards[label] = f"{student:g}+{1 if extra and student == 1 else 0}"
+    say("steps: bare and harness for every method and teacher source, interleaved")
     r = rates(cases, dev, repeats)
     rows.append(Row("bare step (limit)", r["bare"]))
-    rows.append(Row("harness step: ce", r["ce"], "bare step", r["ce"] / r["bare"], ">= 0.95"))
-    for label, target in targets.items():
-        if label != "ce":
-            rows.append(Row(f"harness step: {label}", r[label], "harness ce", r[label] / r["ce"],
-                            target))
+    rows.append(Row("harness step: ce", r["ce"], "bare step", r["ce"] / r["bare"], ">= 0.95",
+                    forwards["ce"]))
+    for label in forwards:
+        if label == "ce":
+            continue
+        target = STEP_TARGETS.get(label.split(" (")[-1].rstrip(")"), ">= 0.95")
+        if forwards[label] != "1+0" and "(" not in label:
+            target = ""  # forwards twice the images per step by design: no target, shown
+        rows.append(Row(f"harness step: {label}", r[label], "harness ce", r[label] / r["ce"],
+                        target, forwards[label]))
+    if "drkd (ema)" in r and "drkd (pretrained)" in r:
+        rows.append(Row("harness step: drkd (ema) vs drkd (pretrained)", r["drkd (ema)"],
+                        "drkd (pretrained)", r["drkd (ema)"] / r["drkd (pretrained)"], ">= 0.95",
+                        forwards["drkd (ema)"]))
 
     # the data pipeline alone
     n = epoch_images
@@ -177,16 +201,12 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
     # one whole tfkd-self epoch
     method = methods.get("tfkd-self")
     kw = method.loss_kwargs(method.resolve({}))
-    model = _model(arch, d, dev, cuda)
-    opt = _optimizer(model)
-    step = train.Step(model, method, kw, teachers.make("pretrained", teacher_model), opt, None,
-                      pipeline, torch.Generator(dev).manual_seed(0), cuda)
+    spec = config.make_spec(dataset, arch, "tfkd-self", 0, {}, {"batch_size": batch, "epochs": 1})
+    epoch_run = train.build(spec, d, dev, teacher_model, amp=cuda, channels_last=cuda)
 
     def harness_epoch() -> int:
-        perm = torch.randperm(n, device=dev, generator=step.generator)
-        sums, correct = train.train_epoch(step, d.train_x, d.train_y, perm, batch)
-        torch.stack([*sums.values(), correct.float()]).tolist()
-        return (n // batch) * batch
+        train.train_epoch(epoch_run.step, d.train_x, d.train_y, epoch_run.plan)
+        return epoch_run.plan.steps * batch
 
     ref_model = _model(arch, d, dev, cuda)
     ref_opt = _optimizer(ref_model)
@@ -282,11 +302,12 @@ def peak_rss_mb() -> float:
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'measurement':<62} {'images/s':>10} {'ratio':>7}  {'target':<8} ok  against"]
+    lines = [f"{'measurement':<62} {'images/s':>10} {'ratio':>7}  {'target':<8} ok  "
+             f"{'fwd':<5} against"]
     for r in rows:
         ratio = "" if np.isnan(r.ratio) else f"{r.ratio:.3f}"
         lines.append(f"{r.name:<62} {r.images_per_s:>10.0f} {ratio:>7}  {r.target:<8} "
-                     f"{r.ok:<3} {r.against}")
+                     f"{r.ok:<3} {r.forwards:<5} {r.against}")
     return "\n".join(lines)
 
 
@@ -298,9 +319,9 @@ def write_csv(rows: list[Row], path: Path, meta: dict) -> None:
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["measurement", "images_per_s", "ratio", "against", "target", "ok",
-                    *meta.keys()])
+                    "forwards", *meta.keys()])
         for r in rows:
             w.writerow([r.name, f"{r.images_per_s:.1f}",
                         "" if np.isnan(r.ratio) else f"{r.ratio:.4f}", r.against, r.target,
-                        r.ok, *meta.values()])
+                        r.ok, r.forwards, *meta.values()])
     tmp.replace(path)

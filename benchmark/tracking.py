@@ -28,8 +28,6 @@ import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 
-from .config import RunSpec  # noqa: E402
-
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
 
 EXPERIMENT = "drkd-bench"
@@ -140,13 +138,13 @@ class Tracker:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def start(self, spec: RunSpec, extra_tags: dict[str, str] | None = None,
+    def start(self, cell_hash: str, name: str, tags: dict[str, str], params: dict[str, Any],
               checkpoint_epochs: int = 0) -> tuple[str, int]:
         """Resume the unfinished run of this cell or create one; returns (run id, epochs already
         logged). An unfinished run that logged more epochs than the local checkpoint holds (the
         cell restarts on a machine without its checkpoint) is marked superseded and replaced, so
         no metric is logged twice for one step."""
-        old = self.unfinished(spec.hash)
+        old = self.unfinished(cell_hash)
         if old is not None:
             run_id = old.info.run_id
             history = _retry(lambda: self.client.get_metric_history(run_id, "train_loss"))
@@ -158,15 +156,7 @@ class Tracker:
                 return run_id, logged
             self.set_tags(run_id, {"kind": "superseded"})
             self.set_status(run_id, "KILLED")
-        tags = {"cell_hash": spec.hash, "cell_key": spec.key, "dataset": spec.data.name,
-                "arch": spec.arch, "method": spec.method, "variant": spec.label,
-                "seed": str(spec.seed), "teacher_source": _teacher_source(spec),
-                **(extra_tags or {})}
-        if "fidelity" in spec.hyperparameters:
-            tags["fidelity"] = str(spec.hyperparameters["fidelity"])
-        params = {**spec.flat_params(), "effective_batch_size": spec.train.batch_size,
-                  "effective_lr": spec.train.effective_lr}
-        return self.new_run(spec.key, tags, params), 0
+        return self.new_run(name, {"cell_hash": cell_hash, **tags}, params), 0
 
     def new_run(self, name: str, tags: dict[str, str], params: dict[str, Any] | None = None,
                 parent_run_id: str | None = None) -> str:
@@ -190,16 +180,14 @@ class Tracker:
         _retry(lambda: self.client.log_batch(
             run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
-    def finish(self, run_id: str, spec: RunSpec, history: list[dict], model_path: Path,
+    def finish(self, run_id: str, config: dict, history: list[dict], model_path: Path,
                logged: int) -> None:
         for row in history:
             if row["epoch"] > logged:  # epochs checkpointed but not logged before a crash
                 self.log_epoch(run_id, row)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "metrics.json").write_text(json.dumps(history, indent=1))
-            (Path(tmp) / "config.json").write_text(
-                json.dumps({"key": spec.key, "hash": spec.hash, **spec.identity()}, indent=1,
-                           default=str))
+            (Path(tmp) / "config.json").write_text(json.dumps(config, indent=1, default=str))
             _retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json")))
             _retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "config.json")))
         _retry(lambda: self.client.log_artifact(run_id, str(model_path), "checkpoint"))
@@ -212,8 +200,3 @@ class Tracker:
         self.set_tags(run_id, {"failure_reason": reason[:4000]})
         _retry(lambda: self.client.set_terminated(run_id, "FAILED"))
 
-
-def _teacher_source(spec: RunSpec) -> str:
-    import methods
-
-    return methods.get(spec.method).teacher_source(spec.hyperparameters)

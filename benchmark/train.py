@@ -1,9 +1,21 @@
-"""One training run: a plain loop over epochs. No tracking code: the caller passes ``on_epoch``.
+"""One training run, in readable pieces. No tracking code: the caller passes ``on_epoch``.
 
-Per epoch the loop accumulates every loss term and diagnostic the method returns on the device and
-reads them once, evaluates on the validation and test splits, writes an atomic checkpoint (model,
-optimiser, scheduler, RNG states, history) and calls ``on_epoch(row)``. A run whose checkpoint
-exists continues from it and ends with the same metrics as an uninterrupted run.
+- :func:`build` makes everything a run holds (model, optimiser, schedule, RNG, batch plan,
+  teacher) from a spec;
+- :class:`Step` is one optimisation step: augment, forward, teacher, the method's terms,
+  backward, SGD, the teacher's update;
+- :func:`train_epoch` runs a plan's epoch of steps and accumulates every term on the device;
+- :func:`evaluate` gives the validation and test metrics;
+- :class:`Checkpoint` holds the whole resume state (the run's and its teacher's and plan's) in one
+  atomic file;
+- :func:`train` ties them together; a run whose checkpoint exists continues from it and ends with
+  the same metrics as an uninterrupted run.
+
+Per epoch the row holds ``train_loss`` and ``train_<term>`` for every loss term the method
+returns, ``diag_<name>`` for every diagnostic (the method's own and the teacher's), ``train_acc``,
+the validation and test metrics, and the costs: ``cost_train_seconds`` (training phase only),
+``cost_student_images`` and ``cost_teacher_images`` (images forwarded by the student, with or
+without gradient, and by a separate teacher model) and ``cost_teacher_state_mb``.
 """
 from __future__ import annotations
 
@@ -19,7 +31,7 @@ import torch.nn as nn
 
 import methods
 
-from . import models, teachers
+from . import models, plans, teachers
 from .config import RunSpec, TrainSettings
 from .data import Pipeline, TensorData
 from .metrics import classification_metrics
@@ -64,17 +76,8 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
-def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
-    """Epochs held by the resume checkpoint of ``spec`` in ``workdir`` (0 if none)."""
-    path = workdir / CHECKPOINT
-    if not path.is_file():
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return len(state["history"]) if state.get("hash") == spec.hash else 0
-
-
 def save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -90,47 +93,195 @@ def predict(model: nn.Module, x: torch.Tensor, pipeline: Pipeline, batch: int = 
     return torch.cat(outs)
 
 
+def evaluate(model: nn.Module, data: TensorData, pipeline: Pipeline, amp: bool) -> dict:
+    """Validation metrics, and test metrics when the data has a test split (not when tuning)."""
+    row = classification_metrics(predict(model, data.val_x, pipeline, amp=amp), data.val_y, "val")
+    if data.test_x is not None:
+        row.update(classification_metrics(predict(model, data.test_x, pipeline, amp=amp),
+                                           data.test_y, "test"))
+    return row
+
+
 class Step:
     """One optimisation step of the harness: augment the uint8 batch on its device, forward
-    (bf16 autocast when ``amp``), teacher logits, the method's terms, backward, SGD, scheduler.
-    Returns the detached terms and the logits; nothing here synchronises with the host."""
+    (bf16 autocast when ``amp``), teacher logits, the method's terms, backward, SGD, scheduler,
+    the teacher's update. Returns the detached terms, the diagnostics, the student's logits and
+    the targets; nothing here synchronises with the host."""
 
-    def __init__(self, model: nn.Module, method: methods.Method, loss_kwargs: dict, teacher,
-                 optimizer: torch.optim.Optimizer, scheduler, pipeline: Pipeline,
-                 generator: torch.Generator, amp: bool):
-        self.model, self.terms, self.loss_kwargs = model, method.terms, loss_kwargs
-        self.teacher, self.optimizer, self.scheduler = teacher, optimizer, scheduler
-        self.pipeline, self.generator, self.amp = pipeline, generator, amp
+    def __init__(self, model: nn.Module, method: methods.Method, hp: dict,
+                 teacher: teachers.Teacher | None, optimizer: torch.optim.Optimizer, scheduler,
+                 pipeline: Pipeline, generator: torch.Generator, amp: bool, epochs: int = 1):
+        self.model, self.method, self.hp, self.teacher = model, method, hp, teacher
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.pipeline, self.generator, self.amp, self.epochs = pipeline, generator, amp, epochs
+        self.count = 0  # optimisation steps done
+        self.set_epoch(1)
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[dict, torch.Tensor]:
-        x = self.pipeline.train(images, self.generator)
+    def set_epoch(self, epoch: int) -> None:
+        """The 1-based epoch the next steps belong to (a method may schedule its arguments)."""
+        self.epoch = epoch
+        self.loss_kwargs = self.method.loss_kwargs(self.hp, epoch, self.epochs)
+
+    def _forward(self, x: torch.Tensor, batch: plans.Batch) -> torch.Tensor:
         with torch.autocast(x.device.type, torch.bfloat16, enabled=self.amp):
-            logits = self.model(x)
-        logits = logits.float()
-        teacher_logits = self.teacher(x, logits) if self.teacher else None
-        terms = self.terms(logits, targets, teacher_logits, **self.loss_kwargs)
+            t = batch.teacher_rows
+            if batch.separate and 0 < t < len(x):  # two calls, the new rows first (DLB's code)
+                new = self.model(x[t:])
+                return torch.cat([self.model(x[:t]), new]).float()
+            return self.model(x).float()
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor, batch: plans.Batch):
+        x = self.pipeline.train(images[batch.idx], self.generator)
+        y = targets[batch.idx]
+        paired = (None if batch.paired is None
+                  else self.pipeline.train(images[batch.paired], self.generator))
+        logits = self._forward(x, batch)
+        rows = batch.teacher_rows
+        view = teachers.StepView(x, batch.idx, logits.detach(), self.epoch, self.count, rows,
+                                 paired)
+        teacher_logits = None
+        if self.teacher is not None:
+            with torch.autocast(x.device.type, torch.bfloat16, enabled=self.amp):
+                teacher_logits = self.teacher.logits(view)
+            teacher_logits = teacher_logits.float()
+        terms = self.method.terms(logits, y, teacher_logits, **self.loss_kwargs)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        return {k: v.detach() for k, v in terms.items()}, logits.detach()
+        diag = {}
+        if self.teacher is not None:
+            self.teacher.after_step(view)
+            if rows:
+                diag = teachers.diagnostics(teacher_logits, view.student_logits[:rows], y[:rows])
+        self.count += 1
+        return {k: v.detach() for k, v in terms.items()}, diag, view.student_logits, y
 
 
-def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor, perm: torch.Tensor,
-                batch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Every full batch of ``perm``; returns per-term sums and the correct count, on device."""
+def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
+                plan: plans.Shuffle) -> dict[str, float]:
+    """One epoch of ``plan``: per-term means (``train_<term>``, ``diag_<name>``), ``train_acc``
+    and the images forwarded, read from the device once."""
     step.model.train()
     sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
     correct = torch.zeros((), device=images.device, dtype=torch.long)
-    for b in range(len(perm) // batch):
-        idx = perm[b * batch:(b + 1) * batch]
-        y = targets[idx]
-        terms, logits = step(images[idx], y)
-        for k, v in terms.items():
+    trained = student_images = teacher_images = 0
+    diagnostics = set(step.method.diagnostics)
+    for batch in plan.epoch():
+        terms, diag, logits, y = step(images, targets, batch)
+        named = {("diag_" if k in diagnostics else "train_") + k: v for k, v in terms.items()}
+        named.update({f"diag_{k}": v for k, v in diag.items()})
+        for k, v in named.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
+            counts[k] = counts.get(k, 0) + 1
         correct += (logits.argmax(1) == y).sum()
-    return sums, correct
+        trained += len(y)
+        student_images += len(y) + (0 if batch.paired is None else len(batch.paired))
+        if step.teacher is not None and type(step.teacher).extra_forward and batch.paired is None:
+            teacher_images += batch.teacher_rows
+    values = torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
+    row = {k: v / counts[k] for k, v in zip(sums, values)}
+    row["train_acc"] = values[-1] / max(1, trained)
+    row["cost_student_images"] = float(student_images)
+    row["cost_teacher_images"] = float(teacher_images)
+    return row
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between steps."""
+
+    spec: RunSpec
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    plan: plans.Shuffle
+    teacher: teachers.Teacher | None
+    pipeline: Pipeline
+    step: Step
+
+
+def build(spec: RunSpec, data: TensorData, dev: torch.device, teacher_model: nn.Module | None,
+          amp: bool, channels_last: bool) -> Run:
+    s = spec.train
+    method = methods.get(spec.method)
+    hp = method.resolve(spec.hyperparameters)
+    torch.manual_seed(spec.seed)
+    c, h, _ = data.image_shape
+    model = models.build(spec.arch, c, data.num_classes, h).to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    batch = min(s.batch_size, len(data.train_y))
+    generator = torch.Generator(dev).manual_seed(spec.seed)
+    plan = plans.make(method.batch_plan, data.train_y, batch, generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=s.effective_lr, momentum=s.momentum,
+                                weight_decay=s.weight_decay, nesterov=s.nesterov)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, s, plan.steps))
+    ctx = teachers.TeacherContext(model, data.train_y, data.num_classes, teacher_model,
+                                  method.teacher_kwargs(hp))
+    teacher = teachers.make(method.teacher_source(hp), ctx)
+    pipeline = Pipeline(data, channels_last=channels_last)
+    step = Step(model, method, hp, teacher, optimizer, scheduler, pipeline, generator, amp,
+                s.epochs)
+    return Run(spec, model, optimizer, scheduler, generator, plan, teacher, pipeline, step)
+
+
+class Checkpoint:
+    """The resume state of one run in ``workdir/last.pt``, written atomically after every epoch:
+    model, optimiser, schedule, RNG states, the step count, the batch plan's and the teacher's
+    state (memory, EMA weights) and the history. A file of another spec (hash) is ignored."""
+
+    def __init__(self, workdir: Path | None, spec_hash: str):
+        self.path = None if workdir is None else workdir / CHECKPOINT
+        self.hash = spec_hash
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+
+    def _load(self, mmap: bool = False) -> dict | None:
+        if self.path is None or not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True, mmap=mmap)
+        return state if state.get("hash") == self.hash else None
+
+    def epochs(self) -> int:
+        state = self._load(mmap=True)
+        return 0 if state is None else len(state["history"])
+
+    def restore(self, run: Run) -> list[dict]:
+        """Load the saved state into ``run``; returns the history (empty when none)."""
+        state = self._load()
+        if state is None:
+            return []
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        run.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        run.step.count = state["steps"]
+        run.plan.load_state_dict(state["plan"])
+        if run.teacher is not None:
+            run.teacher.load_state_dict(state["teacher"])
+        return list(state["history"])
+
+    def save(self, run: Run, history: list[dict]) -> None:
+        if self.path is None:
+            return
+        save_atomic({"hash": self.hash, "model": run.model.state_dict(),
+                     "optimizer": run.optimizer.state_dict(),
+                     "scheduler": run.scheduler.state_dict(),
+                     "generator": run.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                     "steps": run.step.count, "plan": run.plan.state_dict(),
+                     "teacher": run.teacher.state_dict() if run.teacher is not None else {},
+                     "history": history}, self.path)
+
+
+def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
+    """Epochs held by the resume checkpoint of ``spec`` in ``workdir`` (0 if none)."""
+    return Checkpoint(workdir, spec.hash).epochs() if (workdir / CHECKPOINT).is_file() else 0
 
 
 def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
@@ -144,77 +295,27 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
     dev = resolve_device(device)
     amp = dev.type == "cuda" if amp is None else amp
     channels_last = dev.type == "cuda" if channels_last is None else channels_last
-    s = spec.train
-    method = methods.get(spec.method)
-    hp = method.resolve(spec.hyperparameters)
-    loss_kwargs = method.loss_kwargs(hp)
-    teacher = teachers.make(method.teacher_source(hp), teacher_model)
-
-    torch.manual_seed(spec.seed)
-    c, h, _ = data.image_shape
-    model = models.build(spec.arch, c, data.num_classes, h).to(dev)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    n = len(data.train_y)
-    batch = min(s.batch_size, n)
-    steps = n // batch  # the last incomplete batch is dropped (reshuffled every epoch)
-    optimizer = torch.optim.SGD(model.parameters(), lr=s.effective_lr, momentum=s.momentum,
-                                weight_decay=s.weight_decay, nesterov=s.nesterov)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, s, steps))
-    generator = torch.Generator(dev).manual_seed(spec.seed)
-    pipeline = Pipeline(data, channels_last=channels_last)
-    result = RunResult()
-
-    ckpt_path = None
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        ckpt_path = workdir / CHECKPOINT
-    if ckpt_path and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state["hash"] == spec.hash:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            result.history = list(state["history"])
-            result.resumed_from = len(result.history)
-
-    step = Step(model, method, loss_kwargs, teacher, optimizer, scheduler, pipeline, generator, amp)
-    done_here = 0
-    for epoch in range(len(result.history), s.epochs):
-        if stop_after is not None and done_here >= stop_after:
+    run = build(spec, data, dev, teacher_model, amp, channels_last)
+    checkpoint = Checkpoint(workdir, spec.hash)
+    result = RunResult(history=checkpoint.restore(run))
+    result.resumed_from = len(result.history)
+    state_mb = (run.teacher.state_bytes() if run.teacher is not None else 0) / 2 ** 20
+    for epoch in range(len(result.history) + 1, spec.train.epochs + 1):
+        if stop_after is not None and epoch - 1 - result.resumed_from >= stop_after:
             break
         started = time.perf_counter()
-        perm = torch.randperm(n, device=dev, generator=generator)
-        sums, correct = train_epoch(step, data.train_x, data.train_y, perm, batch)
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        values = torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
-        for k, v in zip(sums, values):
-            row[_train_key(k)] = v / steps
-        row["train_acc"] = values[-1] / (steps * batch)
+        run.step.set_epoch(epoch)
+        row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"]}
+        row.update(train_epoch(run.step, data.train_x, data.train_y, run.plan))
         if not math.isfinite(row["train_loss"]):
-            raise TrainingDiverged(f"loss is {row['train_loss']} at epoch {epoch + 1}")
-        row.update(classification_metrics(predict(model, data.val_x, pipeline, amp=amp),
-                                          data.val_y, "val"))
-        if data.test_x is not None:
-            row.update(classification_metrics(predict(model, data.test_x, pipeline, amp=amp),
-                                              data.test_y, "test"))
+            raise TrainingDiverged(f"loss is {row['train_loss']} at epoch {epoch}")
+        row["cost_train_seconds"] = time.perf_counter() - started
+        row["cost_teacher_state_mb"] = state_mb
+        row.update(evaluate(run.model, data, run.pipeline, amp))
         row["epoch_seconds"] = time.perf_counter() - started
         result.history.append(row)
-        done_here += 1
-        if ckpt_path:
-            save_atomic({"hash": spec.hash, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                         "history": result.history}, ckpt_path)
+        checkpoint.save(run, result.history)
         if on_epoch:
             on_epoch(row)
-    result.model = model
+    result.model = run.model
     return result
-
-
-def _train_key(term: str) -> str:
-    return {"loss": "train_loss", "rectified": "rectification_rate",
-            "teacher_acc": "teacher_train_acc"}.get(term, f"train_{term}")

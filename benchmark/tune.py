@@ -1,9 +1,10 @@
 """Optuna search of the distillation hyperparameters (the only module that imports optuna).
 
-One study per (dataset, arch, method variant) of a config, named ``dataset/arch/label`` where the
-label is the method and, for DR-KD, its teacher source. The search space comes from the method
-registry (``Param.low/high/log``), optionally narrowed by the config's ``tune.space``. The
-objective is the final-epoch *validation* top-1: the data given to a trial has no test split.
+One study per (dataset, arch, method variant) of a config, named ``dataset/arch/label`` with the
+variant's label (the method, its teacher source when given, or the config's ``label``). The
+search space comes from the method registry (``Param.low/high/log``), optionally narrowed by the
+config's ``tune.space``. The objective is the final-epoch *validation* top-1: the data given to a
+trial has no test split.
 
 Storage: a journal file under ``results/`` by default (safe for several local processes), or any
 RDB URL (``sqlite:///...``, ``postgresql://...``) with Optuna's heartbeat and retry of stale
@@ -13,6 +14,7 @@ trial whose heartbeat is older than the grace period is failed and its parameter
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import multiprocessing as mp
 import os
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 import methods
 
@@ -31,6 +32,7 @@ from . import data as data_mod
 from . import teachers, train
 from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
 from .runner import load_data
+from .runtime import Runtime
 from .tracking import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -60,12 +62,12 @@ def open_storage(url: str | None, results: Path | str = "results"):
     return optuna.storages.JournalStorage(backend)
 
 
-def study_label(method: str, hp: dict) -> str:
-    return f"{method}-{hp['teacher']}" if "teacher" in hp else method
-
-
-def study_name(dataset: str, arch: str, method: str, hp: dict) -> str:
-    return f"{dataset}/{arch}/{study_label(method, hp)}"
+def study_name(dataset: str, arch: str, variant: Variant) -> str:
+    """``dataset/arch/label``: one study per grid variant (two variants of one method that differ
+    in anything, a fidelity preset say, never share a study). A variant that reads its values
+    from the study (``hyperparameters: tuned``) names it without its ``-tuned`` suffix."""
+    label = variant.label.removesuffix("-tuned") if variant.tuned else variant.label
+    return f"{dataset}/{arch}/{label}"
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,7 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                                                   if tune.get("epochs") else {}))
                 spec = variant_spec(ds, arch, v, hp, int(tune.get("seed", grid.seeds[0])),
                                     settings)
-                out.append(Study(study_name(dataset, arch, v.method, spec.hyperparameters),
-                                 spec, space))
+                out.append(Study(study_name(dataset, arch, v), spec, space))
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space)")
@@ -108,8 +109,7 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
 def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Variant,
                           storage: str | None = None) -> dict[str, Any]:
     """The best trial's parameters of the matching study; a clear error when there is none."""
-    hp = methods.get(variant.method).resolve(variant.hyperparameters_for(arch))
-    name = study_name(dataset, arch, variant.method, hp)
+    name = study_name(dataset, arch, variant)
     url = storage or grid.tune.get("storage") or default_storage()
     hint = (f"no tuned values for study {name!r} in {url}; run: drkd-bench tune {grid.path} "
             f"--method {variant.method}")
@@ -138,10 +138,10 @@ def _teacher(spec: RunSpec, dataset: data_mod.TensorData, tracker: Tracker, devi
     return teachers.load_model(path, spec.arch, c, dataset.num_classes, h, device)
 
 
-def _prepare(study_def: Study, tracker: Tracker, data_root: str | None, device: str | None):
+def _prepare(study_def: Study, tracker: Tracker, rt: Runtime):
     """The study's data without its test split, on the device, and its self-teacher (or None)."""
-    dev = train.resolve_device(device)
-    dataset = without_test(load_data(study_def.spec.data, data_root)).to(dev)
+    dev = train.resolve_device(rt.device)
+    dataset = without_test(load_data(study_def.spec.data, rt.data_root)).to(dev)
     return dataset, _teacher(study_def.spec, dataset, tracker, dev)
 
 
@@ -191,16 +191,16 @@ def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS)
 
 
 def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: str | None,
-              tracker: Tracker, data_root: str | None, device: str | None, seed: int,
-              worker: int = 0) -> optuna.Study:
+              tracker: Tracker, rt: Runtime, seed: int, worker: int = 0) -> optuna.Study:
     """Run ``trials`` more trials of the study in this process (worker ``worker``)."""
     st = open_storage(storage, tracker.results)
-    sampler = optuna.samplers.TPESampler(seed=seed + worker, n_startup_trials=5)
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed(study_def.name, seed, worker),
+                                         n_startup_trials=5)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     study = optuna.create_study(study_name=study_def.name, storage=st, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     fail_stale_journal_trials(study)
-    dataset, teacher_model = _prepare(study_def, tracker, data_root, device)
+    dataset, teacher_model = _prepare(study_def, tracker, rt)
     parent = _parent_run(tracker, study_def)
 
     def objective(trial: optuna.Trial) -> float:
@@ -225,7 +225,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
                 raise optuna.TrialPruned()
 
         try:
-            result = train.train(spec, dataset, teacher_model=teacher_model, device=device,
+            result = train.train(spec, dataset, teacher_model=teacher_model, device=rt.device,
                                  on_epoch=report)
             value = result.final["val_top1"]
             if not math.isfinite(value):
@@ -256,10 +256,16 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     return study
 
 
-def _worker(study_def, kwargs, worker, threads):
-    torch.set_num_threads(threads)
-    tracker = Tracker(kwargs.pop("uri"), results=kwargs.pop("results"))
-    run_study(study_def, tracker=tracker, worker=worker, **kwargs)
+def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
+    """The sampler's seed: ``--seed`` and the worker, mixed with the study's name so that two
+    studies never propose the same first trials (stable across processes, unlike ``hash``)."""
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    return (digest + seed + worker) % 2 ** 31
+
+
+def _worker(study_def: Study, kwargs: dict, worker: int, rt: Runtime) -> None:
+    rt.apply()
+    run_study(study_def, tracker=rt.tracker(), rt=rt, worker=worker, **kwargs)
 
 
 def shares(trials: int, workers: int) -> list[int]:
@@ -269,33 +275,33 @@ def shares(trials: int, workers: int) -> list[int]:
 
 
 def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage: str | None,
-        tracker: Tracker, data_root: str | None, device: str | None, seed: int,
-        workers: int = 1, executor: str = "local", ray_address: str | None = None,
-        say=print) -> list[optuna.Study]:
+        tracker: Tracker, rt: Runtime, seed: int, workers: int = 1, executor: str = "local",
+        ray_address: str | None = None, say=print) -> list[optuna.Study]:
     """Each study in turn; ``workers`` processes (local or Ray tasks) share one study."""
     out = []
     for s in study_defs:
         started = time.perf_counter()
         before = _count(s.name, storage, tracker)
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        kwargs = dict(timeout=timeout, storage=storage, data_root=data_root, device=device,
-                      seed=seed, uri=tracker.uri, results=str(tracker.results))
+        wrt = Runtime(str(tracker.results), tracker.uri, rt.data_root, rt.device,
+                      max(1, (os.cpu_count() or 1) // workers))
+        kwargs = dict(timeout=timeout, storage=storage, seed=seed)
         per_worker = [dict(kwargs, trials=n) for n in shares(trials, workers) if n]
         if len(per_worker) > 1:  # train a missing self-teacher once, not once per worker
-            _prepare(s, tracker, data_root, device)
+            _prepare(s, tracker, rt)
         if executor == "ray":
             from . import distributed
 
-            distributed.init(ray_address, workers, threads, quiet=True)
-            distributed.run_tune_workers(s, per_worker, threads)
+            distributed.init(ray_address, workers, wrt.threads, quiet=True)
+            distributed.run_all(_worker, [(s, kw, w, wrt) for w, kw in enumerate(per_worker)],
+                                wrt.threads)
             study = optuna.load_study(study_name=s.name,
                                       storage=open_storage(storage, tracker.results))
         elif workers <= 1:
             study = run_study(s, trials=trials, timeout=timeout, storage=storage,
-                              tracker=tracker, data_root=data_root, device=device, seed=seed)
+                              tracker=tracker, rt=rt, seed=seed)
         else:
             ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_worker, args=(s, kw, w, threads))
+            procs = [ctx.Process(target=_worker, args=(s, kw, w, wrt))
                      for w, kw in enumerate(per_worker)]
             for p in procs:
                 p.start()

@@ -39,8 +39,8 @@ def add_run(client, exp, variant, seed, finals, arch="cnn8", status="FINISHED", 
                "val_top1": 0.8 + (0.05 if e == 2 else 0.0), "test_ece": 0.02 * e,
                "test_nll": 0.3}
         if variant.startswith("drkd"):
-            row["rectification_rate"] = 0.5 / e
-            row["teacher_train_acc"] = 1 - 0.5 / e
+            row["diag_rectified"] = 0.5 / e
+            row["diag_teacher_top1"] = 1 - 0.5 / e
         history.append(row)
         client.log_batch(rid, metrics=[Metric(k, v, 0, e) for k, v in row.items()
                                        if k != "epoch"])
@@ -117,7 +117,7 @@ def test_report_files_regenerate_identically_and_from_the_exported_csv(store, re
         assert p.read_bytes() == (out_b / rel).read_bytes(), rel
     pngs = [p for p in written if p.suffix == ".png"]
     assert {p.stem for p in pngs} == {"accuracy_digits", "curves_digits",
-                                      "rectification_digits", "teacher_accuracy_digits"}
+                                      "diag_rectified_digits", "diag_teacher_top1_digits"}
     assert all(p.stat().st_size > 10_000 for p in pngs)
     csv = tmp_path / "runs.csv"
     assert cli.main(["export", "--results", str(results), "--out", str(csv)]) == 0

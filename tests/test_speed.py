@@ -10,9 +10,10 @@ def test_speed_command_prints_the_table_and_writes_csv(tmp_path, capsys):
                      "--loader-workers", "0", "--device", "cpu", "--results", str(tmp_path)])
     assert code == 0
     out = capsys.readouterr().out
-    names = ["bare step (limit)", "harness step: ce", "harness step: lsr",
-             "harness step: tfkd-reg", "harness step: drkd (online)", "harness step: tfkd-self",
-             "harness step: drkd (pretrained)", "data pipeline: PIL DataLoader (reference)",
+    steps = [f"harness step: {label}" for label, _, _ in speed.variants()]
+    names = ["bare step (limit)", *steps,
+             "harness step: drkd (ema) vs drkd (pretrained)",
+             "data pipeline: PIL DataLoader (reference)",
              "data pipeline: harness batched tensors", "tfkd-self epoch: reference-style loop",
              "tfkd-self epoch: compute limit (bare step + teacher forward)",
              "tfkd-self epoch: harness vs reference", "tfkd-self epoch: harness vs limit"]
@@ -22,6 +23,15 @@ def test_speed_command_prints_the_table_and_writes_csv(tmp_path, capsys):
     with open(tmp_path / "speed_digits_cnn8_cpu.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["measurement"] for r in rows] == names
+    # every method and every teacher source of tfkd-self and drkd is costed
+    for source in ("pretrained", "online", "previous-epoch", "ema"):
+        assert f"harness step: drkd ({source})" in steps
+        assert f"harness step: tfkd-self ({source})" in steps
+    for name in ("ps-kd", "cs-kd", "zipf-ls", "dlb"):
+        assert f"harness step: {name}" in steps
+    fwd = {r["measurement"]: r["forwards"] for r in rows}
+    assert fwd["harness step: cs-kd"] == "2+0" and fwd["harness step: dlb"] == "2+0"
+    assert fwd["harness step: drkd (ema)"] == "1+1" and fwd["harness step: ps-kd"] == "1+0"
     for r in rows:
         assert float(r["images_per_s"]) > 0
         if r["target"]:

@@ -33,7 +33,7 @@ def test_train_command_tracks_run_and_trains_missing_self_teacher(results, capsy
     assert params["hp.temperature"] == "3.0" and params["hp.kl_reduction"] == "batchmean"
     assert params["effective_lr"] == str(0.1 * 64 / 128) and params["effective_batch_size"] == "64"
     client = MlflowClient(tracker.uri)
-    history = client.get_metric_history(run.info.run_id, "rectification_rate")
+    history = client.get_metric_history(run.info.run_id, "diag_rectified")
     assert [m.step for m in history] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "config.json", "checkpoint"} <= artifacts
