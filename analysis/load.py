@@ -19,6 +19,9 @@ IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arc
             "variant", "seed", "teacher_source", "fidelity", "study", "trial", "state",
             "failure_reason"]
 
+#: Metric names written before the diagnostics were named by their methods (``diag_<name>``).
+LEGACY_COLUMNS = {"rectification_rate": "diag_rectified", "teacher_train_acc": "diag_teacher_top1"}
+
 
 def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFrame:
     """Every run of ``experiment`` in the store at ``uri``; finished runs with their per-epoch
@@ -68,6 +71,7 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
 def sort_epochs(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
+    frame = frame.rename(columns={k: v for k, v in LEGACY_COLUMNS.items() if v not in frame})
     lead = [c for c in IDENTITY if c in frame.columns] + ["epoch"]
     rest = sorted(c for c in frame.columns if c not in lead)
     frame = frame[lead + rest]

@@ -72,41 +72,52 @@ def curves(epochs: pd.DataFrame, dataset: str, folder: Path, metric: str = "test
 
 
 def landscape(trials: pd.DataFrame, folder: Path) -> list[Path]:
-    """Validation accuracy over temperature x alpha for each Optuna study: complete trials
-    coloured by their final validation top-1, pruned trials as grey crosses, the best a star."""
+    """Validation accuracy over each Optuna study's searched hyperparameters: the first two as
+    axes (or one against the accuracy), complete trials coloured by their final validation top-1,
+    pruned or failed trials as grey crosses, the best a star."""
     _theme()
-    d = trials.dropna(subset=["temperature", "alpha"]).copy()
-    if d.empty:
-        return []
+    fixed = {"study", "trial", "state", "value"}
+    d = trials.copy()
     d["val top-1 (%)"] = d["value"] * 100
-    studies = sorted(d["study"].unique())
-    cols = min(3, len(studies))
-    rows = (len(studies) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
-    for ax, study in zip(axes.flat, studies):
+    panels = []
+    for study in sorted(d["study"].unique()):
         s = d[d["study"] == study]
+        axes = [c for c in s.columns if c not in fixed | {"val top-1 (%)"}
+                and s[c].nunique(dropna=True) > 1]
+        if axes:
+            panels.append((study, s, axes[:2]))
+    if not panels:
+        return []
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, (study, s, names) in zip(grid.flat, panels):
+        x = names[0]
+        y = names[1] if len(names) > 1 else "val top-1 (%)"
         done = s[(s["state"] == "COMPLETE") & s["value"].notna()]
         pruned = s[s["state"] != "COMPLETE"]
-        ax.scatter(pruned["temperature"], pruned["alpha"], marker="x", s=24, c="0.6",
-                   label=f"pruned or failed ({len(pruned)})")
+        if len(names) > 1:
+            ax.scatter(pruned[x], pruned[y], marker="x", s=24, c="0.6",
+                       label=f"pruned or failed ({len(pruned)})")
         if len(done):
             low, high = done["val top-1 (%)"].min(), done["val top-1 (%)"].max()
-            pts = ax.scatter(done["temperature"], done["alpha"], c=done["val top-1 (%)"],
-                             cmap="viridis", vmin=min(low, high - 0.5), vmax=max(high, low + 0.5),
-                             s=40, edgecolor="k", linewidth=0.3)
+            pts = ax.scatter(done[x], done[y], c=done["val top-1 (%)"], cmap="viridis",
+                             vmin=min(low, high - 0.5), vmax=max(high, low + 0.5), s=40,
+                             edgecolor="k", linewidth=0.3)
             best = done.loc[done["value"].idxmax()]
-            ax.scatter([best["temperature"]], [best["alpha"]], marker="*", s=220, c="red",
+            ax.scatter([best[x]], [best[y]], marker="*", s=220, c="red",
                        label=f"best {best['val top-1 (%)']:.1f}%")
             fig.colorbar(pts, ax=ax, label="val top-1 (%)")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("temperature T")
-        ax.set_ylabel("alpha")
+        if s[x].min() > 0 and s[x].max() / s[x].min() > 20:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
         ax.set_title(study, fontsize=9)
         ax.legend(loc="best", fontsize=8)
-    for ax in list(axes.flat)[len(studies):]:
+    for ax in list(grid.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle("Optuna: final validation top-1 over temperature x alpha")
+    fig.suptitle("Optuna: final validation top-1 over the searched hyperparameters")
     fig.tight_layout()
     return save(fig, folder, "tuning_landscape")

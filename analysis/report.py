@@ -28,6 +28,14 @@ t-test; with 3 seeds, intervals are wide and p-values coarse.
 """
 
 
+#: What the known diagnostics mean (a new one is plotted all the same, with a generic note).
+DIAGNOSTICS = {
+    "rectified": "share of training samples whose teacher was rectified",
+    "teacher_top1": "the teacher's top-1 accuracy on the augmented training batches",
+    "teacher_agreement": "share of training samples where teacher and student agree on top-1",
+}
+
+
 def from_tracking(uri: str, out: Path) -> list[Path]:
     return build(load.epochs_from_tracking(uri), out, source=f"the tracking store `{_short(uri)}`")
 
@@ -77,15 +85,14 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
                                             "architecture, 95% CI over seeds")
         add(plots.curves(finished, d, fdir), f"{d}: test top-1 against epoch, mean over seeds "
                                              "with a 95% band")
-        drkd = finished[(finished["dataset"] == d) & finished["variant"].str.startswith("drkd")]
-        if "rectification_rate" in drkd and drkd["rectification_rate"].notna().any():
-            add(plots.curves(drkd, d, fdir, "rectification_rate", "rectification rate (%)",
-                             "rectification"),
-                f"{d}: DR-KD rectification rate (share of training samples whose teacher was "
-                "swapped) per epoch, per teacher source")
-            add(plots.curves(drkd, d, fdir, "teacher_train_acc", "teacher train-batch acc (%)",
-                             "teacher_accuracy"),
-                f"{d}: DR-KD teacher accuracy on the training batches per epoch")
+        for column in sorted(c for c in finished.columns if c.startswith("diag_")):
+            shown = finished[(finished["dataset"] == d) & finished[column].notna()]
+            if len(shown):
+                name = column[len("diag_"):]
+                add(plots.curves(shown, d, fdir, column, f"{name.replace('_', ' ')} (%)",
+                                 f"diag_{name}"),
+                    f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% band), for the "
+                    "variants that log it: " + DIAGNOSTICS.get(name, "logged by the method"))
     if len(runs):
         st = tables.stats_table(runs)
         add(tables.write(st, tdir, "statistics"), "paired differences over seeds (percentage "
@@ -104,15 +111,21 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
             tdir, "published_comparison"), note)
         add(tables.write(tables.missing_cells(runs), tdir, "missing_cells"),
             "cells with fewer finished seeds than the most complete cell")
+        cost = tables.cost_table(finished)
+        if not cost.empty:
+            add(tables.write(cost, tdir, "cost"),
+                "measured cost per variant against CE of the same architecture: training time "
+                "per epoch, images forwarded per epoch (student and a separate teacher), the "
+                "teacher's extra memory")
     add(tables.write(tables.failures_table(train), tdir, "failed_runs"),
         "runs that failed or did not finish, with the reason")
     trials = epochs[epochs["kind"] == "trial"] if "kind" in epochs else epochs.iloc[:0]
     if len(trials):
         t = _trial_frame(trials)
-        add(tables.write(t, tdir, "tuning_trials"), "Optuna trials: study, state, T, alpha, "
-                                                     "validation accuracy")
+        add(tables.write(t, tdir, "tuning_trials"), "Optuna trials: study, state, the searched "
+                                                     "hyperparameters, validation accuracy")
         add(plots.landscape(t, fdir),
-            "Optuna: validation accuracy over temperature x alpha per study")
+            "Optuna: validation accuracy over each study's searched hyperparameters")
     n_bad = len(tables.failures_table(train))
     text = INTRO.format(source=source, n_runs=len(runs), n_bad=n_bad)
     text += "".join(f"| `{rel}` | {what} |\n" for rel, what in entries)
@@ -121,13 +134,16 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
 
 
 def _trial_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: study, trial, state, every hyperparameter the study searched (those
+    that vary between its trials) and the validation accuracy."""
     first = trials.groupby("run_id", sort=False).last().reset_index()
-    out = pd.DataFrame({
-        "study": first.get("study", ""),
-        "trial": pd.to_numeric(first["trial"], errors="coerce"),
-        "state": first["state"],
-        "temperature": pd.to_numeric(first.get("param.hp.temperature"), errors="coerce"),
-        "alpha": pd.to_numeric(first.get("param.hp.alpha"), errors="coerce"),
-        "value": pd.to_numeric(first.get("val_top1"), errors="coerce"),
-    })
+    out = pd.DataFrame({"study": first.get("study", ""),
+                        "trial": pd.to_numeric(first["trial"], errors="coerce"),
+                        "state": first["state"]})
+    for column in sorted(c for c in first.columns if c.startswith("param.hp.")):
+        values = pd.to_numeric(first[column], errors="coerce")
+        varies = values.groupby(first.get("study", "")).nunique(dropna=True).max()
+        if values.notna().any() and varies > 1:
+            out[column[len("param.hp."):]] = values
+    out["value"] = pd.to_numeric(first.get("val_top1"), errors="coerce")
     return out.sort_values(["study", "trial"]).reset_index(drop=True)

@@ -7,11 +7,11 @@ import pandas as pd
 from scipy import stats
 
 CELL = ["dataset", "arch", "variant"]
-METHOD_ORDER = ["ce", "lsr", "tfkd-self", "tfkd-reg", "drkd"]
+METHOD_ORDER = ["ce", "lsr", "tfkd-self", "tfkd-reg", "drkd", "ps-kd", "cs-kd", "zipf-ls", "dlb"]
 
 
 def variant_order(variants) -> list[str]:
-    """CE, LSR, Tf-KD self, Tf-KD reg, DR-KD variants, then anything else, each alphabetical."""
+    """The methods in registry order (each method's variants alphabetical), then anything else."""
     def key(v: str):
         base = next((i for i, m in enumerate(METHOD_ORDER) if v == m or v.startswith(m + "-")),
                     len(METHOD_ORDER))
@@ -42,12 +42,29 @@ def summarize(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
                                        "ci_low", "ci_high"])
 
 
-def comparisons(variants) -> list[tuple[str, str]]:
-    """Each variant against CE; each DR-KD variant also against Tf-KD self."""
-    present = set(variants)
+#: The paper's question: each method of the left column against the right one with the same
+#: teacher source (or, when there is none such, the right one's default variant).
+RIVALS = {"drkd": "tfkd-self"}
+
+
+def comparisons(cells: pd.DataFrame) -> list[tuple[str, str]]:
+    """Each variant against CE; each DR-KD variant also against the Tf-KD self variant with the
+    same teacher source (``cells``: variant, method and teacher_source columns)."""
+    cells = cells.drop_duplicates("variant")
+    present = set(cells["variant"])
     pairs = [(v, "ce") for v in variant_order(present) if v != "ce" and "ce" in present]
-    pairs += [(v, "tfkd-self") for v in variant_order(present)
-              if v.startswith("drkd") and "tfkd-self" in present]
+    source = dict(zip(cells["variant"], cells.get("teacher_source", cells["variant"] * 0)))
+    method = dict(zip(cells["variant"], cells.get("method", cells["variant"])))
+    for v in variant_order(present):
+        rival = RIVALS.get(method.get(v) or v.split("-")[0])
+        if rival is None:
+            continue
+        same = [u for u in variant_order(present)
+                if (method.get(u) or u) == rival and source.get(u) == source.get(v)]
+        if same:
+            pairs.append((v, same[0]))
+        elif rival in present:
+            pairs.append((v, rival))
     return pairs
 
 
@@ -57,7 +74,7 @@ def paired(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = []
     data = runs.dropna(subset=[metric])
     for (d, a), g in data.groupby(["dataset", "arch"], sort=True):
-        for variant, baseline in comparisons(g["variant"]):
+        for variant, baseline in comparisons(g):
             x = g[g["variant"] == variant].groupby("seed")[metric].mean()
             y = g[g["variant"] == baseline].groupby("seed")[metric].mean()
             seeds = sorted(set(x.index) & set(y.index))

@@ -132,6 +132,37 @@ def missing_cells(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def cost_table(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, arch, variant), from the runs' own per-epoch cost records: the training-phase
+    seconds per epoch relative to CE of the same dataset and architecture (mean over seeds and
+    epochs), the images the student and a separate teacher model forward per epoch (relative to
+    CE's), and the teacher's extra memory in MB. Empty when the runs carry no cost records."""
+    columns = ["dataset", "arch", "variant", "time_vs_ce", "images_vs_ce", "student_images",
+               "teacher_images", "teacher_state_mb", "n"]
+    needed = {"cost_train_seconds", "cost_student_images", "cost_teacher_images"}
+    if epochs.empty or not needed <= set(epochs.columns):
+        return pd.DataFrame(columns=columns)
+    e = epochs.dropna(subset=sorted(needed))
+    per = e.groupby(stats.CELL).agg(
+        seconds=("cost_train_seconds", "mean"), student_images=("cost_student_images", "mean"),
+        teacher_images=("cost_teacher_images", "mean"),
+        teacher_state_mb=("cost_teacher_state_mb", "max"), n=("run_id", "nunique")).reset_index()
+    rows = []
+    for (d, a), g in per.groupby(["dataset", "arch"], sort=True):
+        ce = g[g["variant"] == "ce"]
+        base_s = ce["seconds"].iloc[0] if len(ce) else np.nan
+        base_i = (ce["student_images"] + ce["teacher_images"]).iloc[0] if len(ce) else np.nan
+        for _, r in g.iterrows():
+            rows.append({"dataset": d, "arch": a, "variant": r["variant"],
+                         "time_vs_ce": _fmt(r["seconds"] / base_s, 2),
+                         "images_vs_ce": _fmt((r["student_images"] + r["teacher_images"])
+                                              / base_i, 2),
+                         "student_images": int(r["student_images"]),
+                         "teacher_images": int(r["teacher_images"]),
+                         "teacher_state_mb": _fmt(r["teacher_state_mb"], 2), "n": int(r["n"])})
+    return _ordered(pd.DataFrame(rows, columns=columns))
+
+
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
