@@ -33,6 +33,13 @@ def _theme() -> None:
     matplotlib.rcParams["pdf.compression"] = 6
 
 
+def t_band(values) -> tuple[float, float]:
+    """The 95% Student-t interval over seeds, the same interval as the statistics tables (a
+    single seed gives a zero-width band)."""
+    mean, low, high = stats.t_interval(values)
+    return (mean, mean) if low != low else (low, high)
+
+
 def accuracy(runs: pd.DataFrame, dataset: str, folder: Path) -> list[Path]:
     """Final-epoch test top-1 per method and architecture: mean with a 95% t-interval over
     seeds, one dot per seed."""
@@ -44,11 +51,11 @@ def accuracy(runs: pd.DataFrame, dataset: str, folder: Path) -> list[Path]:
     dodge = 0.4 if len(archs) > 1 else False  # seaborn divides by (hue levels - 1)
     fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(order), 4.2))
     sns.pointplot(d, x="variant", y="test top-1 (%)", hue="arch", order=order, hue_order=archs,
-                  errorbar=("ci", 95), dodge=dodge, linestyle="none", capsize=0.1, markers="D",
-                  ax=ax, n_boot=2000, seed=0)
+                  errorbar=t_band, dodge=dodge, linestyle="none", capsize=0.1, markers="D",
+                  ax=ax)
     sns.stripplot(d, x="variant", y="test top-1 (%)", hue="arch", order=order, hue_order=archs,
                   dodge=dodge, alpha=0.35, size=4, ax=ax, legend=False, jitter=False)
-    ax.set_title(f"{dataset}: final-epoch test top-1 (mean, 95% bootstrap CI over seeds)")
+    ax.set_title(f"{dataset}: final-epoch test top-1 (mean, 95% Student-t CI over seeds)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=25)
     return save(fig, folder, f"accuracy_{dataset}")
@@ -65,9 +72,10 @@ def curves(epochs: pd.DataFrame, dataset: str, folder: Path, metric: str = "test
     d[ylabel] = d[metric] * 100
     order = stats.variant_order(d["variant"])
     g = sns.relplot(d, x="epoch", y=ylabel, hue="variant", hue_order=order, col="arch",
-                    col_order=sorted(d["arch"].unique()), kind="line", errorbar=("ci", 95),
-                    n_boot=500, seed=0, height=3.6, aspect=1.2, facet_kws={"sharey": False})
-    g.figure.suptitle(f"{dataset}: {ylabel} per epoch (mean over seeds, 95% band)", y=1.03)
+                    col_order=sorted(d["arch"].unique()), kind="line", errorbar=t_band,
+                    height=3.6, aspect=1.2, facet_kws={"sharey": False})
+    g.figure.suptitle(f"{dataset}: {ylabel} per epoch (mean over seeds, 95% Student-t band)",
+                      y=1.03)
     return save(g.figure, folder, f"{name}_{dataset}")
 
 

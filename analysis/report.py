@@ -81,18 +81,20 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
         add(tables.write(display, tdir, f"main_{d}", index=True, numeric=numeric),
             f"{d}: methods x architectures, final-epoch test top-1 mean ± std (n), gain over CE, "
             "best in bold")
-        add(plots.accuracy(runs, d, fdir), f"{d}: final-epoch test top-1 per method and "
-                                            "architecture, 95% CI over seeds")
+        add(plots.accuracy(runs, d, fdir),
+            f"{d}: final-epoch test top-1 per method and architecture, 95% Student-t CI over "
+            "seeds (the statistics table's interval)")
         add(plots.curves(finished, d, fdir), f"{d}: test top-1 against epoch, mean over seeds "
-                                             "with a 95% band")
+                                             "with a 95% Student-t band")
         for column in sorted(c for c in finished.columns if c.startswith("diag_")):
             shown = finished[(finished["dataset"] == d) & finished[column].notna()]
             if len(shown):
                 name = column[len("diag_"):]
                 add(plots.curves(shown, d, fdir, column, f"{name.replace('_', ' ')} (%)",
                                  f"diag_{name}"),
-                    f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% band), for the "
-                    "variants that log it: " + DIAGNOSTICS.get(name, "logged by the method"))
+                    f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% Student-t band), "
+                    "for the variants that log it: "
+                    + DIAGNOSTICS.get(name, "logged by the method"))
     if len(runs):
         st = tables.stats_table(runs)
         add(tables.write(st, tdir, "statistics"), "paired differences over seeds (percentage "

@@ -37,6 +37,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="where datasets are looked for (also $DRKD_DATA)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if "
                                                     "available)")
+    p.add_argument("--checkpoint-every", type=float, default=10.0, metavar="SECONDS",
+                   help="least time between two resume checkpoints of a run, each followed by "
+                        "its epochs' metrics in the store (default 10; 0: every epoch). A crash "
+                        "loses at most this much training")
 
 
 def _executor(p: argparse.ArgumentParser) -> None:
@@ -80,11 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "tracking store, then write the report.")
     p.add_argument("config", help="shipped config name (quick, fashion-mnist, paper-cifar100, "
                                   "paper-tiny-imagenet) or a YAML path")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (CPU threads "
-                                                          "are divided between them)")
+    p.add_argument("--workers", type=int, help="local worker processes, the CPU threads divided "
+                                               "between them (default: one per CPU core on the "
+                                               "CPU, 1 with CUDA)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and their order only")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
+    p.add_argument("--verbose", action="store_true", help="one line per epoch of every cell too "
+                                                          "(always in each run's MLflow metrics)")
     p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
                                      "RESULTS/optuna.journal)")
     _executor(p)
@@ -157,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def runtime(args) -> Runtime:
     """The run-time settings of a command (never part of a result's identity)."""
-    return Runtime(args.results, args.tracking_uri, args.data_root, args.device)
+    if args.checkpoint_every < 0:
+        raise UsageError("--checkpoint-every must be >= 0 seconds")
+    return Runtime(args.results, args.tracking_uri, args.data_root, args.device,
+                   checkpoint_seconds=args.checkpoint_every)
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:
@@ -243,7 +253,7 @@ def cmd_train(args) -> int:
 def cmd_grid(args) -> int:
     from . import config, grid
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
     cfg = config.load_grid(args.config)
     cells = grid.expand(cfg, args.storage or _storage_default(cfg, args.results))
@@ -257,8 +267,9 @@ def cmd_grid(args) -> int:
         return 0
     rt = runtime(args)
     tracker = rt.tracker()
-    outcome = grid.run(cells, tracker, rt, workers=args.workers, quiet=args.quiet,
-                       executor=args.executor,
+    workers = args.workers or grid.default_workers(rt.device, len(cells))
+    outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
+                       verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address)
     print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
@@ -279,7 +290,7 @@ def _storage_default(cfg, results: str) -> str:
 def cmd_tune(args) -> int:
     from . import config
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
     cfg = config.load_grid(args.config)
     trials = args.trials if args.trials is not None else int(cfg.tune.get("trials", 20))

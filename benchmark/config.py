@@ -39,6 +39,7 @@ class TrainSettings:
     schedule: str = "cosine"
     milestones: tuple[int, ...] = ()
     gamma: float = 0.2
+    precision: str = "fp32"  # or "bf16": bfloat16 autocast (changes results: part of the hash)
 
     @property
     def effective_lr(self) -> float:
@@ -46,6 +47,7 @@ class TrainSettings:
 
 
 SCHEDULES = ("cosine", "multistep", "constant")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def check_train(s: TrainSettings, where: str) -> None:
              (s.weight_decay >= 0, "weight_decay must be >= 0"),
              (s.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
              (s.schedule in SCHEDULES, f"schedule must be one of: {', '.join(SCHEDULES)}"),
-             (0 < s.gamma <= 1, "gamma must lie in (0, 1]")]
+             (0 < s.gamma <= 1, "gamma must lie in (0, 1]"),
+             (s.precision in PRECISIONS, f"precision must be one of: {', '.join(PRECISIONS)}")]
     for ok, message in rules:
         if not ok:
             raise ConfigError(f"{where}: {message}")

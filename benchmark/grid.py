@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
-from .runner import CellFailed, cell_task, epoch_line, run_cell
+from .runner import CellFailed, cell_task
 from .runtime import Runtime
 from .tracking import Tracker
 
@@ -59,6 +59,15 @@ def dependencies(cells: list[RunSpec]) -> dict[str, str]:
     return {c.hash: c.teacher_spec().hash for c in cells if c.teacher_spec() is not None}
 
 
+def default_workers(device: str | None, cells: int) -> int:
+    """One worker per CPU core (each with one thread) on the CPU; 1 with CUDA."""
+    from .train import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return 1
+    return max(1, min(os.cpu_count() or 1, cells))
+
+
 @dataclass
 class GridOutcome:
     finished: list[str] = field(default_factory=list)
@@ -87,8 +96,8 @@ def _init_worker(rt: Runtime, lines) -> None:
         pass
 
 
-def _run_in_worker(spec: RunSpec) -> dict:
-    return cell_task(spec, _worker["rt"], _worker["lines"].put)
+def _run_in_worker(spec: RunSpec, verbose: bool) -> dict:
+    return cell_task(spec, _worker["rt"], _worker["lines"].put if verbose else None)
 
 
 # --- scheduling ---------------------------------------------------------------------------------
@@ -96,7 +105,7 @@ def _run_in_worker(spec: RunSpec) -> dict:
 class _Progress:
     """Grid state and its progress bar: which cells are done, failed, waiting for a teacher."""
 
-    def __init__(self, cells: list[RunSpec], tracker: Tracker, quiet: bool):
+    def __init__(self, cells: list[RunSpec], tracker: Tracker, quiet: bool, verbose: bool):
         self.deps = dependencies(cells)
         self.outcome = GridOutcome()
         self.done: set[str] = set()
@@ -112,6 +121,7 @@ class _Progress:
         self.bar = tqdm(total=len(cells), initial=len(self.outcome.skipped), unit="cell",
                         disable=quiet, dynamic_ncols=True, desc="grid", mininterval=1.0)
         self.say = (lambda line: None) if quiet else tqdm.write
+        self.epoch_say = self.say if verbose else None  # per-epoch lines only when asked
 
     def status(self, running: int) -> None:
         done = len(self.outcome.finished) + len(self.outcome.skipped)
@@ -126,10 +136,11 @@ class _Progress:
     def ready(self, c: RunSpec) -> bool:
         return c.hash not in self.deps or self.deps[c.hash] in self.done
 
-    def succeeded(self, c: RunSpec) -> None:
+    def succeeded(self, c: RunSpec, done: dict) -> None:
         self.outcome.finished.append(c.key)
         self.done.add(c.hash)
         self.bar.update(1)
+        self.say(cell_line(c, done))
 
     def fail(self, c: RunSpec, reason: str, loud: bool = True) -> None:
         self.failed[c.hash] = reason
@@ -139,15 +150,23 @@ class _Progress:
             self.say(f"FAILED {c.key}: {reason}")
 
 
+def cell_line(spec: RunSpec, done: dict) -> str:
+    """One line per finished cell: final validation and test top-1, wall time."""
+    final = done["final"]
+    test = f", test {100 * final['test_top1']:.2f}%" if "test_top1" in final else ""
+    return (f"{spec.key}: val {100 * final.get('val_top1', float('nan')):.2f}%{test} "
+            f"({done['seconds']:.1f}s)")
+
+
 def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, workers: int = 1,
-        quiet: bool = False, executor: str = "local",
+        quiet: bool = False, verbose: bool = False, executor: str = "local",
         ray_address: str | None = None) -> GridOutcome:
     """Run the unfinished cells: in this process (``workers=1``), in local worker processes, or
     as Ray tasks (``executor="ray"``), each cell submitted once its self-teacher finished."""
     started = time.perf_counter()
-    p = _Progress(cells, tracker, quiet)
+    p = _Progress(cells, tracker, quiet, verbose)
     if executor == "ray":
-        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, quiet)
+        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, p.epoch_say)
     elif workers <= 1:
         for c in p.todo:
             p.status(1)
@@ -156,13 +175,11 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
                 p.fail(c, why, loud=False)
                 continue
             try:
-                run_cell(c, tracker, rt, train_teacher=False,
-                         on_epoch=lambda s, row: p.say(epoch_line(s, row)))
-                p.succeeded(c)
+                p.succeeded(c, cell_task(c, rt, p.epoch_say, tracker))
             except CellFailed as e:
                 p.fail(c, str(e).split(": ", 1)[-1])
     else:
-        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers)
+        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers, verbose)
     p.status(0)
     p.bar.close()
     p.outcome.seconds = time.perf_counter() - started
@@ -194,8 +211,7 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
         for handle in finished:
             c = running.pop(handle)
             try:
-                result(handle)
-                p.succeeded(c)
+                p.succeeded(c, result(handle))
             except CellFailed as e:
                 p.fail(c, str(e).split(": ", 1)[-1])
             except Exception as e:  # noqa: BLE001 - a worker or task died: record, go on
@@ -203,28 +219,26 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
 
 
 def _worker_runtime(rt: Runtime, tracker: Tracker, workers: int) -> Runtime:
-    """The runtime a worker gets: this grid's store and its share of the CPU threads."""
-    return Runtime(str(tracker.results), tracker.uri, rt.data_root, rt.device,
-                   max(1, (os.cpu_count() or 1) // workers))
+    return rt.for_workers(tracker.results, tracker.uri, workers)
 
 
-def _run_parallel(p: _Progress, rt: Runtime, workers: int) -> None:
+def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool) -> None:
     ctx = mp.get_context("spawn")
     lines = ctx.Queue()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(rt, lines)) as pool:
-        _dispatch(p, lambda c: pool.submit(_run_in_worker, c),
+        _dispatch(p, lambda c: pool.submit(_run_in_worker, c, verbose),
                   lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
                   lambda f: f.result(), workers, lambda: _drain(lines, p.say))
         _drain(lines, p.say)
 
 
-def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, quiet: bool) -> None:
+def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch_say) -> None:
     from . import distributed
 
-    distributed.init(address, workers, rt.threads, quiet)
+    distributed.init(address, workers, rt.threads, quiet=epoch_say is None)
     gpus = 1 if rt.device and str(rt.device).startswith("cuda") else 0
-    say = None if quiet else distributed.say
+    say = None if epoch_say is None else distributed.say
     # every ready cell is submitted at once: Ray queues what the cluster cannot start yet
     _dispatch(p, lambda c: distributed.submit(cell_task, (c, rt, say), rt.threads, gpus),
               lambda refs: distributed.wait(refs, timeout=0.5)[0], distributed.result,

@@ -5,6 +5,7 @@ Shared by ``train``, ``grid`` and ``tune``; the training loop itself stays free 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,7 +65,7 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
     teacher_model = None
     tspec = spec.teacher_spec()
     dataset = load_data(spec.data, rt.data_root).to(dev)
-    tags = {**spec.tags(), **(extra_tags or {})}
+    tags = {**spec.tags(), "device": train.device_name(dev), **(extra_tags or {})}
     if tspec is not None:
         found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
         if found is None:
@@ -81,16 +82,17 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
         checkpoint_epochs=train.checkpoint_epochs(workdir, spec))
     logged = [already_logged]  # the last epoch whose metrics are in the store
 
-    def log(row: dict) -> None:
-        if row["epoch"] > logged[0]:
-            tracker.log_epoch(run_id, row)
-            logged[0] = row["epoch"]
-        if on_epoch:
-            on_epoch(spec, row)
+    def log(history: list[dict]) -> None:  # after each checkpoint: never ahead of it
+        rows = [row for row in history if row["epoch"] > logged[0]]
+        if rows:
+            tracker.log_epochs(run_id, rows)
+            logged[0] = rows[-1]["epoch"]
 
     try:
         result = train.train(spec, dataset, workdir, teacher_model=teacher_model,
-                             device=rt.device, on_epoch=log, stop_after=stop_after)
+                             device=rt.device, on_saved=log,
+                             on_epoch=(lambda row: on_epoch(spec, row)) if on_epoch else None,
+                             checkpoint_seconds=rt.checkpoint_seconds, stop_after=stop_after)
     except KeyboardInterrupt:
         tracker.set_status(run_id, "KILLED")
         raise
@@ -108,10 +110,15 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
     return CellOutcome(spec, run_id, result.final)
 
 
-def cell_task(spec: RunSpec, rt: Runtime, say: Callable[[str], None] | None = None) -> dict:
-    """A grid cell in a worker process or a Ray task: its own tracker, its teacher already
-    finished; returns the final metrics."""
-    rt.apply()
-    tracker = rt.tracker()
+def cell_task(spec: RunSpec, rt: Runtime, say: Callable[[str], None] | None = None,
+              tracker: Tracker | None = None) -> dict:
+    """A grid cell (in this process, a worker process or a Ray task), its teacher already
+    finished; ``say`` gets the per-epoch lines. Returns ``{"final": metrics, "seconds": wall}``.
+    """
+    started = time.perf_counter()
+    if tracker is None:  # a fresh process: its own threads and store connection
+        rt.apply()
+        tracker = rt.tracker()
     on_epoch = None if say is None else (lambda s, row: say(epoch_line(s, row)))
-    return run_cell(spec, tracker, rt, train_teacher=False, on_epoch=on_epoch).final
+    final = run_cell(spec, tracker, rt, train_teacher=False, on_epoch=on_epoch).final
+    return {"final": final, "seconds": time.perf_counter() - started}

@@ -2,6 +2,7 @@
 hash leaves them out), so they travel as one object from the command line to every layer."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,16 +11,22 @@ from pathlib import Path
 class Runtime:
     """``results``: the folder for the store, checkpoints and reports; ``tracking_uri``: MLflow
     (default: SQLite under ``results``); ``data_root``: where datasets are looked for; ``device``:
-    cpu, cuda, cuda:1 or auto; ``threads``: torch CPU threads of this process (None: torch's)."""
+    cpu, cuda, cuda:1 or auto; ``threads``: torch CPU threads of this process (None: torch's);
+    ``checkpoint_seconds``: the least time between two resume checkpoints of a run (and the
+    per-epoch metrics sent to the store with each): a crash loses at most that much training."""
 
     results: str = "results"
     tracking_uri: str | None = None
     data_root: str | None = None
     device: str | None = None
     threads: int | None = None
+    checkpoint_seconds: float = 10.0
 
-    def with_threads(self, threads: int) -> Runtime:
-        return replace(self, threads=threads)
+    def for_workers(self, results: Path | str, tracking_uri: str, workers: int) -> Runtime:
+        """What each of ``workers`` processes gets: the resolved store and its share of the
+        machine's CPU threads."""
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        return replace(self, results=str(results), tracking_uri=tracking_uri, threads=threads)
 
     def apply(self) -> None:
         """Set this process's thread count (in a worker, before any work)."""

@@ -171,10 +171,16 @@ class Tracker:
         return run.info.run_id
 
     def log_epoch(self, run_id: str, row: dict) -> None:
+        self.log_epochs(run_id, [row])
+
+    def log_epochs(self, run_id: str, rows: list[dict]) -> None:
+        """Per-epoch metrics (step = the row's epoch), in as few writes as MLflow allows."""
         now = int(time.time() * 1000)
-        step = int(row["epoch"])
-        metrics = [Metric(k, float(v), now, step) for k, v in row.items() if k != "epoch"]
-        _retry(lambda: self.client.log_batch(run_id, metrics=metrics))
+        metrics = [Metric(k, float(v), now, int(row["epoch"])) for row in rows
+                   for k, v in row.items() if k != "epoch"]
+        for i in range(0, len(metrics), 1000):  # MLflow's limit per batch
+            chunk = metrics[i:i + 1000]
+            _retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         _retry(lambda: self.client.log_batch(
@@ -182,9 +188,9 @@ class Tracker:
 
     def finish(self, run_id: str, config: dict, history: list[dict], model_path: Path,
                logged: int) -> None:
-        for row in history:
-            if row["epoch"] > logged:  # epochs checkpointed but not logged before a crash
-                self.log_epoch(run_id, row)
+        missing = [row for row in history if row["epoch"] > logged]
+        if missing:  # epochs checkpointed but not logged before a crash
+            self.log_epochs(run_id, missing)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "metrics.json").write_text(json.dumps(history, indent=1))
             (Path(tmp) / "config.json").write_text(json.dumps(config, indent=1, default=str))

@@ -76,6 +76,13 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def device_name(dev: torch.device) -> str:
+    """``cpu`` or ``cuda:0 (NVIDIA H100 ...)``: tagged on every run."""
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return str(dev)
+
+
 def save_atomic(obj: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(obj, tmp)
@@ -286,23 +293,31 @@ def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
 
 def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
           teacher_model: nn.Module | None = None, device: str | None = None,
-          on_epoch: Callable[[dict], None] | None = None, amp: bool | None = None,
+          on_epoch: Callable[[dict], None] | None = None,
+          on_saved: Callable[[list[dict]], None] | None = None, checkpoint_seconds: float = 0.0,
           channels_last: bool | None = None, stop_after: int | None = None) -> RunResult:
-    """Train ``spec`` on ``data`` (already on ``device``). ``workdir`` holds the checkpoint;
-    ``stop_after`` ends the call after that many epochs of this call (for tests of resuming).
-    ``amp``/``channels_last`` default to on for CUDA, off on the CPU. When ``data.test_x`` is None
+    """Train ``spec`` on ``data`` (already on ``device``). ``workdir`` holds the checkpoint,
+    written after an epoch once ``checkpoint_seconds`` have passed since the last one (0: every
+    epoch), always after the last epoch of the call; ``on_saved(history)`` follows each write, so
+    a caller that records epochs there never records one the checkpoint does not hold. A crash
+    loses at most ``checkpoint_seconds`` of training. ``stop_after`` ends the call after that
+    many epochs of this call (for tests of resuming).
+    Numerics follow ``spec.train.precision`` (``bf16``: bfloat16 autocast for the forward passes,
+    on any device; ``fp32``: none), part of the cell hash; ``channels_last`` (a memory layout)
+    defaults to on for CUDA, off on the CPU. When ``data.test_x`` is None
     no test metrics are computed (tuning)."""
     dev = resolve_device(device)
-    amp = dev.type == "cuda" if amp is None else amp
+    amp = spec.train.precision == "bf16"
     channels_last = dev.type == "cuda" if channels_last is None else channels_last
     run = build(spec, data, dev, teacher_model, amp, channels_last)
     checkpoint = Checkpoint(workdir, spec.hash)
     result = RunResult(history=checkpoint.restore(run))
     result.resumed_from = len(result.history)
     state_mb = (run.teacher.state_bytes() if run.teacher is not None else 0) / 2 ** 20
-    for epoch in range(len(result.history) + 1, spec.train.epochs + 1):
-        if stop_after is not None and epoch - 1 - result.resumed_from >= stop_after:
-            break
+    last = spec.train.epochs if stop_after is None else min(
+        spec.train.epochs, result.resumed_from + stop_after)
+    saved_at = time.perf_counter()
+    for epoch in range(len(result.history) + 1, last + 1):
         started = time.perf_counter()
         run.step.set_epoch(epoch)
         row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"]}
@@ -314,8 +329,12 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
         row.update(evaluate(run.model, data, run.pipeline, amp))
         row["epoch_seconds"] = time.perf_counter() - started
         result.history.append(row)
-        checkpoint.save(run, result.history)
         if on_epoch:
             on_epoch(row)
+        if epoch == last or time.perf_counter() - saved_at >= checkpoint_seconds:
+            checkpoint.save(run, result.history)
+            saved_at = time.perf_counter()
+            if on_saved:
+                on_saved(result.history)
     result.model = run.model
     return result

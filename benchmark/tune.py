@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import math
 import multiprocessing as mp
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -282,8 +281,7 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
     for s in study_defs:
         started = time.perf_counter()
         before = _count(s.name, storage, tracker)
-        wrt = Runtime(str(tracker.results), tracker.uri, rt.data_root, rt.device,
-                      max(1, (os.cpu_count() or 1) // workers))
+        wrt = rt.for_workers(tracker.results, tracker.uri, workers)
         kwargs = dict(timeout=timeout, storage=storage, seed=seed)
         per_worker = [dict(kwargs, trials=n) for n in shares(trials, workers) if n]
         if len(per_worker) > 1:  # train a missing self-teacher once, not once per worker

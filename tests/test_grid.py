@@ -113,7 +113,7 @@ def test_sigkilled_grid_resumes_every_cell_exactly_once_with_identical_metrics(t
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     def cmd(results):
         return [sys.executable, "-m", "benchmark.cli", "grid", path, "--results", str(results),
-                "--quiet", "--no-report"]
+                "--quiet", "--no-report", "--checkpoint-every", "0"]
     proc = subprocess.Popen(cmd(killed), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

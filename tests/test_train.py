@@ -120,8 +120,9 @@ def test_tuning_data_without_test_split_computes_no_test_metrics():
 
 
 def test_gpu_options_run_on_cpu_bf16_autocast_and_channels_last():
-    s = spec("drkd", 3, teacher="online")
-    final = train.train(s, DIGITS, amp=True, channels_last=True).final
+    s = config.make_spec("digits", "cnn8", "drkd", 0, {"teacher": "online"},
+                         {"epochs": 3, "precision": "bf16"})
+    final = train.train(s, DIGITS, channels_last=True).final
     assert final["test_top1"] > 0.5 and math.isfinite(final["train_loss"])
 
 
