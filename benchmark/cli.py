@@ -97,13 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     _executor(p)
     _common(p)
 
-    p = sub.add_parser("tune", help="Optuna search of temperature and alpha on the validation "
-                                    "split",
+    p = sub.add_parser("tune", help="Optuna search of each method's own hyperparameters on the "
+                                    "validation split",
                        description="One Optuna study per (dataset, arch, method variant) of a "
-                                   "config. Trials score the final-epoch validation top-1 (the "
-                                   "test split is never loaded), report every epoch to a median "
+                                   "config, named dataset/arch/label, searching the method's own "
+                                   "ranges (drkd-bench list). Trials score the final-epoch "
+                                   "validation top-1 (the test split is never loaded; ties go to "
+                                   "the lower validation NLL), report every epoch to a median "
                                    "pruner and are tracked as MLflow child runs of one parent "
-                                   "run per study. Rerunning continues the studies.")
+                                   "run per study and storage. A method with a pretrained "
+                                   "self-teacher distils from the grid's own CE cell (same "
+                                   "dataset, arch, seed and the grid's training settings), "
+                                   "trained and tracked as that cell first if it has not "
+                                   "finished. Rerunning continues the studies.")
     p.add_argument("config", help="shipped config name or YAML path (its tune: section is used)")
     p.add_argument("--method", help="only this method or variant label")
     p.add_argument("--trials", type=int, help="trials to add to each study (default: the "
@@ -156,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--out", default=None, help="CSV path (default: RESULTS/runs.csv)")
 
+    p = sub.add_parser("ui", help="open the results in the MLflow UI (and the studies in "
+                                  "optuna-dashboard)",
+                       description="Starts the MLflow UI on the tracking store and prints the "
+                                   "URL of the runs table in training mode with the results "
+                                   "visible: final test/validation top-1 and ECE, grouped by "
+                                   "dataset, arch and variant (tuning runs filtered out). When "
+                                   "optuna-dashboard is installed (pip install -e '.[ui]') and "
+                                   "there are studies, it starts that too. Ctrl-C stops both.")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="MLflow UI port (0: a free one)")
+    p.add_argument("--dashboard-port", type=int, default=8080,
+                   help="optuna-dashboard port (0: a free one)")
+    p.add_argument("--storage", help="Optuna storage (default: RESULTS/optuna.journal)")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--results", default="results")
+
     p = sub.add_parser("download", help="fetch a dataset with torchvision (needs internet)")
     p.add_argument("dataset", help="fashion-mnist, cifar10 or cifar100")
     p.add_argument("--data-root", required=True)
@@ -166,8 +188,30 @@ def runtime(args) -> Runtime:
     """The run-time settings of a command (never part of a result's identity)."""
     if args.checkpoint_every < 0:
         raise UsageError("--checkpoint-every must be >= 0 seconds")
+    check_device(args.device)
     return Runtime(args.results, args.tracking_uri, args.data_root, args.device,
                    checkpoint_seconds=args.checkpoint_every)
+
+
+def check_device(device: str) -> None:
+    """``auto``, ``cpu`` or an available CUDA device, else one line."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise UsageError(f"--device {device!r}: no CUDA device on this machine; use cpu")
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device {device!r}: only {count} CUDA device(s) here "
+                             f"(cuda:0 .. cuda:{count - 1})")
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:
@@ -238,8 +282,12 @@ def cmd_train(args) -> int:
     runner.load_data(spec.data, rt.data_root)  # a missing dataset fails before any store exists
     tracker = rt.tracker()
     started = time.perf_counter()
-    outcome = runner.run_cell(spec, tracker, rt,
-                              on_epoch=lambda s, row: print(runner.epoch_line(s, row), flush=True))
+    try:
+        outcome = runner.run_cell(
+            spec, tracker, rt, on_epoch=lambda s, row: print(runner.epoch_line(s, row), flush=True))
+    except runner.CellFailed as e:  # recorded as FAILED in the store with its reason
+        print(f"drkd-bench: training failed: {e}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - started
     final = outcome.final
     if outcome.skipped:
@@ -270,7 +318,7 @@ def cmd_grid(args) -> int:
     workers = args.workers or grid.default_workers(rt.device, len(cells))
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
-                       ray_address=args.ray_address)
+                       ray_address=args.ray_address, tags={"grid": cfg.name})
     print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
     for key, reason in outcome.failed.items():
@@ -316,6 +364,7 @@ def cmd_tune(args) -> int:
 def cmd_speed(args) -> int:
     from . import data, models, speed
 
+    check_device(args.device)
     if args.dataset not in speed.SHAPES:
         raise UsageError(f"--dataset {args.dataset!r}: choose one of: {', '.join(speed.SHAPES)}")
     arch = args.arch or data.get_spec(args.dataset).default_arch
@@ -351,33 +400,99 @@ def cmd_report(args) -> int:
 
     out = Path(args.out or args.results)
     if args.from_csv:
-        written = report.from_csv(Path(args.from_csv), out)
+        epochs, source = _read_runs_csv(Path(args.from_csv)), f"`{Path(args.from_csv).name}`"
     else:
-        from . import tracking
+        uri = _store_uri(args)
+        from analysis import load
 
-        uri = args.tracking_uri or tracking.default_uri(args.results)
-        if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
-            raise UsageError(f"no tracking store at {Path(args.results) / 'mlflow.db'}; run a "
-                             "grid first or pass --tracking-uri / --from")
-        written = report.from_tracking(uri, out)
+        epochs, source = load.epochs_from_tracking(uri), f"the tracking store `{_short(uri)}`"
+    _writable(out)
+    written = report.build(epochs, out, source=source)
     print(f"report: {len(written)} files under {out}/ (see {out}/README.md)")
     return 0
+
+
+def _short(uri: str) -> str:
+    return uri.rsplit("/", 2)[-1] if uri.startswith("sqlite:") else uri
+
+
+def _store_uri(args) -> str:
+    """The tracking store to read (which must exist), relocated if its folder was moved."""
+    from . import tracking
+
+    uri = args.tracking_uri or tracking.default_uri(args.results)
+    if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
+        raise UsageError(f"no tracking store at {Path(args.results) / 'mlflow.db'}; run a "
+                         "grid first or pass --tracking-uri / --from")
+    tracking.check_uri(uri)
+    tracking.relocate(uri, args.results)
+    return uri
+
+
+def _read_runs_csv(path: Path):
+    import pandas as pd
+
+    from analysis import load
+
+    if not path.is_file():
+        raise UsageError(f"--from {path}: no such file")
+    try:
+        frame = load.epochs_from_csv(path)
+    except KeyError as e:
+        raise UsageError(f"--from {path}: not a runs CSV of drkd-bench export (no column "
+                         f"{str(e).strip()})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(f"--from {path}: not a CSV ({str(e).strip().splitlines()[0]})") from None
+    missing = [c for c in ("run_id", "status", "kind", "dataset", "arch", "variant", "seed")
+               if c not in frame.columns]
+    if missing:
+        raise UsageError(f"--from {path}: not a runs CSV of drkd-bench export (no column "
+                         f"{missing[0]!r})")
+    return frame
+
+
+def _writable(folder: Path) -> None:
+    """Create ``folder`` and check it can be written, before any work is done."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise UsageError(f"cannot write to {folder}: {e.strerror or e}") from None
 
 
 def cmd_export(args) -> int:
     from analysis import load
 
-    from . import tracking
-
-    uri = args.tracking_uri or tracking.default_uri(args.results)
+    uri = _store_uri(args)
     out = Path(args.out or Path(args.results) / "runs.csv")
+    _writable(out.parent)
     frame = load.epochs_from_tracking(uri)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_name(f".{out.name}.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(out)
     print(f"exported {frame['run_id'].nunique() if len(frame) else 0} runs, {len(frame)} epoch "
           f"rows to {out}")
+    return 0
+
+
+def cmd_ui(args) -> int:
+    from . import tracking, ui
+
+    for flag in ("port", "dashboard_port"):
+        if not 0 <= getattr(args, flag) < 65536:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a port number (0: a free one)")
+    uri = _store_uri(args)
+    tracker = tracking.Tracker(uri, results=args.results)
+    storage = args.storage or str(Path(args.results) / "optuna.journal")
+    try:
+        ui.serve(tracker, storage, args.host, args.port, args.dashboard_port,
+                 say=lambda line: print(line, flush=True))
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    except KeyboardInterrupt:
+        print("drkd-bench ui: stopped", file=sys.stderr)
     return 0
 
 
@@ -398,7 +513,7 @@ def cmd_download(args) -> int:
 COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "tune": cmd_tune,
             "speed": cmd_speed,
             "report": cmd_report,
-            "export": cmd_export, "download": cmd_download}
+            "export": cmd_export, "ui": cmd_ui, "download": cmd_download}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,12 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     from .models import ModelError
+    from .tracking import TrackingError
 
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError, DataError, ModelError, methods.MethodError) as e:
+    except (UsageError, ConfigError, DataError, ModelError, TrackingError,
+            methods.MethodError) as e:
         print(f"drkd-bench: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into head

@@ -178,6 +178,11 @@ def _coerce(value: Any, type_: Any, where: str) -> Any:
         if t.startswith(name):
             if py is float and isinstance(value, int) and not isinstance(value, bool):
                 return float(value)
+            if py is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
             if not isinstance(value, py) or (py is int and isinstance(value, bool)):
                 raise ConfigError(f"{where}: expected {name}, got {value!r}")
             return value

@@ -50,6 +50,8 @@ _DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register(spec: DatasetSpec) -> DatasetSpec:
+    if spec.name in _DATASETS:
+        raise DataError(f"dataset {spec.name!r} is already registered")
     _DATASETS[spec.name] = spec
     return spec
 
@@ -104,8 +106,11 @@ FASHION_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (gzipped or not): magic (0, 0, dtype 0x08, ndim), big-endian dims, data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile, a truncated gzip stream
+        raise DataError(f"{path}: not a readable IDX file ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file")
     ndim = raw[3]
@@ -141,9 +146,30 @@ def load_fashion_mnist(root: Path | None = None) -> Arrays:
 
 # --- CIFAR --------------------------------------------------------------------------------------
 
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR's python pickles hold a dict of bytes, lists and numpy arrays: only numpy's array
+    reconstruction may be looked up, so a crafted file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"forbidden object {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+    """A CIFAR batch file: a dict with ``b"data"`` (N x 3072 uint8) and its labels."""
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, OSError) as e:
+        raise DataError(f"{path}: not a CIFAR python batch ({e})") from None
+    if not isinstance(batch, dict) or b"data" not in batch:
+        raise DataError(f"{path}: not a CIFAR python batch (no b'data' entry)")
+    return batch
 
 
 def _cifar(root: Path | None, folder: str, train_files: list[str], test_file: str,
@@ -153,9 +179,15 @@ def _cifar(root: Path | None, folder: str, train_files: list[str], test_file: st
         if all((base / f).is_file() for f in [*train_files, test_file]):
             def read(files: list[str], base: Path = base) -> tuple[np.ndarray, np.ndarray]:
                 parts = [_unpickle(base / f) for f in files]
-                x = np.concatenate([p[b"data"] for p in parts]).reshape(-1, 3, 32, 32)
-                y = np.concatenate([np.asarray(p[label_key]) for p in parts]).astype(np.int64)
-                return x.astype(np.uint8), y
+                try:
+                    x = np.concatenate([p[b"data"] for p in parts]).reshape(-1, 3, 32, 32)
+                    y = np.concatenate([np.asarray(p[label_key]) for p in parts])
+                except (KeyError, ValueError) as e:
+                    raise DataError(f"{base}: malformed CIFAR batch ({type(e).__name__}: "
+                                    f"{e})") from None
+                if len(x) != len(y):
+                    raise DataError(f"{base}: {len(x)} images but {len(y)} labels")
+                return x.astype(np.uint8), y.astype(np.int64)
             return (*read(train_files), *read([test_file]))
     raise _missing(name, looked, "download the python version with torchvision: "
                                  f"drkd-bench download {name} --data-root DIR")
@@ -178,7 +210,10 @@ def load_tiny_imagenet(root: Path | None = None) -> Arrays:
     labelled from ``val/val_annotations.txt``, never by ``ImageFolder`` on ``val/images``."""
     looked = [r / "tiny-imagenet-200" for r in data_roots(root)]
     for base in looked:
-        if (base / "wnids.txt").is_file() and (base / "val" / "val_annotations.txt").is_file():
+        if (base / "wnids.txt").is_file() and not (base / "val" / "val_annotations.txt").is_file():
+            raise DataError(f"{base / 'val' / 'val_annotations.txt'}: missing; it labels the "
+                            "validation images (unzip tiny-imagenet-200.zip whole)")
+        if (base / "wnids.txt").is_file():
             cache = base / "drkd-cache.npz"
             if cache.is_file():
                 z = np.load(cache)
@@ -191,11 +226,14 @@ def load_tiny_imagenet(root: Path | None = None) -> Arrays:
                     train_files.append(p)
                     train_y.append(index[w])
             test_files, test_y = [], []
-            for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+            annotations = base / "val" / "val_annotations.txt"
+            for n, line in enumerate(annotations.read_text().splitlines(), 1):
                 parts = line.split("\t")
-                if len(parts) >= 2:
-                    test_files.append(base / "val" / "images" / parts[0])
-                    test_y.append(index[parts[1]])
+                if len(parts) < 2 or parts[1] not in index:
+                    raise DataError(f"{annotations}:{n}: expected 'file<TAB>wnid ...' with a "
+                                    "wnid of wnids.txt")
+                test_files.append(base / "val" / "images" / parts[0])
+                test_y.append(index[parts[1]])
             arrays = (_read_images(train_files), np.asarray(train_y, np.int64),
                       _read_images(test_files), np.asarray(test_y, np.int64))
             try:
@@ -213,8 +251,11 @@ def _read_images(paths: list[Path]) -> np.ndarray:
 
     out = np.empty((len(paths), 3, 64, 64), np.uint8)
     for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            out[i] = np.asarray(im.convert("RGB").resize((64, 64))).transpose(2, 0, 1)
+        try:
+            with Image.open(p) as im:
+                out[i] = np.asarray(im.convert("RGB").resize((64, 64))).transpose(2, 0, 1)
+        except OSError as e:  # missing, truncated or not an image
+            raise DataError(f"{p}: not a readable image ({e})") from None
     return out
 
 

@@ -96,8 +96,8 @@ def _init_worker(rt: Runtime, lines) -> None:
         pass
 
 
-def _run_in_worker(spec: RunSpec, verbose: bool) -> dict:
-    return cell_task(spec, _worker["rt"], _worker["lines"].put if verbose else None)
+def _run_in_worker(spec: RunSpec, verbose: bool, tags: dict) -> dict:
+    return cell_task(spec, _worker["rt"], _worker["lines"].put if verbose else None, tags=tags)
 
 
 # --- scheduling ---------------------------------------------------------------------------------
@@ -160,13 +160,16 @@ def cell_line(spec: RunSpec, done: dict) -> str:
 
 def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, workers: int = 1,
         quiet: bool = False, verbose: bool = False, executor: str = "local",
-        ray_address: str | None = None) -> GridOutcome:
+        ray_address: str | None = None, tags: dict[str, str] | None = None) -> GridOutcome:
     """Run the unfinished cells: in this process (``workers=1``), in local worker processes, or
-    as Ray tasks (``executor="ray"``), each cell submitted once its self-teacher finished."""
+    as Ray tasks (``executor="ray"``), each cell submitted once its self-teacher finished.
+    ``tags`` go on every run (the grid's name)."""
+    tags = dict(tags or {})
     started = time.perf_counter()
     p = _Progress(cells, tracker, quiet, verbose)
     if executor == "ray":
-        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, p.epoch_say)
+        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, p.epoch_say,
+                 tags)
     elif workers <= 1:
         for c in p.todo:
             p.status(1)
@@ -175,11 +178,11 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
                 p.fail(c, why, loud=False)
                 continue
             try:
-                p.succeeded(c, cell_task(c, rt, p.epoch_say, tracker))
+                p.succeeded(c, cell_task(c, rt, p.epoch_say, tracker, tags))
             except CellFailed as e:
                 p.fail(c, str(e).split(": ", 1)[-1])
     else:
-        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers, verbose)
+        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers, verbose, tags)
     p.status(0)
     p.bar.close()
     p.outcome.seconds = time.perf_counter() - started
@@ -222,25 +225,27 @@ def _worker_runtime(rt: Runtime, tracker: Tracker, workers: int) -> Runtime:
     return rt.for_workers(tracker.results, tracker.uri, workers)
 
 
-def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool) -> None:
+def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: dict) -> None:
     ctx = mp.get_context("spawn")
     lines = ctx.Queue()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(rt, lines)) as pool:
-        _dispatch(p, lambda c: pool.submit(_run_in_worker, c, verbose),
+        _dispatch(p, lambda c: pool.submit(_run_in_worker, c, verbose, tags),
                   lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
                   lambda f: f.result(), workers, lambda: _drain(lines, p.say))
         _drain(lines, p.say)
 
 
-def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch_say) -> None:
+def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch_say,
+             tags: dict) -> None:
     from . import distributed
 
     distributed.init(address, workers, rt.threads, quiet=epoch_say is None)
     gpus = 1 if rt.device and str(rt.device).startswith("cuda") else 0
     say = None if epoch_say is None else distributed.say
     # every ready cell is submitted at once: Ray queues what the cluster cannot start yet
-    _dispatch(p, lambda c: distributed.submit(cell_task, (c, rt, say), rt.threads, gpus),
+    _dispatch(p, lambda c: distributed.submit(cell_task, (c, rt, say, None, tags), rt.threads,
+                                              gpus),
               lambda refs: distributed.wait(refs, timeout=0.5)[0], distributed.result,
               len(p.todo))
 

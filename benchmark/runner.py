@@ -4,6 +4,7 @@ Shared by ``train``, ``grid`` and ``tune``; the training loop itself stays free 
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Callable
@@ -45,6 +46,28 @@ def epoch_line(spec: RunSpec, row: dict) -> str:
     return " | ".join(parts)
 
 
+def describe(spec: RunSpec, tags: dict) -> str:
+    """MLflow's run description: what the run is, in one line."""
+    where = f" (grid {tags['grid']})" if "grid" in tags else ""
+    teacher = tags.get("teacher_source", "none")
+    return (f"{spec.label} ({spec.method}, teacher {teacher}) on {spec.data.name} with "
+            f"{spec.arch}, seed {spec.seed}, {spec.train.epochs} epochs{where}")
+
+
+@lru_cache(maxsize=8)
+def dataset_input(settings: DataSettings, root: str | None) -> dict[str, str]:
+    """The run's dataset for MLflow: name, a digest of the exact training, validation and test
+    tensors, and where they came from."""
+    d = load_data(settings, root)
+    h = hashlib.sha256()
+    for t in (d.train_x, d.train_y, d.val_x, d.val_y, d.test_x, d.test_y):
+        if t is not None:
+            h.update(t.cpu().numpy().tobytes())
+    subset = f", {settings.train_subset} training images" if settings.train_subset else ""
+    return {"name": f"{settings.name}{subset}", "digest": h.hexdigest()[:16],
+            "source": data.get_spec(settings.name).source}
+
+
 def cell_params(spec: RunSpec) -> dict:
     return {**spec.flat_params(), "effective_batch_size": spec.train.batch_size,
             "effective_lr": spec.train.effective_lr}
@@ -65,7 +88,8 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
     teacher_model = None
     tspec = spec.teacher_spec()
     dataset = load_data(spec.data, rt.data_root).to(dev)
-    tags = {**spec.tags(), "device": train.device_name(dev), **(extra_tags or {})}
+    tags = {**spec.tags(), "kind": "train", "device": train.device_name(dev),
+            **(extra_tags or {})}
     if tspec is not None:
         found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")
         if found is None:
@@ -79,7 +103,8 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
     workdir.mkdir(parents=True, exist_ok=True)
     run_id, already_logged = tracker.start(
         spec.hash, spec.key, tags, cell_params(spec),
-        checkpoint_epochs=train.checkpoint_epochs(workdir, spec))
+        checkpoint_epochs=train.checkpoint_epochs(workdir, spec),
+        description=describe(spec, tags), dataset=dataset_input(spec.data, rt.data_root))
     logged = [already_logged]  # the last epoch whose metrics are in the store
 
     def log(history: list[dict]) -> None:  # after each checkpoint: never ahead of it
@@ -111,7 +136,7 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
 
 
 def cell_task(spec: RunSpec, rt: Runtime, say: Callable[[str], None] | None = None,
-              tracker: Tracker | None = None) -> dict:
+              tracker: Tracker | None = None, tags: dict[str, str] | None = None) -> dict:
     """A grid cell (in this process, a worker process or a Ray task), its teacher already
     finished; ``say`` gets the per-epoch lines. Returns ``{"final": metrics, "seconds": wall}``.
     """
@@ -120,5 +145,6 @@ def cell_task(spec: RunSpec, rt: Runtime, say: Callable[[str], None] | None = No
         rt.apply()
         tracker = rt.tracker()
     on_epoch = None if say is None else (lambda s, row: say(epoch_line(s, row)))
-    final = run_cell(spec, tracker, rt, train_teacher=False, on_epoch=on_epoch).final
+    final = run_cell(spec, tracker, rt, train_teacher=False, on_epoch=on_epoch,
+                     extra_tags=tags).final
     return {"final": final, "seconds": time.perf_counter() - started}

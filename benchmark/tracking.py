@@ -6,6 +6,7 @@ call that writes goes through :func:`_retry`, so several local processes can sha
 """
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -34,8 +35,52 @@ EXPERIMENT = "drkd-bench"
 MODEL_ARTIFACT = "checkpoint/model.pt"
 
 
+class TrackingError(ValueError):
+    """A tracking URI or store location that cannot be used (one line at the command line)."""
+
+
 def default_uri(results: Path | str = "results") -> str:
     return f"sqlite:///{(Path(results) / 'mlflow.db').resolve()}"
+
+
+def artifact_root(results: Path | str) -> str:
+    return (Path(results) / "mlartifacts").resolve().as_uri()
+
+
+def relocate(uri: str, results: Path | str) -> bool:
+    """Make a results folder that was moved or copied work where it now is.
+
+    MLflow records absolute artifact locations. When the store is a SQLite file whose recorded
+    artifact root no longer exists while ``results/mlartifacts`` does, every recorded location
+    under the old root is rewritten to the new one (runs, experiment), so teacher lookup, resume,
+    reports and the MLflow UI find the artifacts again. Returns whether anything was rewritten.
+    """
+    import sqlite3
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    if not uri.startswith("sqlite:///"):
+        return False
+    db = Path(uri[len("sqlite:///"):])
+    new = artifact_root(results)
+    if not db.is_file() or not Path(url2pathname(urlparse(new).path)).is_dir():
+        return False
+    with sqlite3.connect(db, timeout=60) as con:
+        try:
+            rows = con.execute("select artifact_location from experiments where name = ?",
+                               (EXPERIMENT,)).fetchall()
+        except sqlite3.Error:
+            return False  # not an MLflow store yet
+        if not rows or not rows[0][0] or rows[0][0] == new:
+            return False
+        old = rows[0][0]
+        if Path(url2pathname(urlparse(old).path)).exists():
+            return False  # the recorded root is still there: another, deliberate layout
+        con.execute("update experiments set artifact_location = ? || substr(artifact_location, ?)"
+                    " where artifact_location like ? || '%'", (new, len(old) + 1, old))
+        con.execute("update runs set artifact_uri = ? || substr(artifact_uri, ?)"
+                    " where artifact_uri like ? || '%'", (new, len(old) + 1, old))
+    return True
 
 
 def _retry(fn: Callable[[], Any], tries: int = 8) -> Any:
@@ -69,9 +114,55 @@ def provenance() -> dict[str, str]:
                                text=True, timeout=5).stdout.strip()
         if commit:
             tags["git_commit"] = commit + ("-dirty" if dirty else "")
+            tags["mlflow.source.git.commit"] = commit  # MLflow's own column and filter
     except (OSError, subprocess.SubprocessError):
         pass
+    tags["mlflow.source.name"] = "drkd-bench"
+    tags["mlflow.source.type"] = "LOCAL"
+    try:
+        tags["mlflow.user"] = getpass.getuser()
+    except (OSError, KeyError):
+        pass
     return tags
+
+
+def param_text(value: Any) -> str:
+    """A parameter as a user writes it: ``none``, ``60,120``, ``true``; numbers as Python prints
+    them."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(param_text(v) for v in value) if value else "none"
+    return str(value)
+
+
+def metric_value(value: Any) -> float:
+    """Metrics for the store and its UI carry 6 significant digits (the full-precision history
+    is the run's ``metrics.json`` artifact, which the report reads)."""
+    return float(f"{float(value):.6g}")
+
+
+SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_uri(uri: str) -> None:
+    """A tracking URI MLflow can open, or a one-line :class:`TrackingError`. A plain path is a
+    file store; ``sqlite:///PATH`` needs PATH's folder to exist or be creatable."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if "://" in uri and scheme not in SCHEMES:
+        raise TrackingError(f"tracking URI {uri!r}: unsupported scheme {scheme!r}; use one of: "
+                            + ", ".join(SCHEMES))
+    if scheme == "sqlite":
+        if not uri.startswith("sqlite:///") or len(uri) <= len("sqlite:///"):
+            raise TrackingError(f"tracking URI {uri!r}: expected sqlite:///PATH/TO/FILE.db")
+        folder = Path(uri[len("sqlite:///"):]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackingError(f"tracking URI {uri!r}: cannot create {folder}: "
+                                f"{e.strerror or e}") from None
 
 
 class Tracker:
@@ -79,11 +170,23 @@ class Tracker:
                  results: Path | str = "results"):
         self.results = Path(results)
         if uri is None:
-            self.results.mkdir(parents=True, exist_ok=True)
+            try:
+                self.results.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise TrackingError(f"cannot create the results folder {self.results}: "
+                                    f"{e.strerror or e}") from None
             uri = default_uri(self.results)
+        check_uri(uri)
         self.uri = uri
-        self.client = MlflowClient(uri)
-        self.experiment_id = self._experiment(experiment)
+        relocate(uri, self.results)
+        try:
+            self.client = MlflowClient(uri)
+            self.experiment_id = self._experiment(experiment)
+        except TrackingError:
+            raise
+        except Exception as e:  # noqa: BLE001 - MLflow's many error types: one line for the user
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TrackingError(f"tracking URI {uri!r} cannot be used: {first}") from None
 
     def _experiment(self, name: str) -> str:
         found = _retry(lambda: self.client.get_experiment_by_name(name))
@@ -139,7 +242,8 @@ class Tracker:
     # --- writing ------------------------------------------------------------------------------
 
     def start(self, cell_hash: str, name: str, tags: dict[str, str], params: dict[str, Any],
-              checkpoint_epochs: int = 0) -> tuple[str, int]:
+              checkpoint_epochs: int = 0, description: str = "",
+              dataset: dict[str, str] | None = None) -> tuple[str, int]:
         """Resume the unfinished run of this cell or create one; returns (run id, epochs already
         logged). An unfinished run that logged more epochs than the local checkpoint holds (the
         cell restarts on a machine without its checkpoint) is marked superseded and replaced, so
@@ -156,19 +260,46 @@ class Tracker:
                 return run_id, logged
             self.set_tags(run_id, {"kind": "superseded"})
             self.set_status(run_id, "KILLED")
-        return self.new_run(name, {"cell_hash": cell_hash, **tags}, params), 0
+        return self.new_run(name, {"cell_hash": cell_hash, **tags}, params,
+                            description=description, dataset=dataset), 0
 
     def new_run(self, name: str, tags: dict[str, str], params: dict[str, Any] | None = None,
-                parent_run_id: str | None = None) -> str:
-        """A plain run (Optuna studies and trials); ``parent_run_id`` nests it."""
+                parent_run_id: str | None = None, description: str = "",
+                dataset: dict[str, str] | None = None) -> str:
+        """A run with the harness's provenance tags; ``parent_run_id`` nests it, ``description``
+        is MLflow's run description, ``dataset`` (name, digest, source, context) its dataset
+        input."""
         tags = {**tags, **provenance()}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
+        if description:
+            tags["mlflow.note.content"] = description
         run = _retry(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name))
         if params:
             _retry(lambda: self.client.log_batch(
-                run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()]))
+                run.info.run_id, params=[Param(k, param_text(v)) for k, v in params.items()]))
+        if dataset:
+            self.log_dataset(run.info.run_id, dataset)
         return run.info.run_id
+
+    def log_dataset(self, run_id: str, d: dict[str, str]) -> None:
+        """MLflow's dataset input (the UI's Dataset column and filter)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        entity = Dataset(name=d["name"], digest=d["digest"], source_type="local",
+                         source=json.dumps({"description": d["source"]}))
+        tag = InputTag(key="mlflow.data.context", value=d.get("context", "training"))
+        for attempt in range(5):
+            try:
+                _retry(lambda: self.client.log_inputs(run_id, [DatasetInput(entity, [tag])]))
+                return
+            except Exception as e:  # noqa: BLE001
+                # Two workers that record the same dataset at once: one insert loses the race
+                # on MLflow's unique (experiment, name, digest) key; the dataset now exists, so
+                # the retry links to it.
+                if "unique" not in str(e).lower() or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def log_epoch(self, run_id: str, row: dict) -> None:
         self.log_epochs(run_id, [row])
@@ -176,7 +307,7 @@ class Tracker:
     def log_epochs(self, run_id: str, rows: list[dict]) -> None:
         """Per-epoch metrics (step = the row's epoch), in as few writes as MLflow allows."""
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, int(row["epoch"])) for row in rows
+        metrics = [Metric(k, metric_value(v), now, int(row["epoch"])) for row in rows
                    for k, v in row.items() if k != "epoch"]
         for i in range(0, len(metrics), 1000):  # MLflow's limit per batch
             chunk = metrics[i:i + 1000]

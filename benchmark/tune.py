@@ -30,7 +30,7 @@ import methods
 from . import data as data_mod
 from . import teachers, train
 from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
-from .runner import load_data
+from .runner import load_data, run_cell
 from .runtime import Runtime
 from .tracking import Tracker
 
@@ -46,19 +46,34 @@ def default_storage(results: Path | str = "results") -> str:
 
 
 def open_storage(url: str | None, results: Path | str = "results"):
+    """Optuna storage for ``url``: an RDB URL or a journal file path; a URL that cannot be
+    opened is one :class:`ConfigError` line."""
     url = url or default_storage(results)
-    if "://" in url:
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3),
-            **kwargs)
-    Path(url).parent.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(
-        url, lock_obj=optuna.storages.journal.JournalFileOpenLock(url))
-    return optuna.storages.JournalStorage(backend)
+    try:
+        if "://" in url:
+            kwargs: dict[str, Any] = {}
+            if url.startswith("sqlite"):
+                kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3),
+                **kwargs)
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(
+            url, lock_obj=optuna.storages.journal.JournalFileOpenLock(url))
+        return optuna.storages.JournalStorage(backend)
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's and Optuna's many errors: one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"Optuna storage {redact(url)!r} cannot be opened: {first}") from None
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and tags)."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        auth, host = rest.rsplit("@", 1)
+        return f"{scheme}://{auth.split(':', 1)[0]}:***@{host}" if ":" in auth else url
+    return url
 
 
 def study_name(dataset: str, arch: str, variant: Variant) -> str:
@@ -74,6 +89,7 @@ class Study:
     name: str
     spec: RunSpec  # the variant's fixed settings; trials override the searched hyperparameters
     space: dict[str, tuple[float, float, bool]]  # name -> (low, high, log)
+    teacher: RunSpec | None = None  # the grid's CE cell that is the self-teacher, if any
 
 
 def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
@@ -93,12 +109,14 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 if not space:
                     continue
                 hp = v.hyperparameters_for(arch)
-                settings = dataclasses.replace(grid.train_for(dataset, arch),
-                                               **({"epochs": tune["epochs"]}
-                                                  if tune.get("epochs") else {}))
-                spec = variant_spec(ds, arch, v, hp, int(tune.get("seed", grid.seeds[0])),
-                                    settings)
-                out.append(Study(study_name(dataset, arch, v), spec, space))
+                seed = int(tune.get("seed", grid.seeds[0]))
+                grid_settings = grid.train_for(dataset, arch)
+                settings = dataclasses.replace(grid_settings, **({"epochs": tune["epochs"]}
+                                                                 if tune.get("epochs") else {}))
+                spec = variant_spec(ds, arch, v, hp, seed, settings)
+                # the self-teacher is the grid's own CE cell (the grid's epochs, not tune's)
+                teacher = variant_spec(ds, arch, v, hp, seed, grid_settings).teacher_spec()
+                out.append(Study(study_name(dataset, arch, v), spec, space, teacher))
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space)")
@@ -114,34 +132,37 @@ def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Va
             f"--method {variant.method}")
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
-        best = study.best_trial
-    except (KeyError, ValueError):
+    except KeyError:
         raise ConfigError(hint) from None
+    best = best_trial(study)
+    if best is None:
+        raise ConfigError(hint + " (it has no complete trial)")
     return dict(best.params)
 
 
 # --- running ------------------------------------------------------------------------------------
 
-def _teacher(spec: RunSpec, dataset: data_mod.TensorData, tracker: Tracker, device) -> Any:
-    """The self-teacher for tuning: the grid's finished CE cell when it exists, else a CE run
-    trained here on the training split only (cached under results/checkpoints/tune-teachers)."""
-    tspec = spec.teacher_spec()
+def _teacher(study: Study, dataset: data_mod.TensorData, tracker: Tracker, rt: Runtime) -> Any:
+    """The self-teacher for tuning: the grid's CE cell of the same dataset, arch, seed and
+    training settings, trained (and tracked) as that cell first when it has not finished."""
+    tspec = study.teacher
     if tspec is None:
         return None
-    c, h, _ = dataset.image_shape
     folder = tracker.results / "checkpoints" / "tune-teachers" / tspec.hash
     found = tracker.teacher_checkpoint(tspec.hash, folder)
-    path = found[1] if found else folder / "model.pt"
-    if found is None and not path.is_file():
-        teachers.save_model(train.train(tspec, dataset, device=device).model, path)
-    return teachers.load_model(path, spec.arch, c, dataset.num_classes, h, device)
+    if found is None:
+        run_cell(tspec, tracker, rt)
+        found = tracker.teacher_checkpoint(tspec.hash, folder)
+    c, h, _ = dataset.image_shape
+    dev = train.resolve_device(rt.device)
+    return teachers.load_model(found[1], study.spec.arch, c, dataset.num_classes, h, dev)
 
 
 def _prepare(study_def: Study, tracker: Tracker, rt: Runtime):
     """The study's data without its test split, on the device, and its self-teacher (or None)."""
     dev = train.resolve_device(rt.device)
     dataset = without_test(load_data(study_def.spec.data, rt.data_root)).to(dev)
-    return dataset, _teacher(study_def.spec, dataset, tracker, dev)
+    return dataset, _teacher(study_def, dataset, tracker, rt)
 
 
 def without_test(d: data_mod.TensorData) -> data_mod.TensorData:
@@ -158,16 +179,18 @@ def _safe(fn, *args, **kwargs):
         return None
 
 
-def _parent_run(tracker: Tracker, study: Study) -> str | None:
-    def find_or_create():
-        found = tracker.runs(f"tags.kind = 'study' and tags.study = '{study.name}'")
-        if found:
-            return found[0].info.run_id
-        return tracker.new_run(f"study {study.name}", {"kind": "study", "study": study.name,
-                                                        "dataset": study.spec.data.name,
-                                                        "arch": study.spec.arch,
-                                                        "method": study.spec.method})
-    return _safe(find_or_create)
+def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
+    """The study's one MLflow parent run for this storage (found again on a rerun, marked
+    RUNNING), created in the command's own process before any worker starts."""
+    where = redact(storage)
+    found = [r for r in tracker.runs(f"tags.kind = 'study' and tags.study = '{study.name}'")
+             if r.data.tags.get("storage") == where]
+    if found:
+        tracker.set_status(found[0].info.run_id, "RUNNING")
+        return found[0].info.run_id
+    return tracker.new_run(f"study {study.name}", {
+        "kind": "study", "study": study.name, "storage": where, "dataset": study.spec.data.name,
+        "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
 
 
 def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS) -> int:
@@ -190,8 +213,10 @@ def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS)
 
 
 def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: str | None,
-              tracker: Tracker, rt: Runtime, seed: int, worker: int = 0) -> optuna.Study:
-    """Run ``trials`` more trials of the study in this process (worker ``worker``)."""
+              tracker: Tracker, rt: Runtime, seed: int, worker: int = 0,
+              parent: str | None = None) -> optuna.Study:
+    """Run ``trials`` more trials of the study in this process (worker ``worker``); each trial
+    is an MLflow run nested under ``parent``, and trial and run name each other."""
     st = open_storage(storage, tracker.results)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed(study_def.name, seed, worker),
                                          n_startup_trials=5)
@@ -199,8 +224,10 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     study = optuna.create_study(study_name=study_def.name, storage=st, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     fail_stale_journal_trials(study)
+    journal = isinstance(study._storage, optuna.storages.JournalStorage)
+    describe_study(study, study_def, storage or default_storage(tracker.results))
     dataset, teacher_model = _prepare(study_def, tracker, rt)
-    parent = _parent_run(tracker, study_def)
+    where = redact(storage or default_storage(tracker.results))
 
     def objective(trial: optuna.Trial) -> float:
         hp = dict(study_def.spec.hyperparameters)
@@ -210,13 +237,16 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
                                    hyperparameters=methods.get(study_def.spec.method).resolve(hp))
         run_id = _safe(tracker.new_run, f"{study_def.name} trial {trial.number}",
                        {"kind": "trial", "study": study_def.name, "trial": str(trial.number),
-                        "dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
-                        "variant": spec.label, "seed": str(spec.seed)},
+                        "optuna_storage": where, "dataset": spec.data.name, "arch": spec.arch,
+                        "method": spec.method, "variant": spec.label, "seed": str(spec.seed)},
                        {**spec.flat_params()}, parent)
+        if run_id:
+            trial.set_user_attr("mlflow_run_id", run_id)
         state = "FAIL"
 
         def report(row: dict) -> None:
-            trial.set_user_attr("heartbeat", time.time())
+            if journal:  # RDB storages have Optuna's own heartbeat
+                trial.set_user_attr("heartbeat", time.time())
             trial.report(row["val_top1"], row["epoch"])
             if run_id:
                 _safe(tracker.log_epoch, run_id, row)
@@ -229,6 +259,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
             value = result.final["val_top1"]
             if not math.isfinite(value):
                 raise train.TrainingDiverged("validation accuracy is not finite")
+            trial.set_user_attr("val_nll", result.final["val_nll"])  # breaks ties (best_trial)
             state = "COMPLETE"
             return value
         except optuna.TrialPruned:
@@ -242,9 +273,8 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     def log_best(study: optuna.Study, _trial) -> None:
         if parent is None:
             return
-        try:
-            best = study.best_trial
-        except ValueError:
+        best = best_trial(study)
+        if best is None:
             return
         metrics = {"best_val_top1": best.value, "trials": len(study.trials),
                    **{f"best_{k}": v for k, v in best.params.items()}}
@@ -253,6 +283,30 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[log_best],
                    catch=(train.TrainingDiverged,))
     return study
+
+
+def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
+    """Name the objective and say what the study is, for optuna-dashboard and ``--show``."""
+    study.set_metric_names(["val_top1"])  # a fraction, as the MLflow metric of the same name
+    spec = study_def.spec
+    attrs = {"dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
+             "variant": spec.label, "epochs": spec.train.epochs, "seed": spec.seed,
+             "search_space": {k: {"low": lo, "high": hi, "log": log}
+                              for k, (lo, hi, log) in study_def.space.items()},
+             "storage": redact(storage), "objective": "final-epoch validation top-1 (fraction); "
+                                                      "ties broken by validation NLL"}
+    for key, value in attrs.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial: highest validation top-1; among equals (small validation sets
+    tie often), the lowest validation NLL, then the earliest trial. None when none completed."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not done:
+        return None
+    return min(done, key=lambda t: (-t.value, t.user_attrs.get("val_nll", math.inf), t.number))
 
 
 def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
@@ -281,38 +335,53 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
     for s in study_defs:
         started = time.perf_counter()
         before = _count(s.name, storage, tracker)
-        wrt = rt.for_workers(tracker.results, tracker.uri, workers)
-        kwargs = dict(timeout=timeout, storage=storage, seed=seed)
-        per_worker = [dict(kwargs, trials=n) for n in shares(trials, workers) if n]
-        if len(per_worker) > 1:  # train a missing self-teacher once, not once per worker
-            _prepare(s, tracker, rt)
-        if executor == "ray":
-            from . import distributed
-
-            distributed.init(ray_address, workers, wrt.threads, quiet=True)
-            distributed.run_all(_worker, [(s, kw, w, wrt) for w, kw in enumerate(per_worker)],
-                                wrt.threads)
-            study = optuna.load_study(study_name=s.name,
-                                      storage=open_storage(storage, tracker.results))
-        elif workers <= 1:
-            study = run_study(s, trials=trials, timeout=timeout, storage=storage,
-                              tracker=tracker, rt=rt, seed=seed)
-        else:
-            ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_worker, args=(s, kw, w, wrt))
-                     for w, kw in enumerate(per_worker)]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            if any(p.exitcode for p in procs):
-                raise RuntimeError(f"{s.name}: a tuning worker exited with an error")
-            study = optuna.load_study(study_name=s.name, storage=open_storage(storage,
-                                                                              tracker.results))
+        url = storage or default_storage(tracker.results)
+        parent = _safe(parent_run, tracker, s, url)
+        status = "FAILED"
+        try:
+            study = _run_workers(s, trials=trials, timeout=timeout, storage=storage,
+                                 tracker=tracker, rt=rt, seed=seed, workers=workers,
+                                 executor=executor, ray_address=ray_address, parent=parent)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            if parent:
+                _safe(tracker.set_status, parent, status)
         seconds = time.perf_counter() - started
         say(summary_line(study, seconds, len(study.trials) - before))
         out.append(study)
     return out
+
+
+def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str | None,
+                 tracker: Tracker, rt: Runtime, seed: int, workers: int, executor: str,
+                 ray_address: str | None, parent: str | None) -> optuna.Study:
+    wrt = rt.for_workers(tracker.results, tracker.uri, workers)
+    kwargs = dict(timeout=timeout, storage=storage, seed=seed, parent=parent)
+    per_worker = [dict(kwargs, trials=n) for n in shares(trials, workers) if n]
+    if len(per_worker) > 1:  # train a missing self-teacher once, not once per worker
+        _prepare(s, tracker, rt)
+    if executor == "ray":
+        from . import distributed
+
+        distributed.init(ray_address, workers, wrt.threads, quiet=True)
+        distributed.run_all(_worker, [(s, kw, w, wrt) for w, kw in enumerate(per_worker)],
+                            wrt.threads)
+    elif workers <= 1:
+        return run_study(s, trials=trials, tracker=tracker, rt=rt, **kwargs)
+    else:
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(s, kw, w, wrt))
+                 for w, kw in enumerate(per_worker)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        if any(p.exitcode for p in procs):
+            raise RuntimeError(f"{s.name}: a tuning worker exited with an error")
+    return optuna.load_study(study_name=s.name, storage=open_storage(storage, tracker.results))
 
 
 def _count(name: str, storage: str | None, tracker: Tracker) -> int:
@@ -327,12 +396,10 @@ def summary_line(study: optuna.Study, seconds: float | None = None, new: int | N
     states = [t.state.name for t in study.trials]
     counts = ", ".join(f"{s.lower()} {states.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL",
                                                                   "RUNNING") if s in states)
-    try:
-        best = study.best_trial
-        best_text = f"best val {100 * best.value:.2f}% with " + ", ".join(
-            f"{k}={v:.4g}" for k, v in best.params.items())
-    except ValueError:
-        best_text = "no complete trial yet"
+    best = best_trial(study)
+    best_text = "no complete trial yet" if best is None else (
+        f"best val {100 * best.value:.2f}% (trial {best.number}) with "
+        + ", ".join(f"{k}={v:.4g}" for k, v in best.params.items()))
     timing = (f"; {new} new in {seconds:.1f}s ({seconds / new:.1f}s/trial)"
               if seconds is not None and new else "")
     return f"{study.study_name}: {len(states)} trials ({counts}); {best_text}{timing}"

@@ -1,0 +1,122 @@
+"""``drkd-bench ui``: the tools researchers already open, pointed at the results.
+
+Starts the MLflow UI on the tracking store and, when optuna-dashboard is installed and there are
+studies, optuna-dashboard on the Optuna storage; prints the URLs and serves until Ctrl-C. The
+MLflow URL opens the runs table in training mode (not MLflow 3's GenAI pages) with the results
+visible: final test and validation top-1 and ECE columns, grouped by dataset, arch and variant,
+tuning trials and study runs filtered out. That view is one of MLflow's shared view states, an
+experiment tag ``mlflow.sharedViewState.<key>`` holding plain JSON, opened by
+``?viewStateShareKey=<key>``; its format was read from and tested with MLflow 3.x (see
+``MLFLOW_TESTED``).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from .tracking import Tracker
+
+VIEW_KEY = "drkd-bench-results"
+MLFLOW_TESTED = "3."  # the view-state format below was checked against MLflow 3.x's web app
+KIND_TAG = "mlflow.experimentKind"
+VIEW_TAG = "mlflow.sharedViewState."
+COLUMNS = ["test_top1", "val_top1", "test_ece", "val_ece", "test_nll", "epoch_seconds"]
+GROUP = ["dataset", "arch", "variant"]
+
+
+def results_view() -> dict:
+    """The runs table a researcher wants first: finished training runs, the result columns,
+    averaged per (dataset, arch, variant) over seeds."""
+    return {
+        "searchFilter": "tags.kind = 'train' and attributes.status = 'FINISHED'",
+        "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "selectedColumns": [f"metrics.`{m}`" for m in COLUMNS] + ["tags.`seed`",
+                                                                  "tags.`teacher_source`"],
+        "groupBy": {"aggregateFunction": "average",
+                    "groupByKeys": [{"mode": "tag", "groupByData": k} for k in GROUP]},
+        "groupsExpanded": {}, "runListHidden": False, "viewMaximized": False,
+    }
+
+
+def install_view(tracker: Tracker) -> str:
+    """Mark the experiment as model training and store the results view; returns its key."""
+    import mlflow
+
+    if not mlflow.__version__.startswith(MLFLOW_TESTED):
+        print(f"drkd-bench ui: the results view was tested with MLflow {MLFLOW_TESTED}x, this "
+              f"is {mlflow.__version__}; it may open unfiltered", file=sys.stderr)
+    client = tracker.client
+    client.set_experiment_tag(tracker.experiment_id, KIND_TAG, "custom_model_development")
+    client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + VIEW_KEY,
+                              json.dumps(results_view(), sort_keys=True))
+    return VIEW_KEY
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def mlflow_url(host: str, port: int, experiment_id: str) -> str:
+    """The runs tab in training mode (MLflow 3 opens its GenAI pages otherwise: the experiment's
+    ``mlflow.experimentKind`` tag is overridden by the UI's own mode switch, which this URL
+    parameter sets) with the results view."""
+    return (f"http://{host}:{port}/#/experiments/{experiment_id}/runs?"
+            f"workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
+
+
+def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: int = 0,
+          dashboard_port: int = 0, say=print) -> None:
+    """Start the servers, print where they are, serve until interrupted, then stop them."""
+    install_view(tracker)
+    port = port or free_port(host)
+    procs = [subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+                               tracker.uri, "--host", host, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        wait_until_up(f"http://{host}:{port}/health", procs[0])
+        say(f"MLflow UI (results by dataset, arch, variant): "
+            f"{mlflow_url(host, port, tracker.experiment_id)}")
+        if storage and (("://" in storage) or Path(storage).is_file()):
+            try:
+                import optuna_dashboard  # noqa: F401 - optional: pip install -e '.[ui]'
+            except ImportError:
+                say("optuna-dashboard is not installed (pip install -e '.[ui]'); studies: "
+                    "drkd-bench tune CONFIG --show")
+            else:
+                dport = dashboard_port or free_port(host)
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "optuna_dashboard", storage, "--host", host, "--port",
+                     str(dport)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                wait_until_up(f"http://{host}:{dport}/", procs[-1])
+                say(f"optuna-dashboard (studies): http://{host}:{dport}/")
+        say("serving; Ctrl-C stops")
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()

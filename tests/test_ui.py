@@ -1,0 +1,126 @@
+"""The grid at a glance in the tools researchers open: the ui command, MLflow's own fields, clean
+parameters, Optuna study descriptions, and the terminal's per-cell lines."""
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+
+import optuna
+import yaml
+from mlflow import MlflowClient
+
+from benchmark import cli, config, runner, tracking, tune, ui
+
+
+def small_grid(tmp_path, **extra):
+    cfg = {"name": "glance", "seeds": [0, 1], "datasets": {"digits": None},
+           "architectures": ["mlp"], "train": {"epochs": 2, "batch_size": 64},
+           "methods": ["ce", "tfkd-self"], **extra}
+    path = tmp_path / "glance.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
+    path = small_grid(tmp_path)
+    assert cli.main(["grid", path, "--results", str(results), "--no-report", "--quiet",
+                     "--workers", "1"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "ui", "--results",
+                             str(results), "--port", "0", "--dashboard-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://\S+", line).group(0)
+        base = url.split("/#/")[0]
+        with urllib.request.urlopen(base + "/", timeout=30) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        assert "workflowType=machine_learning" in url  # training mode, not the GenAI pages
+        experiment_id = re.search(r"experiments/(\d+)/runs\?", url).group(1)
+        view = ui.results_view()
+        body = json.dumps({"experiment_ids": [experiment_id], "filter": view["searchFilter"],
+                           "max_results": 100}).encode()
+        req = urllib.request.Request(base + "/api/2.0/mlflow/runs/search", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            runs = json.loads(answer.read())["runs"]
+        names = sorted(r["info"]["run_name"] for r in runs)
+        assert names == ["digits/mlp/ce/seed0", "digits/mlp/ce/seed1",
+                         "digits/mlp/tfkd-self/seed0", "digits/mlp/tfkd-self/seed1"]
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get?experiment_id="
+                                    f"{experiment_id}", timeout=30) as answer:
+            tags = {t["key"]: t["value"] for t in
+                    json.loads(answer.read())["experiment"]["tags"]}
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        assert json.loads(tags["mlflow.sharedViewState." + ui.VIEW_KEY]) == view  # round trip
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_every_run_says_what_it_is_in_mlflows_own_fields(tmp_path, results):
+    path = small_grid(tmp_path, methods=["ce", "lsr"], tune={"trials": 1, "seed": 0})
+    assert cli.main(["grid", path, "--results", str(results), "--no-report", "--quiet",
+                     "--workers", "1"]) == 0
+    assert cli.main(["tune", path, "--results", str(results), "--method", "lsr"]) == 0
+    t = tracking.Tracker(results=results)
+    kinds = {}
+    for run in t.runs():
+        tags = run.data.tags
+        kinds.setdefault(tags["kind"], []).append(run)
+        assert tags["mlflow.user"] and tags["mlflow.source.name"] == "drkd-bench"
+        for value in run.data.params.values():
+            assert value not in ("None", "()", "[]"), run.data.params
+        for value in run.data.metrics.values():
+            assert len(f"{value:.15g}".lstrip("-0.").replace(".", "")) <= 6 or value == int(value)
+    assert set(kinds) == {"train", "study", "trial"}
+    for run in kinds["train"]:
+        assert run.data.tags["grid"] == "glance"
+        assert "on digits with mlp" in run.data.tags["mlflow.note.content"]
+        inputs = MlflowClient(t.uri).get_run(run.info.run_id).inputs.dataset_inputs
+        assert inputs and len(inputs[0].dataset.digest) == 16
+        assert inputs[0].dataset.name == "digits"
+        assert run.data.params["train.milestones"] == "none"
+    digests = {MlflowClient(t.uri).get_run(r.info.run_id).inputs.dataset_inputs[0].dataset.digest
+               for r in kinds["train"]}
+    assert len(digests) == 1  # the same data, the same digest
+
+
+def test_studies_name_their_metric_and_say_what_they_are(tmp_path, results):
+    path = small_grid(tmp_path, methods=["lsr"], tune={"trials": 2, "seed": 0})
+    rdb = f"sqlite:///{tmp_path / 'studies.db'}"
+    for storage in (None, rdb):
+        assert cli.main(["tune", path, "--results", str(results)]
+                        + (["--storage", storage] if storage else [])) == 0
+    journal = optuna.load_study(study_name="digits/mlp/lsr",
+                                storage=tune.open_storage(None, results))
+    relational = optuna.load_study(study_name="digits/mlp/lsr", storage=tune.open_storage(rdb))
+    for study in (journal, relational):
+        assert study.metric_names == ["val_top1"]
+        attrs = study.user_attrs
+        assert attrs["dataset"] == "digits" and attrs["arch"] == "mlp"
+        assert attrs["variant"] == "lsr" and set(attrs["search_space"]) == {"smoothing"}
+    assert all("heartbeat" in t.user_attrs for t in journal.trials)  # the journal needs it
+    assert not any("heartbeat" in t.user_attrs for t in relational.trials)  # Optuna's own
+
+
+def test_grid_prints_one_line_per_cell_and_epochs_only_when_verbose(tmp_path, capsys):
+    path = small_grid(tmp_path, seeds=[0], methods=["ce"])
+    assert cli.main(["grid", path, "--results", str(tmp_path / "a"), "--no-report",
+                     "--workers", "1"]) == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert re.search(r"digits/mlp/ce/seed0: val \d+\.\d\d%, test \d+\.\d\d% \(\d+\.\ds\)", text)
+    assert " ep " not in text
+    assert cli.main(["grid", path, "--results", str(tmp_path / "b"), "--no-report",
+                     "--workers", "1", "--verbose"]) == 0
+    out = capsys.readouterr()
+    assert (out.out + out.err).count(" ep ") == 2
+
+
+def test_a_finished_grid_cell_is_tagged_kind_train(results):
+    t = tracking.Tracker(results=results)
+    s = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 1})
+    runner.run_cell(s, t)
+    assert t.finished(s.hash).data.tags["kind"] == "train"
