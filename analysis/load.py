@@ -51,6 +51,7 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
             base.update({key: tags.get(key, "") for key in IDENTITY[3:]})
             base["seed"] = int(tags["seed"]) if tags.get("seed", "").lstrip("-").isdigit() else -1
             base.update({f"param.{k}": v for k, v in sorted(params.items())})
+            base.update({f"tag.{k}": v for k, v in sorted(tags.items()) if k.startswith("diag.")})
             history = []
             if run.info.status == "FINISHED" and base["kind"] == "train":
                 try:

@@ -28,24 +28,21 @@ t-test; with 3 seeds, intervals are wide and p-values coarse.
 """
 
 
-#: What the known diagnostics mean (a new one is plotted all the same, with a generic note).
-DIAGNOSTICS = {
-    "rectified": "share of training samples whose teacher was rectified",
-    "teacher_top1": "the teacher's top-1 accuracy on the augmented training batches",
-    "teacher_agreement": "share of training samples where teacher and student agree on top-1",
-}
-
-
 def from_tracking(uri: str, out: Path) -> list[Path]:
-    return build(load.epochs_from_tracking(uri), out, source=f"the tracking store `{_short(uri)}`")
+    return build(load.epochs_from_tracking(uri), out, source=store_source(uri))
 
 
 def from_csv(path: Path, out: Path) -> list[Path]:
-    return build(load.epochs_from_csv(path), out, source=f"`{path.name}` (exported runs)")
+    return build(load.epochs_from_csv(path), out, source=csv_source(path))
 
 
-def _short(uri: str) -> str:
-    return uri.rsplit("/", 2)[-1] if uri.startswith("sqlite:") else uri
+def store_source(uri: str) -> str:
+    short = uri.rsplit("/", 2)[-1] if uri.startswith("sqlite:") else uri
+    return f"the tracking store `{short}`"
+
+
+def csv_source(path: Path) -> str:
+    return f"`{Path(path).name}` (exported runs)"
 
 
 def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs") -> list[Path]:
@@ -93,8 +90,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
                 add(plots.curves(shown, d, fdir, column, f"{name.replace('_', ' ')} (%)",
                                  f"diag_{name}"),
                     f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% Student-t band), "
-                    "for the variants that log it: "
-                    + DIAGNOSTICS.get(name, "logged by the method"))
+                    "for the variants that log it: " + _meaning(shown, name))
     if len(runs):
         st = tables.stats_table(runs)
         add(tables.write(st, tdir, "statistics"), "paired differences over seeds (percentage "
@@ -133,6 +129,14 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
     text += "".join(f"| `{rel}` | {what} |\n" for rel, what in entries)
     (tmp / "README.md").write_text(text)
     return entries
+
+
+def _meaning(frame: pd.DataFrame, name: str) -> str:
+    """What a diagnostic means, as its runs were tagged (``diag.<name>``)."""
+    column = f"tag.diag.{name}"
+    if column in frame and frame[column].notna().any():
+        return str(frame[column].dropna().iloc[0])
+    return "logged by the method"
 
 
 def _trial_frame(trials: pd.DataFrame) -> pd.DataFrame:

@@ -400,20 +400,16 @@ def cmd_report(args) -> int:
 
     out = Path(args.out or args.results)
     if args.from_csv:
-        epochs, source = _read_runs_csv(Path(args.from_csv)), f"`{Path(args.from_csv).name}`"
+        epochs, source = _read_runs_csv(Path(args.from_csv)), report.csv_source(args.from_csv)
     else:
         uri = _store_uri(args)
         from analysis import load
 
-        epochs, source = load.epochs_from_tracking(uri), f"the tracking store `{_short(uri)}`"
+        epochs, source = load.epochs_from_tracking(uri), report.store_source(uri)
     _writable(out)
     written = report.build(epochs, out, source=source)
     print(f"report: {len(written)} files under {out}/ (see {out}/README.md)")
     return 0
-
-
-def _short(uri: str) -> str:
-    return uri.rsplit("/", 2)[-1] if uri.startswith("sqlite:") else uri
 
 
 def _store_uri(args) -> str:

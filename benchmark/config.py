@@ -119,6 +119,10 @@ class RunSpec:
                     self.hyperparameters), "batch_plan": method.batch_plan}
         if "fidelity" in self.hyperparameters:
             tags["fidelity"] = str(self.hyperparameters["fidelity"])
+        described = dict(method.diagnostics)
+        if tags["teacher_source"] != "none":
+            described.update(teachers.DIAGNOSTICS)
+        tags.update({f"diag.{k}": v for k, v in described.items()})  # what each diag_* means
         return tags
 
 

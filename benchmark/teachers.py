@@ -228,6 +228,13 @@ def make(source: str, ctx: TeacherContext) -> Teacher | None:
     return build(ctx)
 
 
+#: What every source's per-epoch diagnostics mean (tagged on each run for the report).
+DIAGNOSTICS = {
+    "teacher_top1": "the teacher's top-1 accuracy on the augmented training batches",
+    "teacher_agreement": "share of training samples where teacher and student agree on top-1",
+}
+
+
 def diagnostics(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
                 targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every source's per-batch measurements, on the rows the teacher covers: its top-1 accuracy

@@ -68,6 +68,7 @@ DRKD = register(Method(
     params={"teacher": TEACHER, "ema_decay": EMA_DECAY, "alpha": ALPHA,
             "temperature": TEMPERATURE, "fidelity": FIDELITY, "kl_reduction": KL_REDUCTION,
             "multiplier": MULTIPLIER},
-    presets=KD_PRESETS, diagnostics=("rectified",),
+    presets=KD_PRESETS,
+    diagnostics={"rectified": "share of training samples whose teacher was rectified"},
     paper="Amik et al., arXiv 2201.11319 (DR-KD), our reading",
     summary="self-KD with the teacher's wrong top logit swapped with the true one"))

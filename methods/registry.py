@@ -101,8 +101,8 @@ class Method:
     ``teacher`` is ``"none"``, one teacher source (``"previous-epoch"`` for PS-KD) or ``"param"``
     (the source is the method's own ``teacher`` hyperparameter, as for Tf-KD self and DR-KD).
     ``presets`` maps a ``fidelity`` value to the values it gives the parameters left at ``None``.
-    ``diagnostics`` names the terms that are measurements, not losses (logged as ``diag_<name>``,
-    fractions in [0, 1]); every other term is a loss term (logged as ``train_<name>``).
+    ``diagnostics`` maps the terms that are measurements, not losses, to what they mean (logged as
+    ``diag_<name>``, fractions in [0, 1]); every other term is a loss term (``train_<name>``).
     ``batch_plan`` names how batches are drawn (``shuffle``, ``class-paired``, ``overlap``; the
     plans themselves live in the training layer). ``per_epoch(loss_kwargs, epoch, epochs)``
     returns the loss arguments for a 1-based ``epoch`` (PS-KD's ramp of alpha), or None.
@@ -115,7 +115,7 @@ class Method:
     paper: str = ""
     summary: str = ""
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    diagnostics: tuple[str, ...] = ()
+    diagnostics: Mapping[str, str] = field(default_factory=dict)
     batch_plan: str = "shuffle"
     per_epoch: Callable[[dict, int, int], dict] | None = None
     source: str = ""  # the official code followed: repository, commit, file
