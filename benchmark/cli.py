@@ -234,8 +234,10 @@ def cmd_list(args) -> int:
     print("methods:")
     for name in methods.names():
         m = methods.get(name)
-        print(f"  {name:<10} teacher={m.teacher if m.teacher != 'param' else 'pretrained|online'}"
-              f"  {m.summary}  [{m.paper}]")
+        teacher = m.teacher if m.teacher != "param" else "|".join(m.params["teacher"].choices)
+        print(f"  {name:<10} teacher={teacher}  batches={m.batch_plan}  {m.summary}  [{m.paper}]")
+        if m.source:
+            print(f"      follows {m.source}")
         for key, p in m.params.items():
             extra = f" choices {'/'.join(map(str, p.choices))}" if p.choices else ""
             extra += f" valid {p.valid}" if p.valid else ""
@@ -474,6 +476,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    import signal
+
     from . import tracking, ui
 
     for flag in ("port", "dashboard_port"):
@@ -482,6 +486,10 @@ def cmd_ui(args) -> int:
     uri = _store_uri(args)
     tracker = tracking.Tracker(uri, results=args.results)
     storage = args.storage or str(Path(args.results) / "optuna.journal")
+    def stop(signum, frame):  # SIGTERM stops the servers as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         ui.serve(tracker, storage, args.host, args.port, args.dashboard_port,
                  say=lambda line: print(line, flush=True))

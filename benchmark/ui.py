@@ -12,6 +12,9 @@ experiment tag ``mlflow.sharedViewState.<key>`` holding plain JSON, opened by
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -89,24 +92,20 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
     """Start the servers, print where they are, serve until interrupted, then stop them."""
     install_view(tracker)
     port = port or free_port(host)
-    procs = [subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-                               tracker.uri, "--host", host, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [_start([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
+                     "--host", host, "--port", str(port)])]
     try:
         wait_until_up(f"http://{host}:{port}/health", procs[0])
         say(f"MLflow UI (results by dataset, arch, variant): "
             f"{mlflow_url(host, port, tracker.experiment_id)}")
         if storage and (("://" in storage) or Path(storage).is_file()):
-            try:
-                import optuna_dashboard  # noqa: F401 - optional: pip install -e '.[ui]'
-            except ImportError:
+            exe = dashboard_command()
+            if exe is None:
                 say("optuna-dashboard is not installed (pip install -e '.[ui]'); studies: "
                     "drkd-bench tune CONFIG --show")
             else:
                 dport = dashboard_port or free_port(host)
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "optuna_dashboard", storage, "--host", host, "--port",
-                     str(dport)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                procs.append(_start([exe, storage, "--host", host, "--port", str(dport)]))
                 wait_until_up(f"http://{host}:{dport}/", procs[-1])
                 say(f"optuna-dashboard (studies): http://{host}:{dport}/")
         say("serving; Ctrl-C stops")
@@ -114,9 +113,34 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
             time.sleep(0.5)
     finally:
         for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            _stop(p)
+
+
+def dashboard_command() -> str | None:
+    """The optuna-dashboard console script of this environment (an optional dependency)."""
+    beside = Path(sys.executable).parent / "optuna-dashboard"
+    return str(beside) if beside.is_file() else shutil.which("optuna-dashboard")
+
+
+def _start(argv: list[str]) -> subprocess.Popen:
+    """A server in a session of its own, so that stopping it stops every process it started
+    (the MLflow UI runs a web server and job consumers)."""
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # children still in the group after the leader exited
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

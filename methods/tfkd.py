@@ -84,7 +84,7 @@ TFKD_SELF = register(Method(
             "temperature": TEMPERATURE, "fidelity": FIDELITY,
             "kl_reduction": KL_REDUCTION, "multiplier": MULTIPLIER},
     presets=KD_PRESETS, paper="Yuan et al., CVPR 2020 (Tf-KD self)",
-    summary="KD from a CE-trained copy of the student"))
+    summary="KD from a teacher of the chosen source (a CE-trained copy by default)"))
 
 TFKD_REG = register(Method(
     name="tfkd-reg", terms=tfkd_reg_terms, teacher="none",

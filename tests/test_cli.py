@@ -11,7 +11,9 @@ def test_list_shows_methods_hyperparameters_architectures_datasets(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     for word in ("drkd", "tfkd-reg", "temperature", "search [", "resnet18", "timm:<name>",
-                 "tiny-imagenet", "quick"):
+                 "tiny-imagenet", "quick", "ps-kd", "cs-kd", "zipf-ls", "dlb",
+                 "follows lgcnsai/PS-KD-Pytorch@", "batches=class-paired", "previous-epoch|ema",
+                 "teacher-sources"):
         assert word in out
 
 

@@ -350,3 +350,14 @@ def test_drkd_equals_tfkd_self_when_the_teacher_is_right_everywhere():
     assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
     # and the two declare the same hyperparameters apart from nothing
     assert set(methods.get("drkd").params) == set(methods.get("tfkd-self").params)
+
+
+@pytest.mark.parametrize("name", methods.names())
+def test_every_method_rejects_unknown_and_out_of_range_values(name):
+    m = methods.get(name)
+    with pytest.raises(methods.MethodError, match="has no hyperparameter 'nope'"):
+        m.resolve({"nope": 1})
+    for key, p in m.search_space().items():
+        if p.valid.startswith(("[0", "(0")):
+            with pytest.raises(methods.MethodError, match="must lie in"):
+                m.resolve({key: -1.0})

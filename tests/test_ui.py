@@ -4,7 +4,9 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import optuna
 import yaml
@@ -23,15 +25,24 @@ def small_grid(tmp_path, **extra):
 
 
 def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
-    path = small_grid(tmp_path)
+    path = small_grid(tmp_path, tune={"trials": 1, "seed": 0})
     assert cli.main(["grid", path, "--results", str(results), "--no-report", "--quiet",
                      "--workers", "1"]) == 0
+    assert cli.main(["tune", path, "--results", str(results), "--method", "tfkd-self"]) == 0
     proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "ui", "--results",
                              str(results), "--port", "0", "--dashboard-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://\S+", line).group(0)
+        dashboard = proc.stdout.readline()
+        if ui.dashboard_command() is not None:  # optional; installed with the test extra
+            with urllib.request.urlopen(re.search(r"http://\S+", dashboard).group(0)
+                                        + "api/studies", timeout=30) as answer:
+                studies = json.loads(answer.read())["study_summaries"]
+            assert [s["study_name"] for s in studies] == ["digits/mlp/tfkd-self"]
+            attrs = {a["key"] for a in studies[0]["user_attrs"]}
+            assert {"dataset", "arch", "variant", "search_space", "storage"} <= attrs
         base = url.split("/#/")[0]
         with urllib.request.urlopen(base + "/", timeout=30) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
@@ -44,7 +55,7 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as answer:
             runs = json.loads(answer.read())["runs"]
-        names = sorted(r["info"]["run_name"] for r in runs)
+        names = sorted(r["info"]["run_name"] for r in runs)  # grid runs only: no trials
         assert names == ["digits/mlp/ce/seed0", "digits/mlp/ce/seed1",
                          "digits/mlp/tfkd-self/seed0", "digits/mlp/tfkd-self/seed1"]
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get?experiment_id="
@@ -57,6 +68,17 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # stopping the command stops every server process it started
+    time.sleep(1)
+    left = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(results) in cmd or ("huey" in cmd and str(Path(sys.executable).parent) in cmd):
+            left.append(cmd)
+    assert not left, left
 
 
 def test_every_run_says_what_it_is_in_mlflows_own_fields(tmp_path, results):
