@@ -355,6 +355,8 @@ def cmd_tune(args) -> int:
             print(line)
         return 0
     rt = runtime(args)
+    if "://" in storage:  # an RDB URL that cannot be opened fails before the store is touched
+        tune.open_storage(storage, args.results)
     tracker = rt.tracker()
     timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
     tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,

@@ -195,6 +195,7 @@ def test_malformed_optuna_storage_is_one_line(tmp_path, capsys):
     code = cli.main(["tune", path, "--results", str(tmp_path / "r"), "--storage",
                      "postgresql+nodriver://x/y"])
     assert "Optuna storage" in one_line_error(capsys, code)
+    assert not (tmp_path / "r").exists()  # nothing written
 
 
 def test_report_from_a_missing_or_malformed_csv_is_one_line(tmp_path, capsys):
@@ -252,6 +253,7 @@ def test_corrupt_cifar_pickle_names_the_file(tmp_path, capsys):
     (folder / "test").write_bytes(b"")
     err = one_line_error(capsys, _cli_train("cifar100", tmp_path / "data", tmp_path))
     assert "cifar-100-python" in err and "not a CIFAR python batch" in err
+    assert not (tmp_path / "results").exists()
 
 
 def test_crafted_cifar_pickle_cannot_run_code(tmp_path, capsys):
@@ -268,7 +270,7 @@ def test_crafted_cifar_pickle_cannot_run_code(tmp_path, capsys):
         (folder / name).write_bytes(payload)
     err = one_line_error(capsys, _cli_train("cifar100", tmp_path / "data", tmp_path))
     assert "forbidden object" in err
-    assert not marker.exists()
+    assert not marker.exists() and not (tmp_path / "results").exists()
 
 
 def test_tiny_imagenet_without_annotations_names_the_file(tmp_path, capsys):
@@ -277,6 +279,7 @@ def test_tiny_imagenet_without_annotations_names_the_file(tmp_path, capsys):
     (base / "wnids.txt").write_text("n01\n")
     err = one_line_error(capsys, _cli_train("tiny-imagenet", tmp_path / "data", tmp_path))
     assert "val_annotations.txt: missing" in err
+    assert not (tmp_path / "results").exists()
 
 
 # --- repository -----------------------------------------------------------------------------------
