@@ -53,14 +53,14 @@ def comparisons(cells: pd.DataFrame) -> list[tuple[str, str]]:
     cells = cells.drop_duplicates("variant")
     present = set(cells["variant"])
     pairs = [(v, "ce") for v in variant_order(present) if v != "ce" and "ce" in present]
-    source = dict(zip(cells["variant"], cells.get("teacher_source", cells["variant"] * 0)))
-    method = dict(zip(cells["variant"], cells.get("method", cells["variant"])))
+    source = dict(zip(cells["variant"], cells["teacher_source"]))
+    method = dict(zip(cells["variant"], cells["method"]))
     for v in variant_order(present):
-        rival = RIVALS.get(method.get(v) or v.split("-")[0])
+        rival = RIVALS.get(method[v])
         if rival is None:
             continue
         same = [u for u in variant_order(present)
-                if (method.get(u) or u) == rival and source.get(u) == source.get(v)]
+                if method[u] == rival and source[u] == source[v]]
         if same:
             pairs.append((v, same[0]))
         elif rival in present:

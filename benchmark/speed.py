@@ -151,9 +151,9 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
             return steps * batch
 
         cases[label] = harness
-        extra = run.teacher is not None and type(run.teacher).extra_forward
+        extra = run.teacher is not None and run.teacher.extra_forward
         student = run.plan.forwarded_per_step() / batch
-        forwards[label] = f"{student:g}+{1 if extra and student == 1 else 0}"
+        forwards[label] = f"{student:g}+{int(extra)}"
     say("steps: bare and harness for every method and teacher source, interleaved")
     r = rates(cases, dev, repeats)
     rows.append(Row("bare step (limit)", r["bare"]))

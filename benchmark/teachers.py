@@ -14,7 +14,7 @@ else. The losses never see a model.
 | previous-epoch | each sample's logits from its previous training forward | 0 | N x K floats |
 | previous-batch | the same memory; under DLB's overlap plan, the last step | 0 | N x K floats |
 | ema | exponential moving average of the student's weights (eval mode) | 1 | a model |
-| partner | the student, no gradient, on the batch plan's paired images | 1 | none |
+| partner | the student, no gradient, on the batch plan's paired images | (plan's) | none |
 """
 from __future__ import annotations
 
@@ -182,9 +182,8 @@ class EMATeacher(Teacher):
 
 class PartnerTeacher(Teacher):
     """CS-KD's teacher: the student itself, without gradient and in training mode (as the
-    official code), on the batch plan's paired images (one same-class partner per row)."""
-
-    extra_forward = True
+    official code), on the batch plan's paired images (one same-class partner per row). Those
+    forwards are the student's (the plan counts them), not another model's."""
 
     def __init__(self, student: nn.Module):
         self.student = student

@@ -186,7 +186,7 @@ def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
         correct += (logits.argmax(1) == y).sum()
         trained += len(y)
         student_images += len(y) + (0 if batch.paired is None else len(batch.paired))
-        if step.teacher is not None and type(step.teacher).extra_forward and batch.paired is None:
+        if step.teacher is not None and step.teacher.extra_forward:
             teacher_images += batch.teacher_rows
     values = torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
     row = {k: v / counts[k] for k, v in zip(sums, values)}
@@ -245,8 +245,6 @@ class Checkpoint:
     def __init__(self, workdir: Path | None, spec_hash: str):
         self.path = None if workdir is None else workdir / CHECKPOINT
         self.hash = spec_hash
-        if workdir is not None:
-            workdir.mkdir(parents=True, exist_ok=True)
 
     def _load(self, mmap: bool = False) -> dict | None:
         if self.path is None or not self.path.is_file():
@@ -277,6 +275,7 @@ class Checkpoint:
     def save(self, run: Run, history: list[dict]) -> None:
         if self.path is None:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         save_atomic({"hash": self.hash, "model": run.model.state_dict(),
                      "optimizer": run.optimizer.state_dict(),
                      "scheduler": run.scheduler.state_dict(),
@@ -288,7 +287,7 @@ class Checkpoint:
 
 def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
     """Epochs held by the resume checkpoint of ``spec`` in ``workdir`` (0 if none)."""
-    return Checkpoint(workdir, spec.hash).epochs() if (workdir / CHECKPOINT).is_file() else 0
+    return Checkpoint(workdir, spec.hash).epochs()
 
 
 def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,

@@ -225,9 +225,9 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     fail_stale_journal_trials(study)
     journal = isinstance(study._storage, optuna.storages.JournalStorage)
-    describe_study(study, study_def, storage or default_storage(tracker.results))
-    dataset, teacher_model = _prepare(study_def, tracker, rt)
     where = redact(storage or default_storage(tracker.results))
+    describe_study(study, study_def, where)
+    dataset, teacher_model = _prepare(study_def, tracker, rt)
 
     def objective(trial: optuna.Trial) -> float:
         hp = dict(study_def.spec.hyperparameters)
@@ -286,14 +286,15 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
 
 
 def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
-    """Name the objective and say what the study is, for optuna-dashboard and ``--show``."""
+    """Name the objective and say what the study is, for optuna-dashboard and ``--show``
+    (``storage`` as shown to people: without its password)."""
     study.set_metric_names(["val_top1"])  # a fraction, as the MLflow metric of the same name
     spec = study_def.spec
     attrs = {"dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
              "variant": spec.label, "epochs": spec.train.epochs, "seed": spec.seed,
              "search_space": {k: {"low": lo, "high": hi, "log": log}
                               for k, (lo, hi, log) in study_def.space.items()},
-             "storage": redact(storage), "objective": "final-epoch validation top-1 (fraction); "
+             "storage": storage, "objective": "final-epoch validation top-1 (fraction); "
                                                       "ties broken by validation NLL"}
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
