@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help="only this method or variant label")
     p.add_argument("--trials", type=int, help="trials to add to each study (default: the "
                                               "config's tune.trials, else 20)")
+    p.add_argument("--up-to", action="store_true",
+                   help="read the trial count as each study's total: run only the trials a study "
+                        "lacks to hold that many complete or pruned ones (an equal budget per "
+                        "method that a rerun after an interruption tops up, never exceeds)")
     p.add_argument("--timeout", type=float, help="stop a study after this many seconds")
     p.add_argument("--storage", help="Optuna storage: a journal file path (default "
                                      "RESULTS/optuna.journal) or an RDB URL (sqlite:///..., "
@@ -360,7 +364,7 @@ def cmd_tune(args) -> int:
     tracker = rt.tracker()
     timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
     tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,
-             rt=rt, seed=args.seed,
+             rt=rt, seed=args.seed, up_to=args.up_to,
              workers=args.workers, executor=args.executor, ray_address=args.ray_address)
     return 0
 

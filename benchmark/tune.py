@@ -93,8 +93,11 @@ class Study:
 
 
 def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
-    """One study per (dataset, arch, variant) whose method has something to search."""
+    """One study per (dataset, arch, variant) whose method has something to search; a variant
+    that reads the tuned values (``hyperparameters: tuned``) and its reference twin are one
+    study, listed once."""
     out = []
+    names: set[str] = set()
     tune = grid.tune
     for dataset, (ds, _) in grid.datasets.items():
         for arch in grid.architectures:
@@ -106,8 +109,10 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 for k, bounds in (tune.get("space") or {}).items():
                     if k in space:
                         space[k] = (float(bounds[0]), float(bounds[1]), space[k][2])
-                if not space:
+                name = study_name(dataset, arch, v)
+                if not space or name in names:
                     continue
+                names.add(name)
                 hp = v.hyperparameters_for(arch)
                 seed = int(tune.get("seed", grid.seeds[0]))
                 grid_settings = grid.train_for(dataset, arch)
@@ -116,7 +121,7 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 spec = variant_spec(ds, arch, v, hp, seed, settings)
                 # the self-teacher is the grid's own CE cell (the grid's epochs, not tune's)
                 teacher = variant_spec(ds, arch, v, hp, seed, grid_settings).teacher_spec()
-                out.append(Study(study_name(dataset, arch, v), spec, space, teacher))
+                out.append(Study(name, spec, space, teacher))
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space)")
@@ -330,17 +335,30 @@ def shares(trials: int, workers: int) -> list[int]:
 
 def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage: str | None,
         tracker: Tracker, rt: Runtime, seed: int, workers: int = 1, executor: str = "local",
-        ray_address: str | None = None, say=print) -> list[optuna.Study]:
-    """Each study in turn; ``workers`` processes (local or Ray tasks) share one study."""
+        ray_address: str | None = None, up_to: bool = False, say=print) -> list[optuna.Study]:
+    """Each study in turn; ``workers`` processes (local or Ray tasks) share one study. With
+    ``up_to``, ``trials`` is each study's total of finished (complete or pruned) trials and only
+    the missing ones run."""
     out = []
     for s in study_defs:
         started = time.perf_counter()
         before = _count(s.name, storage, tracker)
+        if up_to:
+            lacking = trials - _count(s.name, storage, tracker, finished=True)
+            if lacking <= 0:
+                study = optuna.load_study(study_name=s.name,
+                                          storage=open_storage(storage, tracker.results))
+                say(summary_line(study) + "; budget already spent")
+                out.append(study)
+                continue
+            todo = lacking
+        else:
+            todo = trials
         url = storage or default_storage(tracker.results)
         parent = _safe(parent_run, tracker, s, url)
         status = "FAILED"
         try:
-            study = _run_workers(s, trials=trials, timeout=timeout, storage=storage,
+            study = _run_workers(s, trials=todo, timeout=timeout, storage=storage,
                                  tracker=tracker, rt=rt, seed=seed, workers=workers,
                                  executor=executor, ray_address=ray_address, parent=parent)
             status = "FINISHED"
@@ -385,12 +403,16 @@ def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str |
     return optuna.load_study(study_name=s.name, storage=open_storage(storage, tracker.results))
 
 
-def _count(name: str, storage: str | None, tracker: Tracker) -> int:
+def _count(name: str, storage: str | None, tracker: Tracker, finished: bool = False) -> int:
+    """Trials of the study (only the complete and pruned ones with ``finished``); 0 if none."""
     try:
-        return len(optuna.load_study(study_name=name, storage=open_storage(
-            storage, tracker.results)).trials)
+        study = optuna.load_study(study_name=name, storage=open_storage(storage, tracker.results))
     except KeyError:
         return 0
+    if not finished:
+        return len(study.trials)
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=done))
 
 
 def summary_line(study: optuna.Study, seconds: float | None = None, new: int | None = None) -> str:

@@ -3,7 +3,7 @@ import torch
 
 from benchmark import models
 
-SIZES = {"cnn8": 8, "mlp": 8, "cnn28": 28}
+SIZES = {"cnn8": 8, "mlp": 8, "cnn28": 28, "cnn28s": 28}
 
 
 @pytest.mark.parametrize("name", models.names())
@@ -21,4 +21,13 @@ def test_timm_models_and_unknown_names():
         models.check("resnet19")
     with pytest.raises(models.ModelError, match="timm"):
         models.check("timm:not-a-model-xyz")
-    assert models.names("cnn*") == ["cnn8", "cnn28"]
+    assert models.names("cnn*") == ["cnn8", "cnn28", "cnn28s"]
+
+
+def test_cnn28s_is_the_narrow_cnn28():
+    wide, narrow = models.build("cnn28", 1, 10, 28), models.build("cnn28s", 1, 10, 28)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    # 1->8, 8->16, 16->16, 16->32, 32->32 convs (3x3, no bias) + their BN + a 32x10 head
+    convs = 9 * (1 * 8 + 8 * 16 + 16 * 16 + 16 * 32 + 32 * 32)
+    assert count(narrow) == convs + 2 * (8 + 16 + 16 + 32 + 32) + 32 * 10 + 10
+    assert count(narrow) < count(wide) / 10

@@ -126,3 +126,28 @@ def test_worker_shares_sum_to_the_requested_trials():
     assert tune.shares(6, 2) == [3, 3]
     assert tune.shares(7, 3) == [3, 2, 2]
     assert tune.shares(1, 2) == [1, 0]
+
+
+def test_a_tuned_variant_and_its_reference_twin_are_one_study(tmp_path):
+    both = {**CFG, "methods": [{"method": "drkd", "teacher": "online"},
+                               {"method": "drkd", "teacher": "online",
+                                "hyperparameters": "tuned"}, "ce"]}
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump(both))
+    assert [s.name for s in tune.studies(config.load_grid(str(path)))] == [
+        "digits/mlp/drkd-online"]
+
+
+def test_up_to_tops_a_study_up_to_its_budget_and_never_past_it(cfg_path, results, capsys):
+    base = ["tune", cfg_path, "--results", str(results), "--up-to"]
+    assert cli.main([*base, "--trials", "3"]) == 0
+    assert len(load(results).trials) == 3
+    # an interrupted worker left a RUNNING trial: it is not part of the spent budget
+    load(results).ask()
+    assert cli.main([*base, "--trials", "5"]) == 0
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert len(load(results).get_trials(states=done)) == 5
+    capsys.readouterr()
+    assert cli.main([*base, "--trials", "5"]) == 0
+    assert len(load(results).get_trials(states=done)) == 5
+    assert "budget already spent" in capsys.readouterr().out
