@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -87,13 +86,8 @@ _worker: dict = {}
 
 def _init_worker(rt: Runtime, lines) -> None:
     rt.apply()
+    rt.die_with_parent()
     _worker.update(rt=rt, lines=lines)
-    try:  # die with the grid process (Linux): a SIGKILLed grid leaves no orphan training
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def _run_in_worker(spec: RunSpec, verbose: bool, tags: dict) -> dict:

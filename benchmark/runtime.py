@@ -35,6 +35,23 @@ class Runtime:
 
             torch.set_num_threads(self.threads)
 
+    def die_with_parent(self) -> None:
+        """In a worker process: be killed when the process that started it dies (Linux), so a
+        SIGKILLed grid or study leaves no orphan training behind (elsewhere: nothing). A parent
+        that died before this call (while the worker was still importing) is caught too."""
+        import multiprocessing
+        import signal
+
+        parent = multiprocessing.parent_process()
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if parent is not None and os.getppid() != parent.pid:
+            os.kill(os.getpid(), signal.SIGKILL)
+
     def tracker(self):
         from .tracking import Tracker
 

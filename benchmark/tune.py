@@ -324,6 +324,8 @@ def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
 
 def _worker(study_def: Study, kwargs: dict, worker: int, rt: Runtime) -> None:
     rt.apply()
+    if mp.parent_process() is not None:  # a local process (not a Ray task): die with the study
+        rt.die_with_parent()
     run_study(study_def, tracker=rt.tracker(), rt=rt, worker=worker, **kwargs)
 
 

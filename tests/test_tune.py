@@ -1,5 +1,12 @@
 """Optuna studies on digits: pruning, continuation, two workers on one SQLite study, stale trials,
 MLflow parent/child runs, tuned values flowing into grids, and no test split during tuning."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import optuna
 import pytest
 import yaml
@@ -151,3 +158,40 @@ def test_up_to_tops_a_study_up_to_its_budget_and_never_past_it(cfg_path, results
     assert cli.main([*base, "--trials", "5"]) == 0
     assert len(load(results).get_trials(states=done)) == 5
     assert "budget already spent" in capsys.readouterr().out
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_killed_tune_leaves_no_orphan_worker(cfg_path, tmp_path):
+    """Killing `tune --workers 2` used to leave both workers training (and then failing on a
+    deleted journal): they now die with it."""
+    cmd = [sys.executable, "-m", "benchmark.cli", "tune", cfg_path, "--results",
+           str(tmp_path / "r"), "--workers", "2", "--trials", "50"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 120, []
+    while time.time() < deadline and len(workers) < 2:
+        # the spawn workers (not multiprocessing's resource tracker)
+        workers = [c for c in _children(proc.pid)
+                   if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        time.sleep(0.1)
+    assert len(workers) == 2, "the tuning workers never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.1)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive
