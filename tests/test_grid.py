@@ -1,4 +1,5 @@
 """Grids end to end: order and dependencies, resuming after SIGKILL, failures, config errors."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import cli, config, grid, tracking
+from benchmark import cli, config, grid, tracking, tune
 
 TINY = {
     "name": "tiny",
@@ -182,5 +183,14 @@ def test_not_yaml_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", sorted(config.shipped_configs()))
 def test_shipped_configs_validate(name):
-    cells = grid.expand(config.load_grid(name))
+    """Every shipped config loads and expands; a variant that reads tuned values has its study
+    among the config's own studies (its values exist only after `drkd-bench tune`)."""
+    cfg = config.load_grid(name)
+    fixed = dataclasses.replace(cfg, variants=tuple(v for v in cfg.variants if not v.tuned))
+    cells = grid.expand(fixed)
     assert cells and Path(config.resolve_config_path(name)).is_file()
+    if cfg.tuned_variants():
+        names = {s.name for s in tune.studies(cfg)}
+        for d in cfg.datasets:
+            for a in cfg.architectures:
+                assert {tune.study_name(d, a, v) for v in cfg.tuned_variants()} <= names
