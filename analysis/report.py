@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import load, plots, tables
+from . import load, plots, stats, tables
 
 INTRO = """# Report
 
@@ -78,6 +78,12 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
         add(tables.write(display, tdir, f"main_{d}", index=True, numeric=numeric),
             f"{d}: methods x architectures, final-epoch test top-1 mean ± std (n), gain over CE, "
             "best in bold")
+        if any(stats.is_tuned(v) for v in runs.loc[runs["dataset"] == d, "variant"]):
+            display, numeric = tables.ranking_table(runs, d)
+            add(tables.write(display, tdir, f"ranking_{d}", index=True, numeric=numeric),
+                f"{d}: every method at its reference values and with its own hyperparameters "
+                "tuned under the equal budget, side by side, with each setting's ranking "
+                "(final-epoch test top-1 mean ± std (n); rank 1 = best mean)")
         add(plots.accuracy(runs, d, fdir),
             f"{d}: final-epoch test top-1 per method and architecture, 95% Student-t CI over "
             "seeds (the statistics table's interval)")
@@ -94,10 +100,16 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
     if len(runs):
         st = tables.stats_table(runs)
         add(tables.write(st, tdir, "statistics"), "paired differences over seeds (percentage "
-            "points): each method - CE, DR-KD - Tf-KD self; 95% CI, paired t-test p, verdict")
+            "points): each method - CE, DR-KD - Tf-KD self (same teacher source, same "
+            "setting), tuned - reference values; 95% CI, paired t-test p, verdict")
         add(tables.write(tables.selection_table(runs), tdir, "model_selection"),
             "test top-1 at the final epoch, at the best validation epoch (honest selection) and "
             "at the best test epoch (papers' protocol, optimistic)")
+        tuned = tables.tuned_values(finished)
+        if not tuned.empty:
+            add(tables.write(tuned, tdir, "tuned_values"),
+                "the hyperparameters each tuned variant trained with (its study's best trial "
+                "on the validation split)")
         add(tables.write(tables.calibration_table(runs), tdir, "calibration"),
             "final-epoch test ECE (%, 15 bins) and NLL, mean and std over seeds")
         pub = tables.published_table(runs)

@@ -46,25 +46,42 @@ def summarize(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
 #: teacher source (or, when there is none such, the right one's default variant).
 RIVALS = {"drkd": "tfkd-self"}
 
+#: The label a grid gives a variant that reads its hyperparameters from its Optuna study
+#: (``hyperparameters: tuned``): the reference variant's label with this suffix.
+TUNED_SUFFIX = "-tuned"
+
+
+def is_tuned(variant: str) -> bool:
+    return variant.endswith(TUNED_SUFFIX)
+
+
+def reference_of(variant: str) -> str:
+    """The reference-value twin of a tuned variant's label (the label itself otherwise)."""
+    return variant.removesuffix(TUNED_SUFFIX)
+
 
 def comparisons(cells: pd.DataFrame) -> list[tuple[str, str]]:
-    """Each variant against CE; each DR-KD variant also against the Tf-KD self variant with the
-    same teacher source (``cells``: variant, method and teacher_source columns)."""
+    """Each variant against CE; each DR-KD variant against the Tf-KD self variant with the same
+    teacher source and the same hyperparameter setting (reference values or tuned); each tuned
+    variant against its reference twin (``cells``: variant, method, teacher_source columns)."""
     cells = cells.drop_duplicates("variant")
     present = set(cells["variant"])
-    pairs = [(v, "ce") for v in variant_order(present) if v != "ce" and "ce" in present]
+    ordered = variant_order(present)
+    pairs = [(v, "ce") for v in ordered if v != "ce" and "ce" in present]
     source = dict(zip(cells["variant"], cells["teacher_source"]))
     method = dict(zip(cells["variant"], cells["method"]))
-    for v in variant_order(present):
+    for v in ordered:
         rival = RIVALS.get(method[v])
         if rival is None:
             continue
-        same = [u for u in variant_order(present)
-                if method[u] == rival and source[u] == source[v]]
+        same = [u for u in ordered if method[u] == rival and source[u] == source[v]
+                and is_tuned(u) == is_tuned(v)]
         if same:
             pairs.append((v, same[0]))
         elif rival in present:
             pairs.append((v, rival))
+    pairs += [(v, reference_of(v)) for v in ordered
+              if is_tuned(v) and reference_of(v) in present]
     return pairs
 
 

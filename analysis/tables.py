@@ -52,6 +52,70 @@ def main_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
     return display, long.reset_index(drop=True)
 
 
+def ranking_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(display, numeric): reference values and tuned values side by side. One row per method
+    variant at its reference values; per architecture, ``mean ± std (n)`` and the rank (1 = best
+    mean; ties share the lower rank) among the reference variants, then the same for the variant
+    with its tuned values (``stats.TUNED_SUFFIX``) among the tuned ones. A method with nothing to
+    tune (CE) enters both rankings with its one set of runs."""
+    s = stats.summarize(runs[runs["dataset"] == dataset], metric)
+    s[["mean", "std", "ci_low", "ci_high"]] *= PCT
+    s["setting"] = ["tuned" if stats.is_tuned(v) else "reference" for v in s["variant"]]
+    s["method_variant"] = [stats.reference_of(v) for v in s["variant"]]
+    tunable = set(s.loc[s["setting"] == "tuned", "method_variant"])
+    # an untunable variant (no tuned twin) stands in both rankings
+    both = s[(s["setting"] == "reference") & ~s["method_variant"].isin(tunable)]
+    s = pd.concat([s, both.assign(setting="tuned")], ignore_index=True)
+    s["rank"] = s.groupby(["arch", "setting"])["mean"].rank(method="min", ascending=False)
+    archs = sorted(s["arch"].unique())
+    rows = stats.variant_order(s["method_variant"])
+    columns = [f"{a} {part}" for a in archs for part in
+               ("reference", "rank", "tuned", "rank (tuned)")]
+    display = pd.DataFrame("", index=pd.Index(rows, name="method"), columns=columns, dtype=object)
+    for _, r in s.iterrows():
+        text = f"{_fmt(r['mean'])} ± {_fmt(r['std'])} (n={r['n']})" if r["n"] > 1 else \
+            f"{_fmt(r['mean'])} (n={r['n']})"
+        rank = str(int(r["rank"]))
+        if r["setting"] == "reference":
+            display.loc[r["method_variant"], [f"{r['arch']} reference", f"{r['arch']} rank"]] = \
+                [text, rank]
+        else:
+            display.loc[r["method_variant"], [f"{r['arch']} tuned",
+                                              f"{r['arch']} rank (tuned)"]] = [text, rank]
+    order = {v: i for i, v in enumerate(rows)}
+    numeric = (s.assign(_o=s["method_variant"].map(order))
+               .sort_values(["arch", "setting", "_o"]).drop(columns="_o")
+               [["dataset", "arch", "setting", "method_variant", "variant", "n", "mean", "std",
+                 "ci_low", "ci_high", "rank"]].reset_index(drop=True))
+    return display, numeric
+
+
+def tuned_values(epochs: pd.DataFrame) -> pd.DataFrame:
+    """The hyperparameters each tuned variant trained with (its study's best trial), one row
+    per (dataset, arch, variant); only the method's searched values, as the runs recorded them."""
+    columns = ["dataset", "arch", "variant"]
+    if epochs.empty or "variant" not in epochs:
+        return pd.DataFrame(columns=columns)
+    first = epochs[[stats.is_tuned(v) for v in epochs["variant"]]].groupby("run_id").first()
+    if first.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for key, g in first.groupby(columns, sort=True):
+        row = dict(zip(columns, key))
+        reference = epochs[(epochs["dataset"] == key[0]) & (epochs["arch"] == key[1])
+                           & (epochs["variant"] == stats.reference_of(key[2]))]
+        for c in sorted(c for c in g.columns if c.startswith("param.hp.")):
+            value = pd.to_numeric(g[c], errors="coerce").dropna()
+            ref = pd.to_numeric(reference[c], errors="coerce").dropna() if c in reference \
+                else pd.Series(dtype=float)
+            if len(value) and not (len(ref) and np.isclose(value.iloc[0], ref.iloc[0])):
+                row[c[len("param.hp."):]] = f"{value.iloc[0]:.4g}"
+        rows.append(row)
+    out = pd.DataFrame(rows).fillna("")
+    return _ordered(out[columns + sorted(c for c in out.columns if c not in columns)])
+
+
 def stats_table(runs: pd.DataFrame, metric: str = "final_test_top1") -> pd.DataFrame:
     p = stats.paired(runs, metric)
     p[["mean_diff", "ci_low", "ci_high"]] *= PCT

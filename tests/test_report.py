@@ -181,3 +181,66 @@ def test_missing_cells_are_counted_per_dataset_grid():
     missing = tables.missing_cells(runs)
     assert missing.to_dict("records") == [{"dataset": "b", "arch": "y", "variant": "kd",
                                            "seeds": 1, "expected": 2}]
+
+
+def _runs(finals: dict[str, list[float]], arch="cnn8") -> pd.DataFrame:
+    rows = []
+    for variant, values in finals.items():
+        method = "ce" if variant == "ce" else variant.split("-")[0]
+        if variant.startswith("tfkd-self"):
+            method = "tfkd-self"
+        source = "online" if "-online" in variant else ""
+        for seed, v in enumerate(values):
+            rows.append({"dataset": "digits", "arch": arch, "variant": variant,
+                         "method": method, "teacher_source": source, "seed": seed,
+                         "final_test_top1": v})
+    return pd.DataFrame(rows)
+
+
+FIELD = {"ce": [0.90, 0.92, 0.94], "lsr": [0.91, 0.93, 0.92], "lsr-tuned": [0.95, 0.95, 0.95],
+         "tfkd-self-online": [0.89, 0.90, 0.91], "tfkd-self-online-tuned": [0.93, 0.93, 0.96],
+         "drkd-online": [0.92, 0.92, 0.93], "drkd-online-tuned": [0.90, 0.91, 0.92]}
+
+
+def test_tuned_variants_are_compared_like_for_like():
+    runs = _runs(FIELD)
+    pairs = stats.comparisons(runs)
+    assert ("drkd-online", "tfkd-self-online") in pairs
+    assert ("drkd-online-tuned", "tfkd-self-online-tuned") in pairs
+    assert ("drkd-online-tuned", "tfkd-self-online") not in pairs
+    assert {("lsr-tuned", "lsr"), ("drkd-online-tuned", "drkd-online"),
+            ("tfkd-self-online-tuned", "tfkd-self-online")} <= set(pairs)
+    assert ("lsr-tuned", "ce") in pairs
+    p = stats.paired(runs, "final_test_top1").set_index(["variant", "baseline"])
+    assert p.loc[("lsr-tuned", "lsr"), "mean_diff"] == pytest.approx(0.03)
+    assert p.loc[("drkd-online-tuned", "tfkd-self-online-tuned"), "mean_diff"] == \
+        pytest.approx(-0.03)
+
+
+def test_ranking_table_puts_reference_and_tuned_side_by_side():
+    display, numeric = tables.ranking_table(_runs(FIELD), "digits")
+    assert list(display.index) == ["ce", "lsr", "tfkd-self-online", "drkd-online"]
+    # reference means 92.00, 92.00, 90.00, 92.33; tuned 92.00 (ce), 95.00, 94.00, 91.00
+    assert list(display["cnn8 rank"]) == ["2", "2", "4", "1"]
+    assert list(display["cnn8 rank (tuned)"]) == ["3", "1", "2", "4"]
+    assert display.loc["lsr", "cnn8 tuned"] == "95.00 ± 0.00 (n=3)"
+    assert display.loc["ce", "cnn8 tuned"] == display.loc["ce", "cnn8 reference"] == \
+        "92.00 ± 2.00 (n=3)"
+    ce = numeric[numeric["method_variant"] == "ce"]
+    assert sorted(ce["setting"]) == ["reference", "tuned"] and set(ce["variant"]) == {"ce"}
+
+
+def test_tuned_values_lists_what_the_study_changed():
+    epochs = pd.DataFrame([
+        {"run_id": "a", "dataset": "digits", "arch": "mlp", "variant": "lsr",
+         "param.hp.smoothing": "0.1"},
+        {"run_id": "b", "dataset": "digits", "arch": "mlp", "variant": "lsr-tuned",
+         "param.hp.smoothing": "0.3399"},
+        {"run_id": "c", "dataset": "digits", "arch": "mlp", "variant": "drkd-online-tuned",
+         "param.hp.alpha": "0.5", "param.hp.teacher": "online"}])
+    out = tables.tuned_values(epochs)
+    assert out.to_dict("records") == [
+        {"dataset": "digits", "arch": "mlp", "variant": "lsr-tuned", "alpha": "",
+         "smoothing": "0.3399"},
+        {"dataset": "digits", "arch": "mlp", "variant": "drkd-online-tuned", "alpha": "0.5",
+         "smoothing": ""}]
