@@ -49,6 +49,10 @@ def _executor(p: argparse.ArgumentParser) -> None:
                         "machines')")
     p.add_argument("--ray-address", help="a running Ray cluster (e.g. auto or "
                                          "ray://HEAD:10001); default: start a local one")
+    p.add_argument("--cells-per-gpu", type=int, default=1, metavar="K",
+                   help="cells (or trials) that share one GPU at a time: local workers go "
+                        "round-robin over every visible GPU (K per GPU by default), Ray tasks "
+                        "ask for 1/K of a GPU (default 1; see README, 'GPUs')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,8 +197,15 @@ def runtime(args) -> Runtime:
     if args.checkpoint_every < 0:
         raise UsageError("--checkpoint-every must be >= 0 seconds")
     check_device(args.device)
-    return Runtime(args.results, args.tracking_uri, args.data_root, args.device,
-                   checkpoint_seconds=args.checkpoint_every)
+    cells_per_gpu = getattr(args, "cells_per_gpu", 1)
+    if cells_per_gpu < 1:
+        raise UsageError("--cells-per-gpu must be >= 1")
+    rt = Runtime(args.results, args.tracking_uri, args.data_root, args.device,
+                 checkpoint_seconds=args.checkpoint_every, cells_per_gpu=cells_per_gpu)
+    if cells_per_gpu > 1 and not rt.gpus():
+        raise UsageError(f"--cells-per-gpu {cells_per_gpu}: no CUDA device to share "
+                         f"(--device {args.device})")
+    return rt
 
 
 def check_device(device: str) -> None:
@@ -321,7 +332,7 @@ def cmd_grid(args) -> int:
         return 0
     rt = runtime(args)
     tracker = rt.tracker()
-    workers = args.workers or grid.default_workers(rt.device, len(cells))
+    workers = args.workers or grid.default_workers(rt, len(cells))
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address, tags={"grid": cfg.name})

@@ -38,9 +38,9 @@ def submit(fn: Callable, args: tuple, cpus: int | None, gpus: float = 0):
     return ray.remote(num_cpus=cpus or 1, num_gpus=gpus, max_retries=3)(fn).remote(*args)
 
 
-def run_all(fn: Callable, arg_tuples: list[tuple], cpus: int | None) -> list:
+def run_all(fn: Callable, arg_tuples: list[tuple], cpus: int | None, gpus: float = 0) -> list:
     """``fn(*args)`` for each tuple as parallel tasks; waits for all of them."""
-    return ray.get([submit(fn, args, cpus) for args in arg_tuples])
+    return ray.get([submit(fn, args, cpus, gpus) for args in arg_tuples])
 
 
 def wait(refs: list, timeout: float):

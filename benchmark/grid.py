@@ -8,11 +8,10 @@ resumes from its last epoch checkpoint; a failing cell is recorded and the rest 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
 
@@ -58,13 +57,9 @@ def dependencies(cells: list[RunSpec]) -> dict[str, str]:
     return {c.hash: c.teacher_spec().hash for c in cells if c.teacher_spec() is not None}
 
 
-def default_workers(device: str | None, cells: int) -> int:
-    """One worker per CPU core (each with one thread) on the CPU; 1 with CUDA."""
-    from .train import resolve_device
-
-    if resolve_device(device).type != "cpu":
-        return 1
-    return max(1, min(os.cpu_count() or 1, cells))
+def default_workers(rt: Runtime, cells: int) -> int:
+    """One worker per CPU core (each with one thread) on the CPU; ``cells_per_gpu`` per GPU."""
+    return rt.default_workers(cells)
 
 
 @dataclass
@@ -84,7 +79,8 @@ class GridOutcome:
 _worker: dict = {}
 
 
-def _init_worker(rt: Runtime, lines) -> None:
+def _init_worker(rt: Runtime, lines, devices) -> None:
+    rt = replace(rt, device=devices.get())  # this worker's GPU (round-robin), or rt's device
     rt.apply()
     rt.die_with_parent()
     _worker.update(rt=rt, lines=lines)
@@ -221,9 +217,11 @@ def _worker_runtime(rt: Runtime, tracker: Tracker, workers: int) -> Runtime:
 
 def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: dict) -> None:
     ctx = mp.get_context("spawn")
-    lines = ctx.Queue()
+    lines, devices = ctx.Queue(), ctx.Queue()
+    for device in rt.worker_devices(workers):
+        devices.put(device)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(rt, lines)) as pool:
+                             initargs=(rt, lines, devices)) as pool:
         _dispatch(p, lambda c: pool.submit(_run_in_worker, c, verbose, tags),
                   lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
                   lambda f: f.result(), workers, lambda: _drain(lines, p.say))
@@ -235,7 +233,7 @@ def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch
     from . import distributed
 
     distributed.init(address, workers, rt.threads, quiet=epoch_say is None)
-    gpus = 1 if rt.device and str(rt.device).startswith("cuda") else 0
+    gpus = rt.gpu_share()  # K cells share one GPU
     say = None if epoch_say is None else distributed.say
     # every ready cell is submitted at once: Ray queues what the cluster cannot start yet
     _dispatch(p, lambda c: distributed.submit(cell_task, (c, rt, say, None, tags), rt.threads,

@@ -13,7 +13,8 @@ class Runtime:
     (default: SQLite under ``results``); ``data_root``: where datasets are looked for; ``device``:
     cpu, cuda, cuda:1 or auto; ``threads``: torch CPU threads of this process (None: torch's);
     ``checkpoint_seconds``: the least time between two resume checkpoints of a run (and the
-    per-epoch metrics sent to the store with each): a crash loses at most that much training."""
+    per-epoch metrics sent to the store with each): a crash loses at most that much training;
+    ``cells_per_gpu``: how many cells (or trials) share one GPU at a time."""
 
     results: str = "results"
     tracking_uri: str | None = None
@@ -21,6 +22,34 @@ class Runtime:
     device: str | None = None
     threads: int | None = None
     checkpoint_seconds: float = 10.0
+    cells_per_gpu: int = 1
+
+    def gpus(self) -> list[str]:
+        """The CUDA devices this run may use: every visible one for ``cuda``/``auto``, the one
+        named by ``cuda:N``; empty on the CPU."""
+        import torch
+
+        if self.device in (None, "auto", "cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return [f"cuda:{i}" for i in range(count)]
+        return [self.device] if str(self.device).startswith("cuda") else []
+
+    def worker_devices(self, workers: int) -> list[str | None]:
+        """The device of each of ``workers`` local processes: round-robin over :meth:`gpus`
+        (``cells_per_gpu`` workers per GPU by default), else every worker on ``device``."""
+        return gpu_slots(self.device, self.gpus(), workers)
+
+    def gpu_share(self) -> float:
+        """The GPUs one Ray task asks for: ``1 / cells_per_gpu`` when cells run on CUDA (named,
+        or found here), else 0."""
+        cuda = str(self.device).startswith("cuda") or bool(self.gpus())
+        return 1 / self.cells_per_gpu if cuda else 0
+
+    def default_workers(self, cells: int) -> int:
+        """One worker per CPU core (one thread each) on the CPU; ``cells_per_gpu`` per GPU."""
+        gpus = self.gpus()
+        per_device = len(gpus) * self.cells_per_gpu if gpus else (os.cpu_count() or 1)
+        return max(1, min(per_device, cells))
 
     def for_workers(self, results: Path | str, tracking_uri: str, workers: int) -> Runtime:
         """What each of ``workers`` processes gets: the resolved store and its share of the
@@ -43,16 +72,26 @@ class Runtime:
         import signal
 
         parent = multiprocessing.parent_process()
+        if parent is None:  # not a multiprocessing worker (the main process, a Ray task)
+            return
         try:
             import ctypes
 
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             return
-        if parent is not None and os.getppid() != parent.pid:
+        if os.getppid() != parent.pid:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def tracker(self):
         from .tracking import Tracker
 
         return Tracker(self.tracking_uri, results=Path(self.results))
+
+
+def gpu_slots(device: str | None, gpus: list[str], workers: int) -> list[str | None]:
+    """Worker ``w`` runs on ``gpus[w % len(gpus)]``: K workers per GPU fill every GPU once
+    before any GPU gets a second. Without GPUs every worker gets ``device``."""
+    if not gpus:
+        return [device] * workers
+    return [gpus[w % len(gpus)] for w in range(workers)]

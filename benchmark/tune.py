@@ -324,8 +324,7 @@ def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
 
 def _worker(study_def: Study, kwargs: dict, worker: int, rt: Runtime) -> None:
     rt.apply()
-    if mp.parent_process() is not None:  # a local process (not a Ray task): die with the study
-        rt.die_with_parent()
+    rt.die_with_parent()  # a local process dies with the study (a Ray task: nothing)
     run_study(study_def, tracker=rt.tracker(), rt=rt, worker=worker, **kwargs)
 
 
@@ -389,12 +388,14 @@ def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str |
 
         distributed.init(ray_address, workers, wrt.threads, quiet=True)
         distributed.run_all(_worker, [(s, kw, w, wrt) for w, kw in enumerate(per_worker)],
-                            wrt.threads)
+                            wrt.threads, wrt.gpu_share())
     elif workers <= 1:
         return run_study(s, trials=trials, tracker=tracker, rt=rt, **kwargs)
     else:
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(s, kw, w, wrt))
+        devices = wrt.worker_devices(len(per_worker))  # round-robin over the GPUs
+        procs = [ctx.Process(target=_worker,
+                             args=(s, kw, w, dataclasses.replace(wrt, device=devices[w])))
                  for w, kw in enumerate(per_worker)]
         for p in procs:
             p.start()

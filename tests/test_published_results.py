@@ -2,24 +2,28 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from analysis import report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
+#: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
+EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field"]
 
 
-def test_committed_tables_are_what_report_from_the_committed_csv_builds(tmp_path):
-    csv = RESULTS / "runs.csv"
-    assert csv.is_file(), "results/published/runs.csv (drkd-bench export) must be committed"
+@pytest.mark.parametrize("edition", EDITIONS, ids=lambda p: p.name)
+def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition, tmp_path):
+    csv = edition / "runs.csv"
+    assert csv.is_file(), f"{csv} (drkd-bench export) must be committed"
     report.from_csv(csv, tmp_path)
-    committed = sorted(p.name for p in (RESULTS / "tables").iterdir())
+    committed = sorted(p.name for p in (edition / "tables").iterdir())
     rebuilt = sorted(p.name for p in (tmp_path / "tables").iterdir())
     assert committed == rebuilt
     for name in committed:
-        assert (RESULTS / "tables" / name).read_bytes() == \
+        assert (edition / "tables" / name).read_bytes() == \
             (tmp_path / "tables" / name).read_bytes(), name
-    assert (RESULTS / "README.md").read_text() == (tmp_path / "README.md").read_text()
-    figures = {p.name for p in (RESULTS / "figures").glob("*.png")}
+    assert (edition / "README.md").read_text() == (tmp_path / "README.md").read_text()
+    figures = {p.name for p in (edition / "figures").glob("*.png")}
     assert figures == {p.name for p in (tmp_path / "figures").glob("*.png")}
 
 
@@ -29,3 +33,15 @@ def test_committed_records_cover_both_published_grids():
     per_dataset = finished.groupby("dataset")["run_id"].nunique().to_dict()
     assert per_dataset == {"digits": 36, "fashion-mnist": 36}
     assert finished.groupby("dataset")["seed"].nunique().min() >= 3
+
+
+def test_second_edition_covers_every_variant_reference_and_tuned_on_two_archs_5_seeds():
+    frame = pd.read_csv(EDITIONS[1] / "runs.csv")
+    finished = frame[(frame["status"] == "FINISHED") & (frame["kind"] == "train")]
+    seeds = finished.groupby(["arch", "variant"])["seed"].nunique()
+    assert set(finished["arch"]) == {"mlp", "cnn28s"}
+    assert len(seeds) == 2 * 29 and seeds.min() == 5
+    trials = frame[frame["kind"] == "trial"].drop_duplicates("run_id")
+    done = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    per_study = done.groupby("study")["run_id"].nunique()
+    assert len(per_study) == 2 * 14 and set(per_study) == {10}  # the equal budget
