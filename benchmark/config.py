@@ -40,6 +40,7 @@ class TrainSettings:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.2
     precision: str = "fp32"  # or "bf16": bfloat16 autocast (changes results: part of the hash)
+    compile: bool = False  # torch.compile the student's training forward (part of the hash when on)
 
     @property
     def effective_lr(self) -> float:
@@ -57,6 +58,11 @@ class DataSettings:
     split_seed: int = 0
     train_subset: int | None = None
     augment: data.Augment | None = None  # None: the dataset's default
+
+
+#: Training settings that enter a cell's identity only when they differ from this value (they
+#: came after cells were tracked: a store made before them keeps its finished cells).
+HASH_WHEN_ON = {"compile": False}
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class RunSpec:
         """What changes results (the variant label does not)."""
         d = dataclasses.asdict(self)
         d.pop("variant")
+        for key, off in HASH_WHEN_ON.items():  # settings added later: old cells keep their hash
+            if d["train"][key] == off:
+                d["train"].pop(key)
         d["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
         return d
 

@@ -117,8 +117,12 @@ class Step:
 
     def __init__(self, model: nn.Module, method: methods.Method, hp: dict,
                  teacher: teachers.Teacher | None, optimizer: torch.optim.Optimizer, scheduler,
-                 pipeline: Pipeline, generator: torch.Generator, amp: bool, epochs: int = 1):
+                 pipeline: Pipeline, generator: torch.Generator, amp: bool, epochs: int = 1,
+                 compile: bool = False):
         self.model, self.method, self.hp, self.teacher = model, method, hp, teacher
+        # the training forward, compiled when asked (the module itself stays eager: its state
+        # dict, evaluation and teachers see the plain model)
+        self.forward = torch.compile(model) if compile else model
         self.optimizer, self.scheduler = optimizer, scheduler
         self.pipeline, self.generator, self.amp, self.epochs = pipeline, generator, amp, epochs
         self.count = 0  # optimisation steps done
@@ -133,9 +137,9 @@ class Step:
         with torch.autocast(x.device.type, torch.bfloat16, enabled=self.amp):
             t = batch.teacher_rows
             if batch.separate and 0 < t < len(x):  # two calls, the new rows first (DLB's code)
-                new = self.model(x[t:])
-                return torch.cat([self.model(x[:t]), new]).float()
-            return self.model(x).float()
+                new = self.forward(x[t:])
+                return torch.cat([self.forward(x[:t]), new]).float()
+            return self.forward(x).float()
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor, batch: plans.Batch):
         x = self.pipeline.train(images[batch.idx], self.generator)
@@ -233,7 +237,7 @@ def build(spec: RunSpec, data: TensorData, dev: torch.device, teacher_model: nn.
     teacher = teachers.make(method.teacher_source(hp), ctx)
     pipeline = Pipeline(data, channels_last=channels_last)
     step = Step(model, method, hp, teacher, optimizer, scheduler, pipeline, generator, amp,
-                s.epochs)
+                s.epochs, s.compile)
     return Run(spec, model, optimizer, scheduler, generator, plan, teacher, pipeline, step)
 
 
@@ -302,7 +306,9 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
     loses at most ``checkpoint_seconds`` of training. ``stop_after`` ends the call after that
     many epochs of this call (for tests of resuming).
     Numerics follow ``spec.train.precision`` (``bf16``: bfloat16 autocast for the forward passes,
-    on any device; ``fp32``: none), part of the cell hash; ``channels_last`` (a memory layout)
+    on any device; ``fp32``: none), part of the cell hash, as is ``spec.train.compile``
+    (``torch.compile`` of the training forward; fused kernels change the last bits);
+    ``channels_last`` (a memory layout)
     defaults to on for CUDA, off on the CPU. When ``data.test_x`` is None
     no test metrics are computed (tuning)."""
     dev = resolve_device(device)

@@ -114,6 +114,8 @@ def test_precision_is_hashed_and_a_shipped_cells_hash_is_pinned():
     assert first.hash == "3c83f58fa74a9f87"
     bf16 = dataclasses.replace(first, train=dataclasses.replace(first.train, precision="bf16"))
     assert bf16.hash != first.hash
+    compiled = dataclasses.replace(first, train=dataclasses.replace(first.train, compile=True))
+    assert compiled.hash not in (first.hash, bf16.hash)
 
 
 def test_runs_are_tagged_with_their_device(results):

@@ -150,3 +150,18 @@ def test_no_host_synchronisation_inside_the_training_steps(monkeypatch):
         assert calls == [], (name, source)
         terms, diag, _, _ = steps[-1]
         assert {"loss"} <= set(terms) and {"teacher_top1", "teacher_agreement"} == set(diag)
+
+
+def test_compiled_training_forward_matches_eager_and_checkpoints_the_plain_model(tmp_path):
+    """torch.compile (opt-in, hashed) trains the same model to within float noise; the state
+    saved for resuming is the eager module's (no ``_orig_mod.`` keys)."""
+    eager = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "online"}, {"epochs": 2})
+    compiled = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "online"},
+                                {"epochs": 2, "compile": True})
+    a = train.train(eager, DIGITS).history
+    b = train.train(compiled, DIGITS, tmp_path).history
+    for ra, rb in zip(a, b):
+        assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=1e-3)
+        assert rb["test_top1"] == pytest.approx(ra["test_top1"], abs=0.01)
+    state = torch.load(tmp_path / train.CHECKPOINT, weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in state["model"])
