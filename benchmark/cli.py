@@ -343,7 +343,7 @@ def cmd_grid(args) -> int:
         return 0
     rt = runtime(args)
     tracker = rt.tracker()
-    workers = args.workers or grid.default_workers(rt, len(cells))
+    workers = args.workers or rt.default_workers(len(cells))
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address, tags={"grid": cfg.name})

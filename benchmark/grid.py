@@ -57,11 +57,6 @@ def dependencies(cells: list[RunSpec]) -> dict[str, str]:
     return {c.hash: c.teacher_spec().hash for c in cells if c.teacher_spec() is not None}
 
 
-def default_workers(rt: Runtime, cells: int) -> int:
-    """One worker per CPU core (each with one thread) on the CPU; ``cells_per_gpu`` per GPU."""
-    return rt.default_workers(cells)
-
-
 @dataclass
 class GridOutcome:
     finished: list[str] = field(default_factory=list)

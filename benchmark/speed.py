@@ -12,6 +12,7 @@ so that no download is needed; the cost does not depend on pixel values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import resource
 import statistics
@@ -126,6 +127,14 @@ def _optimizer(model) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
 
+def _harness_steps(run: train.Run, d: data_mod.TensorData, steps: int) -> int:
+    """``steps`` optimisation steps of the harness's own loop on a built run; images trained."""
+    run.model.train()
+    for batch_ in itertools.islice(run.plan.epoch(), steps):
+        run.step(d.train_x, d.train_y, batch_)
+    return steps * run.plan.batch
+
+
 def peaks(cases: dict[str, Callable[[], int]], dev: torch.device) -> dict[str, float]:
     """Per case, the GPU memory it needs beyond what is already resident (MB): the peak while
     it runs once, less what was allocated before. NaN off CUDA."""
@@ -180,13 +189,7 @@ def measure(dataset: str = "fashion-mnist", arch: str | None = None, batch: int 
         spec = config.make_spec(dataset, arch, name, 0, hp, {"batch_size": batch, "epochs": 1})
         run = train.build(spec, d, dev, teacher_model, amp=cuda, channels_last=cuda)
 
-        def harness(run=run) -> int:
-            run.model.train()
-            for batch_ in itertools.islice(run.plan.epoch(), steps):
-                run.step(d.train_x, d.train_y, batch_)
-            return steps * batch
-
-        cases[label] = harness
+        cases[label] = functools.partial(_harness_steps, run, d, steps)
         extra = run.teacher is not None and run.teacher.extra_forward
         student = run.plan.forwarded_per_step() / batch
         forwards[label] = f"{student:g}+{int(extra)}"
@@ -318,12 +321,7 @@ def _compiled(dataset: str, arch: str, batch: int, steps: int, repeats: int,
                             {"batch_size": batch, "epochs": 1, "compile": True})
     run = train.build(spec, d, dev, None, amp=cuda, channels_last=cuda)
 
-    def harness() -> int:
-        run.model.train()
-        for batch_ in itertools.islice(run.plan.epoch(), steps):
-            run.step(d.train_x, d.train_y, batch_)
-        return steps * batch
-
+    harness = functools.partial(_harness_steps, run, d, steps)
     started = time.perf_counter()
     harness()  # compiles
     _sync(dev)
@@ -355,9 +353,7 @@ def _cell_worker(dataset: str, arch: str, batch: int, steps: int, device: str, t
     run = train.build(spec, d, dev, None, amp=cuda, channels_last=cuda)
 
     def go() -> None:
-        run.model.train()
-        for batch_ in itertools.islice(run.plan.epoch(), steps):
-            run.step(d.train_x, d.train_y, batch_)
+        _harness_steps(run, d, steps)
         _sync(dev)
 
     go()
@@ -452,9 +448,10 @@ def project(grid_name: str, measured: dict[str, list[Row]], gpu_counts: tuple[in
     missing = sorted({c.arch for c in cells} - set(measured))
     if missing:
         raise ValueError(f"no speed measurements for {', '.join(missing)} (grid {cfg.name})")
+    by_arch = {arch: {r.name: r for r in rows} for arch, rows in measured.items()}
     seconds: dict[str, float] = {}
     for c in cells:
-        rows = {r.name: r for r in measured[c.arch]}
+        rows = by_arch[c.arch]
         step = rows[f"harness step: {step_label(c.method, c.hyperparameters)}"].images_per_s
         evaluation = rows["evaluation forward (no gradient)"].images_per_s
         total = min(TRAIN_IMAGES[c.data.name], c.data.train_subset or TRAIN_IMAGES[c.data.name])

@@ -343,18 +343,16 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
     out = []
     for s in study_defs:
         started = time.perf_counter()
-        before = _count(s.name, storage, tracker)
-        if up_to:
-            lacking = trials - _count(s.name, storage, tracker, finished=True)
-            if lacking <= 0:
-                study = optuna.load_study(study_name=s.name,
-                                          storage=open_storage(storage, tracker.results))
-                say(summary_line(study) + "; budget already spent")
-                out.append(study)
+        existing = _existing(s.name, storage, tracker)
+        before = len(existing.trials) if existing else 0
+        todo = trials
+        if up_to and existing:
+            done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+            todo -= len(existing.get_trials(deepcopy=False, states=done))
+            if todo <= 0:
+                say(summary_line(existing) + "; budget already spent")
+                out.append(existing)
                 continue
-            todo = lacking
-        else:
-            todo = trials
         url = storage or default_storage(tracker.results)
         parent = _safe(parent_run, tracker, s, url)
         status = "FAILED"
@@ -406,16 +404,12 @@ def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str |
     return optuna.load_study(study_name=s.name, storage=open_storage(storage, tracker.results))
 
 
-def _count(name: str, storage: str | None, tracker: Tracker, finished: bool = False) -> int:
-    """Trials of the study (only the complete and pruned ones with ``finished``); 0 if none."""
+def _existing(name: str, storage: str | None, tracker: Tracker) -> optuna.Study | None:
+    """The study as stored, or None when it does not exist yet."""
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(storage, tracker.results))
+        return optuna.load_study(study_name=name, storage=open_storage(storage, tracker.results))
     except KeyError:
-        return 0
-    if not finished:
-        return len(study.trials)
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=done))
+        return None
 
 
 def summary_line(study: optuna.Study, seconds: float | None = None, new: int | None = None) -> str:

@@ -39,7 +39,7 @@ def test_cpu_runtime_keeps_one_worker_per_core_and_asks_ray_for_no_gpu(monkeypat
     rt = Runtime(device="cpu")
     assert rt.gpus() == [] and rt.gpu_share() == 0
     assert rt.worker_devices(2) == ["cpu", "cpu"]
-    assert grid.default_workers(rt, 1000) == max(1, os.cpu_count() or 1)
+    assert rt.default_workers(1000) == max(1, os.cpu_count() or 1)
 
 
 def test_a_grid_worker_takes_its_device_from_the_slots():
