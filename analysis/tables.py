@@ -22,6 +22,11 @@ def _fmt(x: float, digits: int = 2, sign: bool = False) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
+def _mean_std(row) -> str:
+    """``mean ± std`` of a summary row (percent), the mean alone for a single value."""
+    return f"{_fmt(row['mean'])} ± {_fmt(row['std'])}" if row["n"] > 1 else _fmt(row["mean"])
+
+
 def main_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(display table, numeric long table). Display: variants x architectures, each cell
@@ -39,7 +44,7 @@ def main_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
         col = s[s["arch"] == arch]
         best = col["mean"].max()
         for _, r in col.iterrows():
-            text = f"{_fmt(r['mean'])} ± {_fmt(r['std'])}" if r["n"] > 1 else _fmt(r["mean"])
+            text = _mean_std(r)
             if r["mean"] == best:
                 text = f"**{text}**"
             text += f" (n={r['n']})"
@@ -74,8 +79,7 @@ def ranking_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_to
                ("reference", "rank", "tuned", "rank (tuned)")]
     display = pd.DataFrame("", index=pd.Index(rows, name="method"), columns=columns, dtype=object)
     for _, r in s.iterrows():
-        text = f"{_fmt(r['mean'])} ± {_fmt(r['std'])} (n={r['n']})" if r["n"] > 1 else \
-            f"{_fmt(r['mean'])} (n={r['n']})"
+        text = f"{_mean_std(r)} (n={r['n']})"
         rank = str(int(r["rank"]))
         if r["setting"] == "reference":
             display.loc[r["method_variant"], [f"{r['arch']} reference", f"{r['arch']} rank"]] = \
