@@ -450,7 +450,7 @@ def cmd_speed(args) -> int:
         speed.write_csv(rows, path, meta)
         print(f"written to {path}")
     if args.project:
-        rows = speed.project(args.project, measured)
+        rows = speed.project(cfg, measured)
         print(speed.table(rows))
         for r in rows:
             print(f"  {r.name}: {r.seconds / 3600:.2f} h")

@@ -428,9 +428,9 @@ def step_label(method_name: str, hyperparameters: dict) -> str:
     return method_name
 
 
-def project(grid_name: str, measured: dict[str, list[Row]], gpu_counts: tuple[int, ...] = (1, 8)
-            ) -> list[Row]:
-    """The wall time of grid ``grid_name`` from the measured rows of each of its architectures.
+def project(cfg: config.GridConfig, measured: dict[str, list[Row]],
+            gpu_counts: tuple[int, ...] = (1, 8)) -> list[Row]:
+    """The wall time of grid ``cfg`` from the measured rows of each of its architectures.
 
     A cell alone on a GPU takes, per epoch, its training images at its method's harness step
     rate plus its validation and test images at the evaluation rate. K cells per GPU multiply
@@ -440,7 +440,6 @@ def project(grid_name: str, measured: dict[str, list[Row]], gpu_counts: tuple[in
     with the highest s_K. Cells of an architecture without measurements make it an error."""
     from . import grid as grid_mod
 
-    cfg = config.load_grid(grid_name)
     # a tuned variant costs what its reference twin costs: project without reading studies
     cfg = dataclasses.replace(cfg, variants=tuple(dataclasses.replace(v, tuned=False)
                                                   for v in cfg.variants))

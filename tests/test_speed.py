@@ -3,7 +3,7 @@ import csv
 
 import pytest
 
-from benchmark import cli, speed
+from benchmark import cli, config, speed
 
 
 def test_speed_command_prints_the_table_and_writes_csv(tmp_path, capsys):
@@ -82,8 +82,8 @@ def test_projection_of_a_grid_from_measured_rates():
         out.append(speed.Row("2 cell(s) per device: aggregate ce images/s", rate, ratio=1.6))
         return out
 
-    got = {r.name: r.seconds for r in speed.project("quick", {"cnn8": rows(100.0),
-                                                              "mlp": rows(200.0)})}
+    got = {r.name: r.seconds for r in speed.project(config.load_grid("quick"),
+                                                    {"cnn8": rows(100.0), "mlp": rows(200.0)})}
     cell = {"cnn8": 20 * (1212 / 100 + (135 + 450) / 200),
             "mlp": 20 * (1212 / 200 + (135 + 450) / 400)}
     total = 36 * (cell["cnn8"] + cell["mlp"])
