@@ -1,39 +1,70 @@
 """Write the report: tables under ``OUT/tables``, figures under ``OUT/figures`` and
-``OUT/README.md`` listing them. Files are built in a temporary folder and swapped in, so a crash
-leaves the previous report whole; the same input gives byte-identical files."""
+``OUT/README.md``, the page a reader opens: what the data is (read from the data), the verdicts
+with the forest plots, every figure embedded, every table linked, a glossary, and every
+comparison in words. Files are built in a temporary folder and swapped in, so a crash leaves the
+previous report whole; the same input gives byte-identical files."""
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from . import load, plots, stats, tables
 
-INTRO = """# Report
+PROTOCOL = """## Protocol and statistics
 
-Written by `drkd-bench report` from {source}. {n_runs} finished training runs, {n_bad} failed or
-unfinished. Accuracies are percentages on the test split.
-
-Protocol: the main tables give the **final-epoch** test top-1, mean ± std over seeds (n = seeds),
-and the gain over CE of the same architecture. Model selection never looks at the test set: the
+The main tables give the **final-epoch** test top-1, mean ± std over seeds, and the gain over
+{base} of the same architecture. Model selection never looks at the test set: the
 *best-validation-epoch* column selects on the validation split carved from the training set. The
 papers' protocol (best epoch *on the test set*) is shown only as a labelled, optimistic extra.
-Statistics: paired by seed, mean difference with a 95% Student-t interval and a two-sided paired
-t-test; with 3 seeds, intervals are wide and p-values coarse.
+Intervals of an accuracy or a share are 95% percentile-bootstrap intervals over seeds (they stay
+inside [0, 100]).
 
-| file | what it is |
-|---|---|
+Each comparison is paired by seed: mean difference with a 95% Student-t interval, a two-sided
+paired t-test adjusted by Holm within its family, a TOST equivalence test, and the minimum
+detectable difference (MDE) at {power:.0%} power. Its verdict is one of *better*, *worse*
+(adjusted p < α), *equivalent* (adjusted TOST p < α: the difference lies within the margin) or
+*inconclusive* (neither: the data cannot tell, which is not evidence of no difference). Settings:
+{analysis}.
 """
 
+RANKING_CAPTION = ("Rank of the mean (1 = best; ties share the lower rank); its 95% interval and "
+                   "P(rank 1) from {n} paired bootstrap resamples of the seeds; P(> {base}) = "
+                   "P(X > {base}) over all seed pairs (Mann-Whitney U / nm, Agarwal et al. 2021).")
 
-def from_tracking(uri: str, out: Path) -> list[Path]:
-    return build(load.epochs_from_tracking(uri), out, source=store_source(uri))
+
+@dataclass
+class Page:
+    """What the report's README shows: figures (embedded) and tables (linked), each with its
+    caption, in the order they were written."""
+
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[tuple[str, str]] = field(default_factory=list)
+    forests: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, paths: list[Path], what: str, root: Path, forest: bool = False) -> None:
+        for p in paths:
+            rel = str(p.relative_to(root))
+            if p.suffix == ".png":
+                (self.forests if forest else self.figures).append((rel, what))
+            elif p.suffix == ".md":
+                self.tables.append((rel, what))
+
+    def files(self) -> list[str]:
+        return [rel for rel, _ in self.forests + self.figures + self.tables]
 
 
-def from_csv(path: Path, out: Path) -> list[Path]:
-    return build(load.epochs_from_csv(path), out, source=csv_source(path))
+def from_tracking(uri: str, out: Path, analysis: stats.Analysis = stats.Analysis()
+                  ) -> list[Path]:
+    return build(load.epochs_from_tracking(uri), out, source=store_source(uri),
+                 analysis=analysis)
+
+
+def from_csv(path: Path, out: Path, analysis: stats.Analysis = stats.Analysis()) -> list[Path]:
+    return build(load.epochs_from_csv(path), out, source=csv_source(path), analysis=analysis)
 
 
 def store_source(uri: str) -> str:
@@ -45,12 +76,14 @@ def csv_source(path: Path) -> str:
     return f"`{Path(path).name}` (exported runs)"
 
 
-def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs") -> list[Path]:
+def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs",
+          analysis: stats.Analysis = stats.Analysis()) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as tmp:
         tmp = Path(tmp)
-        entries = _write_all(epochs, tmp, source)
+        _write_all(epochs, tmp, source, analysis)
+        written = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
         for sub in ("tables", "figures"):
             target = out / sub
             if target.exists():
@@ -58,50 +91,62 @@ def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs") -> list
             if (tmp / sub).exists():
                 (tmp / sub).rename(target)
         (tmp / "README.md").replace(out / "README.md")
-    return [out / rel for rel, _ in entries] + [out / "README.md"]
+    return [out / rel for rel in written]
 
 
-def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, str]]:
+def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Analysis) -> None:
     train = epochs[epochs["kind"] == "train"] if "kind" in epochs else epochs
     finished = train[train["status"] == "FINISHED"] if len(train) else train
     runs = load.runs_from_epochs(finished)
-    entries: list[tuple[str, str]] = []
+    page = Page()
     tdir, fdir = tmp / "tables", tmp / "figures"
+    base = analysis.baseline
 
-    def add(paths: list[Path], what: str) -> None:
-        for p in paths:
-            entries.append((str(p.relative_to(tmp)), what))
+    def add(paths: list[Path], what: str, forest: bool = False) -> None:
+        page.add(paths, what, tmp, forest)
 
+    st = tables.stats_table(runs, analysis=analysis) if len(runs) else None
     datasets = sorted(runs["dataset"].unique()) if len(runs) else []
     for d in datasets:
+        for arch in sorted(runs.loc[runs["dataset"] == d, "arch"].unique()):
+            add(plots.forest(st, d, arch, fdir, analysis.margin, base),
+                f"{d} / {arch}: each variant's paired difference to {base} (95% CI), sorted; "
+                f"marker = verdict; shaded = the ±{analysis.margin:g}-point equivalence margin",
+                forest=True)
         display, numeric = tables.main_table(runs, d)
         add(tables.write(display, tdir, f"main_{d}", index=True, numeric=numeric),
-            f"{d}: methods x architectures, final-epoch test top-1 mean ± std (n), gain over CE, "
-            "best in bold")
-        if any(stats.is_tuned(v) for v in runs.loc[runs["dataset"] == d, "variant"]):
-            display, numeric = tables.ranking_table(runs, d)
-            add(tables.write(display, tdir, f"ranking_{d}", index=True, numeric=numeric),
-                f"{d}: every method at its reference values and with its own hyperparameters "
-                "tuned under the equal budget, side by side, with each setting's ranking "
-                "(final-epoch test top-1 mean ± std (n); rank 1 = best mean)")
+            f"{d}: methods × architectures, final-epoch test top-1 mean ± std (n), gain over "
+            f"{base}, best in bold")
+        display, numeric = tables.ranking_table(runs, d, analysis=analysis)
+        add(tables.write(display, tdir, f"ranking_{d}", numeric=numeric,
+                         caption=RANKING_CAPTION.format(n=analysis.bootstrap, base=base)),
+            f"{d}: the variants ranked per architecture and setting, with each rank's 95% "
+            f"interval, P(rank 1) (paired bootstrap over seeds) and P(> {base})")
         add(plots.accuracy(runs, d, fdir),
-            f"{d}: final-epoch test top-1 per method and architecture, 95% Student-t CI over "
-            "seeds (the statistics table's interval)")
+            f"{d}: final-epoch test top-1 per variant and architecture, 95% percentile-bootstrap "
+            "interval over seeds")
+        points = tables.cost_points(finished, runs, d, base)
+        if not points.empty:
+            add(plots.cost(points, d, fdir, base),
+                f"{d}: accuracy against the images forwarded over a run (student and teacher "
+                f"models), relative to {base}")
         add(plots.curves(finished, d, fdir), f"{d}: test top-1 against epoch, mean over seeds "
-                                             "with a 95% Student-t band")
+                                             "with a 95% percentile-bootstrap band")
         for column in sorted(c for c in finished.columns if c.startswith("diag_")):
             shown = finished[(finished["dataset"] == d) & finished[column].notna()]
             if len(shown):
                 name = column[len("diag_"):]
                 add(plots.curves(shown, d, fdir, column, f"{name.replace('_', ' ')} (%)",
                                  f"diag_{name}"),
-                    f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% Student-t band), "
+                    f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% bootstrap band), "
                     "for the variants that log it: " + _meaning(shown, name))
-    if len(runs):
-        st = tables.stats_table(runs)
-        add(tables.write(st, tdir, "statistics"), "paired differences over seeds (percentage "
-            "points): each method - CE, DR-KD - Tf-KD self (same teacher source, same "
-            "setting), tuned - reference values; 95% CI, paired t-test p, verdict")
+    if st is not None:
+        add(tables.write(st.drop(columns="family"), tdir, "statistics", numeric=st,
+                         caption="Paired differences in percentage points. "
+                                 f"{analysis.describe()}."),
+            f"paired differences over seeds (percentage points): each method − {base}, DR-KD − "
+            "Tf-KD self (same teacher source, same setting), tuned − reference values; 95% CI, "
+            "paired t-test p, Holm-adjusted p, TOST equivalence p, MDE, verdict")
         add(tables.write(tables.selection_table(runs), tdir, "model_selection"),
             "test top-1 at the final epoch, at the best validation epoch (honest selection) and "
             "at the best test epoch (papers' protocol, optimistic)")
@@ -113,7 +158,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
         add(tables.write(tables.calibration_table(runs), tdir, "calibration"),
             "final-epoch test ECE (%, 15 bins) and NLL, mean and std over seeds")
         pub = tables.published_table(runs)
-        note = ("ours beside published numbers where dataset, architecture and method match")
+        note = "ours beside published numbers where dataset, architecture and method match"
         if pub.empty:
             note += " (none match the datasets in this store)"
         add(tables.write(pub if not pub.empty else pd.DataFrame(
@@ -124,23 +169,115 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str) -> list[tuple[str, 
         cost = tables.cost_table(finished)
         if not cost.empty:
             add(tables.write(cost, tdir, "cost"),
-                "measured cost per variant against CE of the same architecture: training time "
-                "per epoch, images forwarded per epoch (student and a separate teacher), the "
-                "teacher's extra memory")
+                f"measured cost per variant against {base} of the same architecture: training "
+                "time per epoch, images forwarded per epoch (student and a separate teacher), "
+                "the teacher's extra memory")
     add(tables.write(tables.failures_table(train), tdir, "failed_runs"),
         "runs that failed or did not finish, with the reason")
     trials = epochs[epochs["kind"] == "trial"] if "kind" in epochs else epochs.iloc[:0]
-    if len(trials):
-        t = _trial_frame(trials)
+    t = _trial_frame(trials) if len(trials) else None
+    if t is not None:
         add(tables.write(t, tdir, "tuning_trials"), "Optuna trials: study, state, the searched "
                                                      "hyperparameters, validation accuracy")
         add(plots.landscape(t, fdir),
-            "Optuna: validation accuracy over each study's searched hyperparameters")
+            "Optuna: validation accuracy over each study's searched hyperparameters (finished "
+            "trials; trials still running drawn hollow)")
     n_bad = len(tables.failures_table(train))
-    text = INTRO.format(source=source, n_runs=len(runs), n_bad=n_bad)
-    text += "".join(f"| `{rel}` | {what} |\n" for rel, what in entries)
-    (tmp / "README.md").write_text(text)
-    return entries
+    (tmp / "README.md").write_text(readme(page, runs, st, trials, source, n_bad, analysis))
+
+
+def readme(page: Page, runs: pd.DataFrame, st: pd.DataFrame | None, trials: pd.DataFrame,
+           source: str, n_bad: int, analysis: stats.Analysis) -> str:
+    """The report page: the data as it is, the verdicts and forest plots, the figures, the
+    tables, the glossary, every comparison in words, and the protocol."""
+    lines = ["# Report", "",
+             f"Written by `drkd-bench report` from {source}: {len(runs)} finished training "
+             f"runs, {n_bad} failed or unfinished. Accuracies are percentages on the test split.",
+             ""]
+    lines += _data_lines(runs, trials)
+    if st is not None and len(st):
+        lines += ["", "## Verdicts", "",
+                  f"Each comparison ends in one of four words ({analysis.describe()}):", ""]
+        lines += ["| family | comparisons | " + " | ".join(stats.VERDICTS) + " |",
+                  "|---|---|" + "---|" * len(stats.VERDICTS)]
+        for family, g in st.groupby("family", sort=False):
+            lines.append(f"| {family} | {len(g)} | " + " | ".join(
+                str(int((g["verdict"] == v).sum())) for v in stats.VERDICTS) + " |")
+        lines += ["", "Every comparison in words: [below](#every-comparison-in-words); the "
+                  "numbers: [tables/statistics.md](tables/statistics.md)."]
+    for rel, what in page.forests:
+        lines += ["", f"![{what}]({rel})", "", f"*{what}.*"]
+    if page.figures:
+        lines += ["", "## Figures"]
+        for rel, what in page.figures:
+            pdf = rel[:-len(".png")] + ".pdf"
+            lines += ["", f"![{what}]({rel})", "", f"*{what}* ([PDF]({pdf}))"]
+    if page.tables:
+        lines += ["", "## Tables", "", "| table | what it is |", "|---|---|"]
+        for rel, what in page.tables:
+            stem = rel[:-len(".md")]
+            lines.append(f"| [{Path(stem).name}]({rel}) ([CSV]({stem}.csv), [LaTeX]({stem}.tex))"
+                         f" | {what} |")
+    lines += [""] + _glossary(runs, st)
+    if st is not None and len(st):
+        lines += ["", "## Every comparison in words", "",
+                  "Verdict, mean difference in points [95% CI], Holm-adjusted p (and the "
+                  "adjusted TOST p where no difference was found), minimum detectable difference "
+                  "at the declared power. *Inconclusive* means the seeds cannot tell; it is not "
+                  "evidence of no difference."]
+        for family, g in st.groupby("family", sort=False):
+            lines += ["", f"### {family}", ""]
+            lines += [f"- `{r['variant']}` − `{r['baseline']}`: {stats.sentence(r)}"
+                      for _, r in g.iterrows()]
+    lines += ["", PROTOCOL.format(base=analysis.baseline, power=analysis.power,
+                                  analysis=analysis.describe()).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def _data_lines(runs: pd.DataFrame, trials: pd.DataFrame) -> list[str]:
+    """What the runs are, read from them: per dataset its architectures, variants, seeds per
+    cell and epochs; the metric and the selection rule."""
+    if runs.empty:
+        return ["No finished training run: nothing to compare."]
+    out = ["## The data", ""]
+    for d, g in runs.groupby("dataset", sort=True):
+        seeds = g.groupby(stats.CELL)["seed"].nunique()
+        epochs = g["epochs"].dropna().astype(int) if "epochs" in g else pd.Series(dtype=int)
+        n_seeds = f"{seeds.min()}" if seeds.min() == seeds.max() else \
+            f"{seeds.min()} to {seeds.max()}"
+        n_epochs = "" if epochs.empty else (
+            f"{epochs.min()}" if epochs.min() == epochs.max() else
+            f"{epochs.min()} to {epochs.max()}")
+        archs = ", ".join(f"`{a}`" for a in sorted(g["arch"].unique()))
+        out.append(f"- **{d}**: architectures {archs}; "
+                   f"{g['variant'].nunique()} variants; **{n_seeds} seeds** per cell"
+                   + (f"; {n_epochs} epochs" if n_epochs else "") + ".")
+    tuned = any(stats.is_tuned(v) for v in runs["variant"])
+    out += ["", "Metric: the test top-1 at the **final epoch** of each run (no selection on the "
+            "test set)." + (" Variants ending in `-tuned` train with the hyperparameters of "
+                            "their Optuna study's best trial, chosen on the validation split"
+                            + (f" ({trials['study'].nunique()} studies)" if len(trials) else "")
+                            + "; the others with their reference values." if tuned else "")]
+    return out
+
+
+def _glossary(runs: pd.DataFrame, st: pd.DataFrame | None) -> list[str]:
+    """The glossary's entries for the words this report uses: method and variant names,
+    teacher sources, diagnostics and the statistics' words."""
+    glossary = pd.read_csv(Path(__file__).with_name("glossary.csv"))
+    words = set()
+    if len(runs):
+        words |= set(runs["method"]) | set(runs.get("teacher_source", pd.Series(dtype=str)))
+        words |= {c[len("final_diag_"):] for c in runs.columns if c.startswith("final_diag_")}
+        if any(stats.is_tuned(v) for v in runs["variant"]):
+            words.add(stats.TUNED_SUFFIX)
+    if st is not None and len(st):
+        words |= {"MDE", "TOST", "Holm"} | set(st["verdict"])
+    rows = glossary[glossary["term"].isin(words)]
+    if rows.empty:
+        return []
+    return ["## Glossary", "", "| word | meaning |", "|---|---|"] + [
+        f"| `{r.term}` | {r.meaning} |" for r in rows.itertuples()]
 
 
 def _meaning(frame: pd.DataFrame, name: str) -> str:

@@ -1,6 +1,25 @@
-"""Statistics over seeds: mean, std and 95% t-intervals per cell; paired differences between
-methods matched by seed, with a paired t-test."""
+"""Statistics over seeds, chosen so that a reviewer can sign each sentence the report writes.
+
+- Per cell (dataset, arch, variant): mean, std and a 95% interval for the mean that stays inside
+  the metric's range (percentile bootstrap over seeds; an accuracy or a share never leaves
+  [0, 1]).
+- Per paired comparison (two variants matched by seed): the mean difference with its 95%
+  Student-t interval and the two-sided paired t-test (as before); the Holm-adjusted p within a
+  declared family of comparisons; the TOST equivalence p at a declared margin (also Holm-adjusted
+  within the family); the minimum detectable difference at 80% power from the observed paired
+  SD; and a verdict that is exactly one of ``better``, ``worse``, ``equivalent``,
+  ``inconclusive``.
+- Per ranking (one dataset, arch and setting): a paired bootstrap over seeds gives each variant's
+  rank interval and its probability of ranking first; the probability of improvement
+  P(X > baseline) over seed pairs is the Mann-Whitney U statistic over n·m (Agarwal et al. 2021).
+
+The arithmetic comes from scipy and statsmodels; ``docs/statistics.md`` explains every choice.
+"""
 from __future__ import annotations
+
+import gc
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -8,6 +27,72 @@ from scipy import stats
 
 CELL = ["dataset", "arch", "variant"]
 METHOD_ORDER = ["ce", "lsr", "tfkd-self", "tfkd-reg", "drkd", "ps-kd", "cs-kd", "zipf-ls", "dlb"]
+
+#: The four words a comparison can end in.
+VERDICTS = ("better", "worse", "equivalent", "inconclusive")
+#: The columns a family of comparisons may be grouped by (``Analysis.family``).
+FAMILY_KEYS = ("dataset", "arch", "setting")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The declared settings of the statistics (a grid config's ``analysis:`` block, or the
+    ``report`` flags). ``margin`` is in percentage points of the metric."""
+
+    family: tuple[str, ...] = FAMILY_KEYS
+    margin: float = 0.5
+    alpha: float = 0.05
+    power: float = 0.8
+    bootstrap: int = 2000
+    bootstrap_seed: int = 0
+    baseline: str = "ce"
+
+    @classmethod
+    def from_mapping(cls, values, where: str = "analysis") -> Analysis:
+        """Validated settings from a mapping (a config's ``analysis:`` block, or flags);
+        ``ValueError`` names the key and what is valid."""
+        known = {f: getattr(cls, f) for f in ("family", "margin", "alpha", "power", "bootstrap",
+                                             "bootstrap_seed", "baseline")}
+        out = {}
+        for key, value in dict(values or {}).items():
+            if key not in known:
+                raise ValueError(f"{where}: unknown key {key!r}; valid: {', '.join(known)}")
+            if value is None:
+                continue
+            if key == "family":
+                parts = value.split(",") if isinstance(value, str) else value
+                if not isinstance(parts, (list, tuple)) or not all(isinstance(p, str)
+                                                                   for p in parts):
+                    raise ValueError(f"{where}.family: expected a list of {', '.join(FAMILY_KEYS)}"
+                                     " (or 'all')")
+                parts = [p.strip() for p in parts if p.strip() and p.strip() != "all"]
+                bad = [p for p in parts if p not in FAMILY_KEYS]
+                if bad:
+                    raise ValueError(f"{where}.family: {bad[0]!r} is not one of "
+                                     f"{', '.join(FAMILY_KEYS)} (or 'all')")
+                out[key] = tuple(k for k in FAMILY_KEYS if k in parts)
+            elif key == "baseline":
+                out[key] = str(value)
+            else:
+                kind = int if key in ("bootstrap", "bootstrap_seed") else float
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    kind is float or float(value).is_integer())
+                value = kind(value) if ok else value
+                limits = {"margin": (0, math.inf), "alpha": (0, 1), "power": (0, 1),
+                          "bootstrap": (99, math.inf), "bootstrap_seed": (-1, math.inf)}[key]
+                if not ok or not limits[0] < value < limits[1]:
+                    valid = {"margin": "a number > 0 (percentage points)",
+                             "alpha": "a number in (0, 1)", "power": "a number in (0, 1)",
+                             "bootstrap": "an integer >= 100",
+                             "bootstrap_seed": "an integer >= 0"}[key]
+                    raise ValueError(f"{where}.{key}: expected {valid}, got {value!r}")
+                out[key] = value
+        return cls(**out)
+
+    def describe(self) -> str:
+        fam = " × ".join(self.family) if self.family else "all comparisons"
+        return (f"family = {fam} (Holm within each); equivalence margin ±{self.margin:g} points "
+                f"(TOST); α = {self.alpha:g}; power {self.power:g} for the MDE")
 
 
 def variant_order(variants) -> list[str]:
@@ -20,7 +105,8 @@ def variant_order(variants) -> list[str]:
 
 
 def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of the Student-t interval; NaN bounds for fewer than two values."""
+    """(mean, low, high) of the Student-t interval; NaN bounds for fewer than two values. Used
+    for paired differences, which may take any sign."""
     values = np.asarray(values, float)
     mean = float(values.mean()) if len(values) else float("nan")
     if len(values) < 2:
@@ -29,12 +115,30 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, f
     return mean, mean - half, mean + half
 
 
+def bounded_interval(values, level: float = 0.95, resamples: int = 2000, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """(mean, low, high): the percentile bootstrap interval of the mean over seeds. Every
+    resampled mean lies between the smallest and the largest value, so an accuracy's or a share's
+    interval never leaves the metric's range. NaN bounds for fewer than two values; a
+    zero-width interval when every value is the same."""
+    values = np.asarray(values, float)
+    mean = float(values.mean()) if len(values) else float("nan")
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    if np.ptp(values) == 0:
+        return mean, mean, mean
+    res = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=level,
+                          method="percentile", rng=np.random.default_rng(seed))
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def summarize(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per (dataset, arch, variant): n, mean, std (ddof 1), 95% CI of ``metric``."""
+    """Per (dataset, arch, variant): n, mean, std (ddof 1), 95% bootstrap interval of the mean
+    of ``metric`` (inside the metric's range)."""
     rows = []
     for (d, a, v), g in runs.dropna(subset=[metric]).groupby(CELL, sort=True):
         x = g[metric].to_numpy(float)
-        mean, lo, hi = t_interval(x)
+        mean, lo, hi = bounded_interval(x)
         rows.append({"dataset": d, "arch": a, "variant": v, "n": len(x), "mean": mean,
                      "std": float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
                      "ci_low": lo, "ci_high": hi})
@@ -60,14 +164,24 @@ def reference_of(variant: str) -> str:
     return variant.removesuffix(TUNED_SUFFIX)
 
 
-def comparisons(cells: pd.DataFrame) -> list[tuple[str, str]]:
-    """Each variant against CE; each DR-KD variant against the Tf-KD self variant with the same
-    teacher source and the same hyperparameter setting (reference values or tuned); each tuned
-    variant against its reference twin (``cells``: variant, method, teacher_source columns)."""
+def setting_of(variant: str, baseline: str) -> str:
+    """Which question a comparison answers: ``reference`` (both at reference values), ``tuned``
+    (a tuned variant against CE or its tuned rival) or ``tuned vs reference`` (a tuned variant
+    against its own reference values)."""
+    if not is_tuned(variant):
+        return "reference"
+    return "tuned vs reference" if baseline == reference_of(variant) else "tuned"
+
+
+def comparisons(cells: pd.DataFrame, baseline: str = "ce") -> list[tuple[str, str]]:
+    """Each variant against the baseline (CE); each DR-KD variant against the Tf-KD self variant
+    with the same teacher source and the same hyperparameter setting (reference values or tuned);
+    each tuned variant against its reference twin (``cells``: variant, method, teacher_source
+    columns)."""
     cells = cells.drop_duplicates("variant")
     present = set(cells["variant"])
     ordered = variant_order(present)
-    pairs = [(v, "ce") for v in ordered if v != "ce" and "ce" in present]
+    pairs = [(v, baseline) for v in ordered if v != baseline and baseline in present]
     source = dict(zip(cells["variant"], cells["teacher_source"]))
     method = dict(zip(cells["variant"], cells["method"]))
     for v in ordered:
@@ -85,34 +199,216 @@ def comparisons(cells: pd.DataFrame) -> list[tuple[str, str]]:
     return pairs
 
 
-def paired(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean paired difference (variant - baseline) over seeds present in both, its 95% CI and
-    the two-sided paired t-test p-value (NaN when fewer than two pairs or no spread)."""
+def seed_matrix(g: pd.DataFrame, variants: list[str], metric: str) -> pd.DataFrame:
+    """Seeds (rows) × variants (columns) of ``metric``, only the seeds every variant has."""
+    wide = (g[g["variant"].isin(variants)].groupby(["seed", "variant"])[metric].mean()
+            .unstack("variant"))
+    return wide.reindex(columns=variants).dropna()
+
+
+def mde(sd: float, n: int, analysis: Analysis = Analysis()) -> float:
+    """The minimum detectable paired difference: the true mean difference that a two-sided
+    paired t-test at ``alpha`` detects with probability ``power``, given ``n`` pairs with
+    standard deviation ``sd`` (statsmodels' ``TTestPower``, effect size × sd)."""
+    from statsmodels.stats.power import TTestPower
+
+    if n < 2 or not sd > 0:
+        return float("nan")
+    effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=analysis.alpha,
+                                      power=analysis.power, alternative="two-sided")
+    return float(effect) * sd
+
+
+def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0.8,
+                 most: int = 10**7) -> int:
+    """The fewest pairs (seeds, at least 2) with which a two-sided paired t-test at ``alpha``
+    detects a true mean difference ``detect`` with probability ``power``, for pairs of SD
+    ``sd``: the smallest integer n whose power (statsmodels' ``TTestPower().power``) reaches
+    ``power``, found by doubling then bisection (power grows with n). ``most`` caps the search."""
+    from statsmodels.stats.power import TTestPower
+
+    if not sd > 0:
+        return 2
+    effect = detect / sd
+
+    def enough(n: int) -> bool:
+        return TTestPower().power(effect_size=effect, nobs=n, alpha=alpha,
+                                  alternative="two-sided") >= power
+
+    low, high = 1, 2  # not enough at low (or low < 2), enough at high
+    while not enough(high):
+        if high >= most:
+            return most
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
+
+
+def paired(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
+           scale: float = 1.0) -> pd.DataFrame:
+    """One row per comparison (variant - baseline over the seeds both have): mean difference,
+    its 95% Student-t interval, the SD of the differences, the paired t-test p, Holm's adjusted
+    p within the comparison's family, the TOST equivalence p at ±margin (raw and Holm-adjusted),
+    the minimum detectable difference and the verdict. Differences are multiplied by ``scale``
+    (100 for accuracies stored as fractions: the margin is in the scaled unit)."""
+    from statsmodels.stats.weightstats import ttost_paired
+
     rows = []
     data = runs.dropna(subset=[metric])
     for (d, a), g in data.groupby(["dataset", "arch"], sort=True):
-        for variant, baseline in comparisons(g):
-            x = g[g["variant"] == variant].groupby("seed")[metric].mean()
-            y = g[g["variant"] == baseline].groupby("seed")[metric].mean()
-            seeds = sorted(set(x.index) & set(y.index))
-            diff = (x.loc[seeds] - y.loc[seeds]).to_numpy(float)
+        for variant, baseline in comparisons(g, analysis.baseline):
+            both = seed_matrix(g, [variant, baseline], metric)
+            x, y = both[variant].to_numpy(float), both[baseline].to_numpy(float)
+            diff = x - y
             mean, lo, hi = t_interval(diff)
-            p = float("nan")
+            sd = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
+            p = p_tost = float("nan")
             if len(diff) >= 2 and np.ptp(diff) > 0:
-                p = float(stats.ttest_rel(x.loc[seeds], y.loc[seeds]).pvalue)
-            rows.append({"dataset": d, "arch": a, "variant": variant, "baseline": baseline,
-                         "n_pairs": len(diff), "mean_diff": mean, "ci_low": lo, "ci_high": hi,
-                         "p_value": p})
-    return pd.DataFrame(rows, columns=["dataset", "arch", "variant", "baseline", "n_pairs",
-                                       "mean_diff", "ci_low", "ci_high", "p_value"])
+                p = float(stats.ttest_rel(x, y).pvalue)
+                margin = analysis.margin / scale
+                p_tost = float(ttost_paired(x, y, -margin, margin)[0])
+            rows.append({"dataset": d, "arch": a, "setting": setting_of(variant, baseline),
+                         "variant": variant, "baseline": baseline, "n_pairs": len(diff),
+                         "mean_diff": mean * scale, "ci_low": lo * scale, "ci_high": hi * scale,
+                         "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
+                         "mde": mde(sd, len(diff), analysis) * scale})
+    out = pd.DataFrame(rows, columns=["dataset", "arch", "setting", "variant", "baseline",
+                                      "n_pairs", "mean_diff", "ci_low", "ci_high", "sd_diff",
+                                      "p_value", "p_tost", "mde"])
+    return adjust(out, analysis)
 
 
-def verdict(row) -> str:
-    """Plain words for one paired comparison at the 5% level."""
-    if row["n_pairs"] < 2 or np.isnan(row["ci_low"]):
-        return "too few seeds to tell"
-    if row["ci_low"] > 0:
-        return "better (95% CI above 0)"
-    if row["ci_high"] < 0:
-        return "worse (95% CI below 0)"
-    return "no significant difference (95% CI spans 0)"
+def family_of(frame: pd.DataFrame, analysis: Analysis) -> pd.Series:
+    """Each comparison's family label (its values of the family keys, joined by '/')."""
+    if not analysis.family:
+        return pd.Series("all", index=frame.index, dtype=object)
+    return frame[list(analysis.family)].astype(str).agg("/".join, axis=1)
+
+
+def holm(p: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment (statsmodels) over the non-missing p values of one family."""
+    from statsmodels.stats.multitest import multipletests
+
+    out = pd.Series(np.nan, index=p.index)
+    ok = p.notna()
+    if ok.any():
+        # statsmodels' Holm branch calls gc.collect(), which walks every object of a process
+        # that has torch and mlflow loaded (0.15 s a call); frozen objects are skipped.
+        gc.freeze()
+        try:
+            out[ok] = multipletests(p[ok].to_numpy(float), method="holm")[1]
+        finally:
+            gc.unfreeze()
+    return out
+
+
+def adjust(frame: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
+    """Add ``family``, ``p_holm``, ``p_tost_holm`` and ``verdict`` to a frame of comparisons."""
+    frame = frame.copy()
+    frame["family"] = family_of(frame, analysis)
+    frame["p_holm"] = np.nan
+    frame["p_tost_holm"] = np.nan
+    for _, idx in frame.groupby("family", sort=False).groups.items():
+        frame.loc[idx, "p_holm"] = holm(frame.loc[idx, "p_value"])
+        frame.loc[idx, "p_tost_holm"] = holm(frame.loc[idx, "p_tost"])
+    frame["verdict"] = [verdict(r, analysis.alpha) for _, r in frame.iterrows()]
+    order = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
+             "ci_low", "ci_high", "sd_diff", "p_value", "p_holm", "p_tost", "p_tost_holm", "mde",
+             "verdict", "family"]
+    return frame[order]
+
+
+def verdict(row, alpha: float = 0.05) -> str:
+    """``better`` or ``worse`` when the Holm-adjusted p is below ``alpha`` (the sign of the mean
+    difference says which); else ``equivalent`` when the Holm-adjusted TOST p is below
+    ``alpha`` (the difference lies within ±margin); else ``inconclusive``."""
+    if row["p_holm"] < alpha:
+        return "better" if row["mean_diff"] > 0 else "worse"
+    if row["p_tost_holm"] < alpha:
+        return "equivalent"
+    return "inconclusive"
+
+
+def sentence(row, digits: int = 2) -> str:
+    """The words the report writes about one comparison: its verdict, then the numbers that
+    carry it (the only way the report speaks of a comparison)."""
+    f = f"{{:+.{digits}f}}"
+    interval = ("" if np.isnan(row["ci_low"]) else
+                f" [{f.format(row['ci_low'])}, {f.format(row['ci_high'])}]")
+    text = f"{row['verdict']}: {f.format(row['mean_diff'])}{interval}"
+    if not np.isnan(row["p_holm"]):
+        text += f", Holm p {_p(row['p_holm'])}"
+    if row["verdict"] in ("equivalent", "inconclusive") and not np.isnan(row["p_tost_holm"]):
+        text += f", TOST p {_p(row['p_tost_holm'])}"
+    if not np.isnan(row["mde"]):
+        text += f", MDE {row['mde']:.{digits}f}"
+    return text + f" (n = {int(row['n_pairs'])})"
+
+
+def _p(p: float) -> str:
+    """Three significant digits (two below 0.001), so that 0.0497 never reads as 0.05."""
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3g}"
+
+
+# --- rankings ------------------------------------------------------------------------------------
+
+def ranking_sets(variants) -> dict[str, list[str]]:
+    """The variants ranked together: ``reference`` (every variant at reference values) and, when
+    there are tuned variants, ``tuned`` (every tuned variant, and each variant with nothing to
+    tune at its one setting)."""
+    variants = variant_order(variants)
+    sets = {"reference": [v for v in variants if not is_tuned(v)]}
+    tuned = {reference_of(v) for v in variants if is_tuned(v)}
+    if tuned:
+        sets["tuned"] = [v for v in variants if is_tuned(v) or v not in tuned]
+    return sets
+
+
+#: Means equal to this many decimals tie (accuracies are counts over a test set: (0.91 + 0.93 +
+#: 0.92) / 3 and 0.92 are the same mean, not a float-noise win).
+TIE_DIGITS = 10
+
+
+def rank_uncertainty(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis()
+                     ) -> pd.DataFrame:
+    """Per (dataset, arch, setting, variant): mean, rank of the mean (1 = best; ties share the
+    lower rank), the 95% interval of the rank and the probability of ranking first under a
+    paired bootstrap over seeds (the same resampled seeds for every variant), and the
+    probability of improvement P(X > baseline) over the variant's and the baseline's seed pairs
+    (Mann-Whitney U / (n·m); ties count one half)."""
+    rows = []
+    data = runs.dropna(subset=[metric])
+    for (d, a), g in data.groupby(["dataset", "arch"], sort=True):
+        for setting, variants in ranking_sets(g["variant"]).items():
+            m = seed_matrix(g, variants, metric)
+            values = m.to_numpy(float)
+            rng = np.random.default_rng(analysis.bootstrap_seed)
+            means = values.mean(axis=0) if len(values) else np.full(len(variants), np.nan)
+            rank = stats.rankdata(-means.round(TIE_DIGITS), method="min")
+            if len(values) >= 2:
+                idx = rng.integers(0, len(values), size=(analysis.bootstrap, len(values)))
+                boot = stats.rankdata(-values[idx].mean(axis=1).round(TIE_DIGITS), method="min",
+                                      axis=1)
+            else:
+                boot = None
+            base = g[g["variant"] == analysis.baseline][metric].to_numpy(float)
+            for j, v in enumerate(variants):
+                own = g[g["variant"] == v][metric].to_numpy(float)
+                p_imp = float("nan")
+                if v != analysis.baseline and len(base) and len(own):
+                    p_imp = float(stats.mannwhitneyu(own, base).statistic) / (len(own) * len(base))
+                row = {"dataset": d, "arch": a, "setting": setting, "variant": v,
+                       "n": len(values), "mean": float(means[j]), "rank": int(rank[j]),
+                       "rank_low": np.nan, "rank_high": np.nan, "p_first": np.nan,
+                       "p_improvement": p_imp}
+                if boot is not None:
+                    r = boot[:, j]
+                    row.update(rank_low=int(np.quantile(r, 0.025, method="lower")),
+                               rank_high=int(np.quantile(r, 0.975, method="higher")),
+                               p_first=float((r == 1).mean()))
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "arch", "setting", "variant", "n", "mean",
+                                       "rank", "rank_low", "rank_high", "p_first",
+                                       "p_improvement"])

@@ -57,42 +57,32 @@ def main_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
     return display, long.reset_index(drop=True)
 
 
-def ranking_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1"
+def ranking_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_top1",
+                  analysis: stats.Analysis = stats.Analysis()
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(display, numeric): reference values and tuned values side by side. One row per method
-    variant at its reference values; per architecture, ``mean ± std (n)`` and the rank (1 = best
-    mean; ties share the lower rank) among the reference variants, then the same for the variant
-    with its tuned values (``stats.TUNED_SUFFIX``) among the tuned ones. A method with nothing to
-    tune (CE) enters both rankings with its one set of runs."""
+    """(display, numeric): per architecture and setting (``reference``; ``tuned`` when the grid
+    has tuned variants, each variant with nothing to tune standing in both), every variant by
+    rank of its mean (1 = best; ties share the lower rank) with ``mean ± std (n)``, the rank's
+    95% interval and the probability of ranking first under a paired bootstrap over seeds, and
+    the probability of improvement over the baseline P(X > CE) (see
+    :func:`stats.rank_uncertainty`)."""
+    r = stats.rank_uncertainty(runs[runs["dataset"] == dataset], metric, analysis)
     s = stats.summarize(runs[runs["dataset"] == dataset], metric)
-    s[["mean", "std", "ci_low", "ci_high"]] *= PCT
-    s["setting"] = ["tuned" if stats.is_tuned(v) else "reference" for v in s["variant"]]
-    s["method_variant"] = [stats.reference_of(v) for v in s["variant"]]
-    tunable = set(s.loc[s["setting"] == "tuned", "method_variant"])
-    # an untunable variant (no tuned twin) stands in both rankings
-    both = s[(s["setting"] == "reference") & ~s["method_variant"].isin(tunable)]
-    s = pd.concat([s, both.assign(setting="tuned")], ignore_index=True)
-    s["rank"] = s.groupby(["arch", "setting"])["mean"].rank(method="min", ascending=False)
-    archs = sorted(s["arch"].unique())
-    rows = stats.variant_order(s["method_variant"])
-    columns = [f"{a} {part}" for a in archs for part in
-               ("reference", "rank", "tuned", "rank (tuned)")]
-    display = pd.DataFrame("", index=pd.Index(rows, name="method"), columns=columns, dtype=object)
-    for _, r in s.iterrows():
-        text = f"{_mean_std(r)} (n={r['n']})"
-        rank = str(int(r["rank"]))
-        if r["setting"] == "reference":
-            display.loc[r["method_variant"], [f"{r['arch']} reference", f"{r['arch']} rank"]] = \
-                [text, rank]
-        else:
-            display.loc[r["method_variant"], [f"{r['arch']} tuned",
-                                              f"{r['arch']} rank (tuned)"]] = [text, rank]
-    order = {v: i for i, v in enumerate(rows)}
-    numeric = (s.assign(_o=s["method_variant"].map(order))
-               .sort_values(["arch", "setting", "_o"]).drop(columns="_o")
-               [["dataset", "arch", "setting", "method_variant", "variant", "n", "mean", "std",
-                 "ci_low", "ci_high", "rank"]].reset_index(drop=True))
-    return display, numeric
+    s[["mean", "std"]] *= PCT
+    text = {(row["arch"], row["variant"]): f"{_mean_std(row)} (n={row['n']})"
+            for _, row in s.iterrows()}
+    r["mean"] *= PCT
+    r = r.sort_values(["arch", "setting", "rank", "variant"], kind="stable").reset_index(drop=True)
+    base = analysis.baseline
+    display = pd.DataFrame({
+        "arch": r["arch"], "setting": r["setting"], "rank": r["rank"].astype(int),
+        "variant": r["variant"],
+        "top-1 mean ± std (n)": [text[(a, v)] for a, v in zip(r["arch"], r["variant"])],
+        "rank 95% interval": ["" if np.isnan(lo) else f"{int(lo)}–{int(hi)}"
+                              for lo, hi in zip(r["rank_low"], r["rank_high"])],
+        "P(rank 1)": [_fmt(x) for x in r["p_first"]],
+        f"P(> {base})": [_fmt(x) for x in r["p_improvement"]]})
+    return display, r
 
 
 def tuned_values(epochs: pd.DataFrame) -> pd.DataFrame:
@@ -120,11 +110,10 @@ def tuned_values(epochs: pd.DataFrame) -> pd.DataFrame:
     return _ordered(out[columns + sorted(c for c in out.columns if c not in columns)])
 
 
-def stats_table(runs: pd.DataFrame, metric: str = "final_test_top1") -> pd.DataFrame:
-    p = stats.paired(runs, metric)
-    p[["mean_diff", "ci_low", "ci_high"]] *= PCT
-    p["verdict"] = [stats.verdict(r) for _, r in p.iterrows()]
-    return p
+def stats_table(runs: pd.DataFrame, metric: str = "final_test_top1",
+                analysis: stats.Analysis = stats.Analysis()) -> pd.DataFrame:
+    """Every paired comparison in percentage points (:func:`stats.paired`)."""
+    return stats.paired(runs, metric, analysis, scale=PCT)
 
 
 def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -231,6 +220,34 @@ def cost_table(epochs: pd.DataFrame) -> pd.DataFrame:
     return _ordered(pd.DataFrame(rows, columns=columns))
 
 
+def cost_points(epochs: pd.DataFrame, runs: pd.DataFrame, dataset: str, baseline: str = "ce"
+                ) -> pd.DataFrame:
+    """Per (arch, variant) of ``dataset``: the images the student and a separate teacher model
+    forwarded over a whole run (the sum of the runs' per-epoch cost records, mean over seeds)
+    relative to the baseline's, and the final-epoch test top-1 (percent) with its 95% bootstrap
+    interval. Empty without cost records or without the baseline."""
+    columns = ["dataset", "arch", "variant", "method", "rel_images", "mean", "low", "high", "n"]
+    needed = {"cost_student_images", "cost_teacher_images"}
+    if epochs.empty or not needed <= set(epochs.columns) or runs.empty:
+        return pd.DataFrame(columns=columns)
+    e = epochs[epochs["dataset"] == dataset].dropna(subset=sorted(needed))
+    per_run = (e.assign(images=e["cost_student_images"] + e["cost_teacher_images"])
+               .groupby(["arch", "variant", "run_id"])["images"].sum()
+               .groupby(["arch", "variant"]).mean())
+    rows = []
+    r = runs[runs["dataset"] == dataset]
+    for (arch, variant), g in r.groupby(["arch", "variant"], sort=True):
+        if (arch, variant) not in per_run.index or (arch, baseline) not in per_run.index:
+            continue
+        mean, low, high = stats.bounded_interval(g["final_test_top1"].to_numpy(float) * PCT)
+        rows.append({"dataset": dataset, "arch": arch, "variant": variant,
+                     "method": g["method"].iloc[0],
+                     "rel_images": per_run[(arch, variant)] / per_run[(arch, baseline)],
+                     "mean": mean, "low": low if low == low else mean,
+                     "high": high if high == high else mean, "n": len(g)})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
@@ -276,12 +293,14 @@ def to_latex(frame: pd.DataFrame, index: bool = False) -> str:
 
 
 def write(frame: pd.DataFrame, folder: Path, name: str, index: bool = False,
-          numeric: pd.DataFrame | None = None) -> list[Path]:
-    """``name.md`` and ``name.tex`` from ``frame``; ``name.csv`` from ``numeric`` (full
-    precision) or ``frame``."""
+          numeric: pd.DataFrame | None = None, caption: str = "") -> list[Path]:
+    """``name.md`` and ``name.tex`` from ``frame`` (``caption`` above the table, a comment in
+    LaTeX); ``name.csv`` from ``numeric`` (full precision) or ``frame``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.md", folder / f"{name}.csv", folder / f"{name}.tex"]
-    paths[0].write_text(to_markdown(frame, index))
+    head_md = f"{caption}\n\n" if caption else ""
+    head_tex = "".join(f"% {line}\n" for line in caption.splitlines())
+    paths[0].write_text(head_md + to_markdown(frame, index))
     (numeric if numeric is not None else frame).to_csv(paths[1], index=index and numeric is None)
-    paths[2].write_text(to_latex(frame, index))
+    paths[2].write_text(head_tex + to_latex(frame, index))
     return paths

@@ -174,6 +174,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri")
     p.add_argument("--results", default="results")
     p.add_argument("--out", help="output folder (default: RESULTS)")
+    _analysis_flags(p)
+
+    p = sub.add_parser("plan", help="size a grid from a pilot: seeds needed per comparison",
+                       description="Read a pilot (the tracking store, or an exported runs CSV "
+                                   "with --from) and print, for every paired comparison of the "
+                                   "report, the observed SD of the paired differences, the "
+                                   "minimum detectable difference (MDE, at --power, two-sided "
+                                   "alpha) at the pilot's seeds and at the seeds a config asks "
+                                   "for, and the seeds needed to detect --detect points: at "
+                                   "alpha, and at alpha / m (the first step of Holm over a family "
+                                   "of m comparisons: the seeds that keep the power after "
+                                   "correction). See docs/statistics.md.",
+                       epilog="example: drkd-bench plan --from results/published/"
+                              "fashion-mnist-field/runs.csv --detect 0.3 --config "
+                              "fashion-mnist-field",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--from", dest="from_csv", help="an exported runs CSV instead of MLflow")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--results", default="results")
+    p.add_argument("--detect", type=float, default=0.3, metavar="POINTS",
+                   help="the difference to detect, in percentage points (default 0.3)")
+    p.add_argument("--seeds", type=int, help="also the MDE at this many seeds")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL",
+                   help="only comparisons of this variant (repeatable; default: all)")
+    p.add_argument("--out", help="also write the plan as CSV here")
+    _analysis_flags(p)
 
     p = sub.add_parser("export", help="one CSV of every run (cell key, params, per-epoch "
                                       "metrics)")
@@ -201,6 +227,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="fashion-mnist, cifar10 or cifar100")
     p.add_argument("--data-root", required=True)
     return parser
+
+
+def _analysis_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="read the statistics settings from this grid config's "
+                                     "analysis: block (flags below override it)")
+    p.add_argument("--family", metavar="KEYS", help="what a family of comparisons is, for "
+                   "Holm's adjustment: a comma list of dataset, arch, setting, or 'all' "
+                   "(default: dataset,arch,setting)")
+    p.add_argument("--margin", type=float, metavar="POINTS", help="the equivalence margin of the "
+                   "TOST test, in percentage points (default 0.5)")
+    p.add_argument("--alpha", type=float, help="the level of every test (default 0.05)")
+    p.add_argument("--power", type=float, help="the power of the MDE and the plan (default 0.8)")
+
+
+def analysis_settings(args):
+    """The statistics settings: the config's analysis: block, then the flags."""
+    from analysis.stats import Analysis
+
+    values = {}
+    if args.config:
+        from . import config
+
+        values.update(config.load_grid(args.config).analysis)
+    values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power")
+                   if getattr(args, k) is not None})
+    try:
+        return Analysis.from_mapping(values, "analysis")
+    except ValueError as e:
+        raise UsageError(str(e).replace("analysis.", "--").replace("analysis:", "")) from None
 
 
 def runtime(args) -> Runtime:
@@ -292,7 +347,7 @@ def cmd_train(args) -> int:
 
     sets = parse_sets(args.sets)
     train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}
-    data_fields = {"val_fraction", "split_seed", "train_subset"}
+    data_fields = {"val_fraction", "split_seed", "train_subset", "split"}
     method = methods.get(args.method)
     train = {k: sets.pop(k) for k in list(sets) if k in train_fields}
     data_settings = {k: sets.pop(k) for k in list(sets) if k in data_fields}
@@ -354,8 +409,13 @@ def cmd_grid(args) -> int:
     if not args.no_report:
         from analysis import report
 
-        written = report.from_tracking(tracker.uri, Path(args.results))
-        print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md)")
+        from . import ui
+
+        written = report.from_tracking(tracker.uri, Path(args.results), cfg.analysis_settings())
+        ui.install_view(tracker)
+        tracker.publish_report(Path(args.results), cfg.name, ui.VIEW_KEY)
+        print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md;"
+              f" in MLflow, the run 'report {cfg.name}', linked from every run of the grid)")
     return 0 if outcome.ok else 1
 
 
@@ -467,16 +527,46 @@ def cmd_report(args) -> int:
     from analysis import report
 
     out = Path(args.out or args.results)
-    if args.from_csv:
-        epochs, source = _read_runs_csv(Path(args.from_csv)), report.csv_source(args.from_csv)
-    else:
-        uri = _store_uri(args)
-        from analysis import load
-
-        epochs, source = load.epochs_from_tracking(uri), report.store_source(uri)
+    analysis = analysis_settings(args)
+    epochs, source = _pilot(args)
     _writable(out)
-    written = report.build(epochs, out, source=source)
+    written = report.build(epochs, out, source=source, analysis=analysis)
     print(f"report: {len(written)} files under {out}/ (see {out}/README.md)")
+    return 0
+
+
+def _pilot(args):
+    """(epochs frame, source words) from --from CSV or the tracking store."""
+    from analysis import load, report
+
+    if args.from_csv:
+        return _read_runs_csv(Path(args.from_csv)), report.csv_source(args.from_csv)
+    uri = _store_uri(args)
+    return load.epochs_from_tracking(uri), report.store_source(uri)
+
+
+def cmd_plan(args) -> int:
+    from analysis import plan
+
+    if not args.detect > 0:
+        raise UsageError("--detect must be > 0 (percentage points)")
+    if args.seeds is not None and args.seeds < 2:
+        raise UsageError("--seeds must be >= 2")
+    analysis = analysis_settings(args)
+    seeds = args.seeds
+    if seeds is None and args.config:
+        from . import config
+
+        seeds = len(config.load_grid(args.config).seeds)
+    epochs, source = _pilot(args)
+    frame = plan.plan(epochs, args.detect, seeds, analysis, variants=args.variant)
+    if frame.empty:
+        raise UsageError(f"no paired comparison in {source}: a pilot needs finished runs of "
+                         "two variants on the same seeds")
+    if args.out:
+        _writable(Path(args.out).parent)
+        frame.to_csv(args.out, index=False)
+    print(plan.render(frame, args.detect, seeds, analysis, source))
     return 0
 
 
@@ -582,7 +672,7 @@ def cmd_download(args) -> int:
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "tune": cmd_tune,
             "speed": cmd_speed,
-            "report": cmd_report,
+            "report": cmd_report, "plan": cmd_plan,
             "export": cmd_export, "ui": cmd_ui, "download": cmd_download}
 
 

@@ -53,16 +53,30 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class DataSettings:
+    """``split: per-seed`` draws the validation split (and the training subset) anew for each
+    seed, from ``split_seed + seed``, so that split variance enters the intervals over seeds;
+    ``fixed`` (the default) draws them once from ``split_seed``."""
+
     name: str
     val_fraction: float = 0.1
     split_seed: int = 0
     train_subset: int | None = None
     augment: data.Augment | None = None  # None: the dataset's default
+    split: str = "fixed"
+
+    def for_seed(self, seed: int) -> DataSettings:
+        """The settings one run of ``seed`` loads its data with: with ``split: per-seed`` the
+        split seed is ``split_seed + seed``."""
+        if self.split != "per-seed":
+            return self
+        return dataclasses.replace(self, split_seed=self.split_seed + seed)
 
 
-#: Training settings that enter a cell's identity only when they differ from this value (they
-#: came after cells were tracked: a store made before them keeps its finished cells).
-HASH_WHEN_ON = {"compile": False}
+SPLITS = ("fixed", "per-seed")
+
+#: Settings that enter a cell's identity only when they differ from this value (they came after
+#: cells were tracked: a store made before them keeps its finished cells), per section.
+HASH_WHEN_ON = {"train": {"compile": False}, "data": {"split": "fixed"}}
 
 
 @dataclass(frozen=True)
@@ -89,9 +103,10 @@ class RunSpec:
         """What changes results (the variant label does not)."""
         d = dataclasses.asdict(self)
         d.pop("variant")
-        for key, off in HASH_WHEN_ON.items():  # settings added later: old cells keep their hash
-            if d["train"][key] == off:
-                d["train"].pop(key)
+        for section, defaults in HASH_WHEN_ON.items():  # added later: old cells keep their hash
+            for key, off in defaults.items():
+                if d[section][key] == off:
+                    d[section].pop(key)
         d["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
         return d
 
@@ -150,7 +165,7 @@ def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
     settings = build_dataclass(TrainSettings, dict(train or {}), "train")
     check_train(settings, "train")
     ds = build_dataclass(DataSettings, {"name": dataset, **data_settings}, "data")
-    return RunSpec(ds, arch, method, resolved, int(seed), settings,
+    return RunSpec(ds.for_seed(int(seed)), arch, method, resolved, int(seed), settings,
                    variant or _default_label(method, hyperparameters or {}, False))
 
 
@@ -159,7 +174,7 @@ def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str,
     """The spec of one grid cell (or tuning study): a variant's method with ``hp`` on ``ds``."""
     spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
                      val_fraction=ds.val_fraction, split_seed=ds.split_seed,
-                     train_subset=ds.train_subset, augment=ds.augment)
+                     train_subset=ds.train_subset, augment=ds.augment, split=ds.split)
     return dataclasses.replace(spec, train=settings)
 
 
@@ -220,6 +235,8 @@ def check_data(d: DataSettings, where: str) -> None:
         raise ConfigError(f"{where}: val_fraction must lie in (0, 1)")
     if d.train_subset is not None and d.train_subset < 10:
         raise ConfigError(f"{where}: train_subset must be >= 10")
+    if d.split not in SPLITS:
+        raise ConfigError(f"{where}: split must be one of: {', '.join(SPLITS)}")
 
 
 # --- grid configs -------------------------------------------------------------------------------
@@ -250,6 +267,13 @@ class GridConfig:
     data_root: str | None = None
     description: str = ""
     tune: Mapping[str, Any] = field(default_factory=dict)
+    analysis: Mapping[str, Any] = field(default_factory=dict)
+
+    def analysis_settings(self):
+        """The report's statistics settings (``analysis:``), validated when the config loaded."""
+        from analysis.stats import Analysis
+
+        return Analysis.from_mapping(self.analysis)
 
     def train_for(self, dataset: str, arch: str) -> TrainSettings:
         merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
@@ -260,9 +284,9 @@ class GridConfig:
 
 
 GRID_KEYS = ("name", "description", "seeds", "datasets", "architectures", "methods", "train",
-             "data_root", "tune")
+             "data_root", "tune", "analysis")
 TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout")
-DATASET_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "train")
+DATASET_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "split", "train")
 VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters")
 
 
@@ -359,11 +383,28 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     grid = GridConfig(name=str(raw.get("name") or Path(path).stem), path=path,
                       seeds=tuple(seeds), datasets=datasets, architectures=architectures,
                       variants=tuple(variants), train=train, data_root=raw.get("data_root"),
-                      description=str(raw.get("description") or ""), tune=tune)
+                      description=str(raw.get("description") or ""), tune=tune,
+                      analysis=_parse_analysis(raw.get("analysis"), path))
     for d in datasets:
         for a in architectures:
             check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
     return grid
+
+
+def _parse_analysis(raw: Any, path: str) -> dict[str, Any]:
+    """The optional ``analysis:`` section: the report's statistics settings (family, margin,
+    alpha, power, bootstrap, bootstrap_seed, baseline; see docs/statistics.md)."""
+    from analysis.stats import Analysis
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: analysis: expected a mapping of settings")
+    try:
+        Analysis.from_mapping(raw, f"{path}: analysis")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return dict(raw)
 
 
 def _parse_tune(raw: Any, path: str) -> dict[str, Any]:

@@ -330,6 +330,31 @@ class Tracker:
         _retry(lambda: self.client.log_artifact(run_id, str(model_path), "checkpoint"))
         _retry(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
 
+    def publish_report(self, folder: Path, grid: str, view_key: str | None = None) -> str:
+        """Log the report written under ``folder`` (README, tables, figures) as the artifacts of
+        one run (``kind = report``) for ``grid``, and give every training run of that grid a
+        description that links to it and to the results view. Returns the report run's id."""
+        run_id = self.new_run(f"report {grid}", {"kind": "report", "grid": grid},
+                              description=f"The report of grid {grid}: README.md, tables/ and "
+                                          "figures/ below (Artifacts).")
+        folder = Path(folder)
+        _retry(lambda: self.client.log_artifact(run_id, str(folder / "README.md")))
+        for sub in ("tables", "figures"):
+            if (folder / sub).is_dir():
+                _retry(lambda sub=sub: self.client.log_artifacts(run_id, str(folder / sub), sub))
+        _retry(lambda: self.client.set_terminated(run_id, "FINISHED"))
+        links = (f"[The grid's report and figures](#/experiments/{self.experiment_id}/runs/"
+                 f"{run_id}/artifacts)")
+        if view_key:
+            links += (f" · [all results, averaged per variant](#/experiments/"
+                      f"{self.experiment_id}/runs?workflowType=machine_learning&"
+                      f"viewStateShareKey={view_key})")
+        for run in self.runs(f"tags.kind = 'train' and tags.grid = '{grid}'"):
+            note = run.data.tags.get("mlflow.note.content", "").split("\n\n[The grid's")[0]
+            self.set_tags(run.info.run_id, {"mlflow.note.content": f"{note}\n\n{links}",
+                                            "report_run": run_id})
+        return run_id
+
     def set_status(self, run_id: str, status: str) -> None:
         _retry(lambda: self.client.set_terminated(run_id, status))
 

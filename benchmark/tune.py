@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import math
 import multiprocessing as mp
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from tqdm import tqdm
 
 import methods
 
@@ -271,23 +273,50 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
             state = "PRUNED"
             raise
         finally:
-            if run_id:
+            if run_id:  # a pruned trial stopped early: KILLED in MLflow, never a green tick
                 _safe(tracker.set_tags, run_id, {"state": state})
-                _safe(tracker.set_status, run_id, "FINISHED" if state != "FAIL" else "FAILED")
+                _safe(tracker.set_status, run_id, RUN_STATUS[state])
 
-    def log_best(study: optuna.Study, _trial) -> None:
+    bar = tqdm(total=trials, desc=study_def.name, unit="trial", leave=False, dynamic_ncols=True,
+               disable=not sys.stderr.isatty())
+
+    def log_best(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        bar.update(1)
+        best = best_trial(study)
+        tqdm.write(trial_line(study_def.name, trial, best), file=sys.stdout)
         if parent is None:
             return
-        best = best_trial(study)
         if best is None:
             return
         metrics = {"best_val_top1": best.value, "trials": len(study.trials),
                    **{f"best_{k}": v for k, v in best.params.items()}}
         _safe(tracker.log_epoch, parent, {"epoch": len(study.trials), **metrics})
 
-    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[log_best],
-                   catch=(train.TrainingDiverged,))
+    try:
+        study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[log_best],
+                       catch=(train.TrainingDiverged,))
+    finally:
+        bar.close()
     return study
+
+
+#: The MLflow status of a trial's run for each Optuna end state.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def trial_line(name: str, trial: optuna.trial.FrozenTrial,
+               best: optuna.trial.FrozenTrial | None) -> str:
+    """One line per finished trial: its state and validation top-1, and the running best."""
+    last = max(trial.intermediate_values, default=None)
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        value = f"val_top1 {100 * trial.value:.2f}%"
+    elif last is not None:  # pruned (or failed) at an epoch: its last reported value
+        value = f"last val_top1 {100 * trial.intermediate_values[last]:.2f}% at epoch {last}"
+    else:
+        value = "no value"
+    running = "no complete trial yet" if best is None else \
+        f"best val_top1 {100 * best.value:.2f}% (trial {best.number})"
+    return f"{name} trial {trial.number}: {trial.state.name.lower()}, {value}; {running}"
 
 
 def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:

@@ -226,3 +226,31 @@ def test_pipeline_normalises():
     a = p.train(d.train_x[:16], torch.Generator().manual_seed(1))
     b = p.train(d.train_x[:16], torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.dtype == torch.float32 and a.shape == (16, 1, 8, 8)
+
+
+def test_per_seed_split_draws_a_new_validation_split_per_seed_and_keeps_old_hashes(tmp_path):
+    from benchmark import config, grid, runner
+
+    text = config.resolve_config_path("quick").read_text()
+    fixed = grid.expand(config.load_grid("quick"))
+    path = tmp_path / "per-seed.yaml"
+    path.write_text(text.replace("    val_fraction: 0.1", "    val_fraction: 0.1\n"
+                                                         "    split: per-seed"))
+    per_seed = grid.expand(config.load_grid(str(path)))
+    by_key = {c.key: c for c in fixed}
+    for cell in per_seed:
+        assert cell.data.split == "per-seed" and cell.data.split_seed == cell.seed
+        assert cell.hash != by_key[cell.key].hash  # in the hash only when set
+        assert "split" not in by_key[cell.key].identity()["data"]
+        teacher = cell.teacher_spec()
+        if teacher is not None:  # a pretrained teacher saw the same split as its student
+            assert teacher.data == cell.data
+    seed0 = next(c for c in per_seed if c.seed == 0)
+    seed1 = next(c for c in per_seed if c.seed == 1)
+    a, b = runner.load_data(seed0.data, None), runner.load_data(seed1.data, None)
+    assert not torch.equal(a.val_x, b.val_x) and torch.equal(a.test_x, b.test_x)
+    assert runner.load_data(by_key[seed1.key].data, None).val_x.equal(a.val_x)  # fixed: one split
+    path.write_text(text.replace("    val_fraction: 0.1", "    val_fraction: 0.1\n"
+                                                         "    split: sometimes"))
+    with pytest.raises(config.ConfigError, match="split must be one of: fixed, per-seed"):
+        config.load_grid(str(path))

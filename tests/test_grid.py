@@ -30,7 +30,8 @@ def write(tmp_path, cfg, name="grid.yaml"):
 
 def finished_runs(results):
     t = tracking.Tracker(results=results)
-    return t, [r for r in t.runs() if r.info.status == "FINISHED"]
+    return t, [r for r in t.runs() if r.info.status == "FINISHED"
+               and r.data.tags.get("kind") == "train"]
 
 
 def test_expand_orders_teachers_first_and_adds_missing_ce(tmp_path):
@@ -58,8 +59,9 @@ def test_tiny_grid_end_to_end_then_rerun_skips_everything(tmp_path, capsys):
     assert cli.main(["grid", path, "--results", str(results), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "6 trained, 0 already done, 0 failed" in out
-    _, runs = finished_runs(results)
+    t, runs = finished_runs(results)
     assert len(runs) == 6
+    assert len(t.runs("tags.kind = 'report'")) == 1  # the report, as one run of its own
     assert (results / "tables" / "main_digits.md").is_file()
     assert (results / "figures" / "accuracy_digits.png").stat().st_size > 1000
     assert cli.main(["grid", path, "--results", str(results), "--quiet", "--no-report"]) == 0
@@ -144,7 +146,8 @@ INVALID = [
     ({**TINY, "seeds": [0, 0]}, "duplicate seeds"),
     ({**TINY, "datasets": {"mnist": None}}, "unknown dataset; choose one of: digits"),
     ({**TINY, "datasets": {"digits": {"val_fraction": 1.5}}}, "val_fraction must lie in (0, 1)"),
-    ({**TINY, "datasets": {"digits": {"split": 2}}}, "unknown key 'split'"),
+    ({**TINY, "datasets": {"digits": {"splits": 2}}}, "unknown key 'splits'"),
+    ({**TINY, "datasets": {"digits": {"split": "sometimes"}}}, "split must be one of"),
     ({**TINY, "architectures": ["resnet19"]}, "unknown architecture 'resnet19'"),
     ({**TINY, "methods": ["kd"]}, "unknown method 'kd'"),
     ({**TINY, "methods": [{"method": "drkd", "alpha": 2}]}, "must lie in [0, 1]"),

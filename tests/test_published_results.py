@@ -8,7 +8,7 @@ from analysis import report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
-EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field"]
+EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field", RESULTS / "digits-field"]
 
 
 @pytest.mark.parametrize("edition", EDITIONS, ids=lambda p: p.name)

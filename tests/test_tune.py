@@ -1,6 +1,7 @@
 """Optuna studies on digits: pruning, continuation, two workers on one SQLite study, stale trials,
 MLflow parent/child runs, tuned values flowing into grids, and no test split during tuning."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,10 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
         assert 1.0 <= t.params["temperature"] <= 20.0 and 0.05 <= t.params["alpha"] <= 0.99
     out = capsys.readouterr().out
     assert "digits/mlp/drkd-online: 8 trials" in out and "s/trial" in out
+    # a line per finished trial: state, value, running best
+    assert len(re.findall(r"drkd-online trial \d+: (complete|pruned), ", out)) == 8
+    assert re.search(r"trial \d+: pruned, last val_top1 \d+\.\d\d% at epoch \d+; best val_top1 "
+                     r"\d+\.\d\d% \(trial \d+\)", out)
 
     assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "3"]) == 0
     assert len(load(results).trials) == 11  # the same study goes on
@@ -76,6 +81,8 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     assert len(parents) == 1 and len(children) == 11
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert {c.data.tags["state"] for c in children} == {"COMPLETE", "PRUNED"}
+    status = {c.data.tags["state"]: c.info.status for c in children}
+    assert status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}  # no green tick when pruned
     best = load(results).best_trial
     assert parents[0].data.metrics["best_val_top1"] == pytest.approx(best.value)
     assert parents[0].data.metrics["best_temperature"] == pytest.approx(

@@ -141,6 +141,30 @@ def test_grid_prints_one_line_per_cell_and_epochs_only_when_verbose(tmp_path, ca
     assert (out.out + out.err).count(" ep ") == 2
 
 
+def test_grid_report_is_one_run_that_every_cell_run_links_to(tmp_path, results):
+    path = small_grid(tmp_path, seeds=[0, 1], methods=["ce", "lsr"])
+    assert cli.main(["grid", path, "--results", str(results), "--quiet", "--workers", "1"]) == 0
+    t = tracking.Tracker(results=results)
+    reports = t.runs("tags.kind = 'report'")
+    assert len(reports) == 1 and reports[0].data.tags["grid"] == "glance"
+    rid = reports[0].info.run_id
+    names = {a.path for a in MlflowClient(t.uri).list_artifacts(rid)}
+    assert {"README.md", "tables", "figures"} <= names
+    figures = {a.path for a in MlflowClient(t.uri).list_artifacts(rid, "figures")}
+    assert "figures/forest_digits_mlp.png" in figures
+    cells = t.runs("tags.kind = 'train'")
+    assert len(cells) == 4
+    for run in cells:
+        note = run.data.tags["mlflow.note.content"]
+        assert run.data.tags["report_run"] == rid
+        assert f"/runs/{rid}/artifacts)" in note and "viewStateShareKey=" + ui.VIEW_KEY in note
+        assert note.startswith("ce (ce") or note.startswith("lsr (lsr")
+    # a second report replaces the links instead of piling them up
+    assert cli.main(["grid", path, "--results", str(results), "--quiet", "--workers", "1"]) == 0
+    note = t.runs("tags.kind = 'train'")[0].data.tags["mlflow.note.content"]
+    assert note.count("[The grid's report") == 1
+
+
 def test_a_finished_grid_cell_is_tagged_kind_train(results):
     t = tracking.Tracker(results=results)
     s = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 1})

@@ -1,0 +1,154 @@
+"""Figures at the scale of the field: page-sized, no legend or title over another text, fixed
+colours per method, intervals inside the metric, verdicts marked; the report page embeds every
+figure and links every table."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from analysis import plots, report, stats, tables
+
+SOURCES = ["pretrained", "online", "previous-epoch", "ema"]
+
+
+def _epochs(seeds=4, epochs=4) -> pd.DataFrame:
+    """A field of 20 variants: CE, smoothing methods, a method of its own teacher, and two
+    methods under four teacher sources, each also tuned; two architectures; cost records."""
+    rng = np.random.default_rng(0)
+    variants = [("ce", "ce", "none"), ("lsr", "lsr", "none"), ("zipf-ls", "zipf-ls", "none"),
+                ("dlb", "dlb", "previous-batch")]
+    variants += [(f"{m}-{s}", m, s) for m in ("tfkd-self", "drkd") for s in SOURCES]
+    variants += [(v + "-tuned", m, s) for v, m, s in variants if m != "ce"]
+    rows = []
+    for arch, level in (("cnn8", 0.97), ("mlp", 0.9)):
+        for i, (variant, method, source) in enumerate(variants):
+            for seed in range(seeds):
+                final = min(1.0, level + 0.004 * (i % 5) - 0.02 * (i % 3 == 2)
+                            + 0.003 * rng.standard_normal())
+                for e in range(1, epochs + 1):
+                    rows.append({
+                        "run_id": f"{arch}{variant}{seed}", "status": "FINISHED",
+                        "cell_key": f"digits/{arch}/{variant}/seed{seed}", "failure_reason": "",
+                        "kind": "train", "dataset": "digits", "arch": arch, "method": method,
+                        "variant": variant, "seed": seed, "teacher_source": source,
+                        "epoch": e, "test_top1": final - 0.01 * (epochs - e),
+                        "val_top1": final, "diag_teacher_top1": 1.0 if source != "none" else None,
+                        "cost_student_images": 1000.0 * (2 if method == "dlb" else 1),
+                        "cost_teacher_images": 1000.0 * (source in ("pretrained", "ema"))})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def field():
+    from analysis import load
+
+    epochs = _epochs()
+    runs = load.runs_from_epochs(epochs)
+    return epochs, runs, tables.stats_table(runs)
+
+
+def _figures(field):
+    epochs, runs, st = field
+    trials = pd.DataFrame({"study": ["digits/cnn8/drkd-online"] * 5 + ["digits/mlp/lsr"] * 3,
+                           "trial": [0, 1, 2, 3, 4, 0, 1, 2],
+                           "state": ["COMPLETE", "PRUNED", "COMPLETE", "RUNNING", "FAIL",
+                                     "COMPLETE", "COMPLETE", "RUNNING"],
+                           "alpha": [0.1, 0.5, 0.9, 0.3, 0.2, np.nan, np.nan, np.nan],
+                           "temperature": [2, 4, 8, 3, 5, np.nan, np.nan, np.nan],
+                           "smoothing": [np.nan] * 5 + [0.1, 0.2, 0.3],
+                           "value": [0.9, 0.8, 0.95, 0.99, np.nan, 0.9, 0.92, 0.97]})
+    return {"forest": plots.forest_figure(st, "digits", "mlp", 0.5),
+            "accuracy": plots.accuracy_figure(runs, "digits"),
+            "curves": plots.curves_figure(epochs, "digits"),
+            "diag": plots.curves_figure(epochs[epochs["diag_teacher_top1"].notna()], "digits",
+                                        "diag_teacher_top1", "teacher top1 (%)"),
+            "cost": plots.cost_figure(tables.cost_points(epochs, runs, "digits"), "digits"),
+            "landscape": plots.landscape_figure(trials)}
+
+
+def test_every_figure_fits_a_page_and_no_legend_or_title_overlaps_a_text(field, tmp_path):
+    for name, fig in _figures(field).items():
+        assert fig is not None, name
+        assert fig.get_size_inches()[0] <= 7.25, name
+        assert plots.overlaps(fig) == [], name
+        png, pdf = plots.save(fig, tmp_path, name)
+        with Image.open(png) as im:
+            dpi = im.info["dpi"][0]
+            assert im.width / dpi <= 7.25 + 1e-6, (name, im.width, dpi)
+        assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_overlap_check_catches_a_legend_over_a_title():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1], label="a line with a long label")
+    ax.set_title("a title")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.12))
+    assert any("legend" in a or "legend" in b for a, b in plots.overlaps(fig))
+    plt.close(fig)
+
+
+def test_each_method_keeps_one_colour_and_ce_is_black():
+    a = plots.method_colours(["ce", "drkd", "dlb"])
+    b = plots.method_colours(["dlb", "lsr", "my-method"])
+    assert a["dlb"] == b["dlb"] and a["ce"] == (0.0, 0.0, 0.0)
+    known = [plots.method_colours([])[m] for m in stats.METHOD_ORDER]
+    assert len(set(known)) == len(known)  # no two methods share a colour
+    assert b["my-method"] not in known[1:]
+
+
+def test_curve_bands_stay_inside_the_metric(field):
+    epochs = field[0].copy()
+    epochs.loc[epochs["variant"] == "ce", "test_top1"] = [1.0, 0.99, 1.0, 0.98] * (
+        (epochs["variant"] == "ce").sum() // 4)
+    fig = plots.curves_figure(epochs, "digits")
+    for ax in fig.axes:
+        for poly in ax.collections:
+            for path in poly.get_paths():
+                assert path.vertices[:, 1].max() <= 100 + 1e-9
+                assert path.vertices[:, 1].min() >= 0 - 1e-9
+
+
+def test_forest_sorts_by_difference_and_marks_each_verdict(field):
+    st = field[2]
+    fig = plots.forest_figure(st, "digits", "mlp", 0.5)
+    ref = st[(st["arch"] == "mlp") & (st["setting"] == "reference") & (st["baseline"] == "ce")]
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == list(ref.sort_values("mean_diff", kind="stable")["variant"])
+    markers = [(line.get_marker(), line.get_color()) for line in ax.lines
+               if line.get_marker() not in (None, "None", "")]
+    expected = [plots.VERDICT_STYLE[v] for v in
+                ref.sort_values("mean_diff", kind="stable")["verdict"]]
+    assert markers == expected
+
+
+def test_landscape_never_counts_a_running_trial_as_pruned_or_best(field):
+    fig = _figures(field)["landscape"]
+    ax = fig.axes[0]
+    stars = [c for c in ax.collections if c.get_paths() and len(c.get_offsets()) == 1
+             and c.get_sizes()[0] > 100]
+    assert len(stars) == 1
+    assert tuple(stars[0].get_offsets()[0]) == (0.9, 8)  # the best complete, not the 0.99 running
+    hollow = [c for c in ax.collections if len(c.get_facecolors()) == 0]
+    assert len(hollow) == 1 and tuple(hollow[0].get_offsets()[0]) == (0.3, 3)
+
+
+def test_report_page_embeds_every_figure_links_every_table_and_states_the_seeds(field,
+                                                                                tmp_path):
+    epochs = field[0]
+    written = report.build(epochs, tmp_path, source="test")
+    text = (tmp_path / "README.md").read_text()
+    pngs = sorted(str(p.relative_to(tmp_path)) for p in written if p.suffix == ".png")
+    assert "figures/forest_digits_cnn8.png" in pngs and "figures/accuracy_cost_digits.png" in pngs
+    for png in pngs:
+        assert f"]({png})" in text and text.count("![") >= len(pngs)
+    for md in sorted(p for p in written if p.suffix == ".md" and p.parent.name == "tables"):
+        assert f"]({md.relative_to(tmp_path)})" in text
+    stated = {int(n) for n in re.findall(r"(\d+) seeds", text)}
+    assert stated == {4}
+    for word in ("`drkd`", "`tfkd-self`", "`dlb`", "`-tuned`", "`inconclusive`", "`MDE`"):
+        assert word in text.split("## Glossary")[1]

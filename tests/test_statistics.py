@@ -1,0 +1,210 @@
+"""The statistics a verdict rests on: checked against scipy and statsmodels, against a worked
+example computed by hand, and for the invariants a reviewer relies on (no adjusted p below its
+raw p, better/worse only below alpha after adjustment, intervals inside the metric's range)."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
+
+from analysis import plan, stats
+from benchmark import cli, config
+
+
+def _runs(finals: dict[str, list[float]], arch="cnn8", dataset="digits") -> pd.DataFrame:
+    rows = []
+    for variant, values in finals.items():
+        method = variant.removesuffix("-tuned")
+        for seed, v in enumerate(values):
+            rows.append({"dataset": dataset, "arch": arch, "variant": variant, "method": method,
+                         "teacher_source": "", "seed": seed, "final_test_top1": v})
+    return pd.DataFrame(rows)
+
+
+def test_worked_example_by_hand():
+    """x = 91, 95, 96 and CE = 90, 92, 94 (percent): differences 1, 3, 2 points.
+
+    mean d = 2, sd = 1, se = 1/sqrt(3) = 0.5774, df = 2.
+    Paired t: t = 2 / 0.5774 = 3.4641; p = 2 * P(T2 > 3.4641) = 0.07418.
+    95% CI: 2 ± 4.3027 * 0.5774 = [-0.4841, 4.4841].
+    TOST at ±0.5: lower t = (2 + 0.5) / se = 4.3301, p = P(T2 > 4.3301) = 0.02471;
+    upper t = (2 - 0.5) / se = 2.5981, p = P(T2 < 2.5981) = 0.93916; TOST p = max = 0.93916.
+    MDE at 80% power, n = 3: d = 3.2640 standard deviations (noncentral t, statsmodels'
+    TTestPower), so 3.2640 points.
+    The comparison is alone in its family, so Holm leaves p unchanged: 0.074 > 0.05 and
+    0.939 > 0.05: inconclusive.
+    """
+    runs = _runs({"ce": [0.90, 0.92, 0.94], "lsr": [0.91, 0.95, 0.96]})
+    row = stats.paired(runs, "final_test_top1", scale=100).iloc[0]
+    assert (row["variant"], row["baseline"], row["n_pairs"]) == ("lsr", "ce", 3)
+    assert row["mean_diff"] == pytest.approx(2.0)
+    assert row["sd_diff"] == pytest.approx(1.0)
+    assert row["ci_low"] == pytest.approx(-0.4841, abs=1e-4)
+    assert row["ci_high"] == pytest.approx(4.4841, abs=1e-4)
+    assert row["p_value"] == pytest.approx(0.07418, abs=1e-5)
+    assert row["p_holm"] == pytest.approx(row["p_value"])
+    assert row["p_tost"] == pytest.approx(0.93916, abs=1e-5)
+    assert row["mde"] == pytest.approx(3.2640, abs=1e-4)
+    assert row["verdict"] == "inconclusive"
+    assert stats.sentence(row) == ("inconclusive: +2.00 [-0.48, +4.48], Holm p 0.0742, "
+                                   "TOST p 0.939, MDE 3.26 (n = 3)")
+
+
+def test_holm_by_hand():
+    """p = 0.01, 0.04, 0.03 (m = 3). Sorted: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04,
+    raised to the running maximum 0.06. Adjusted: 0.03, 0.06, 0.06."""
+    out = stats.holm(pd.Series([0.01, 0.04, np.nan, 0.03]))
+    assert out.iloc[[0, 1, 3]].tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert np.isnan(out.iloc[2])  # a missing p stays missing and does not count in m
+
+
+def _field(rng: np.random.Generator, seeds: int = 5) -> pd.DataFrame:
+    finals = {"ce": 0.8 + 0.01 * rng.standard_normal(seeds)}
+    for i, shift in enumerate([0.0, 0.002, 0.01, -0.02, 0.03]):
+        finals[f"m{i}"] = finals["ce"] + shift + 0.004 * rng.standard_normal(seeds)
+        finals[f"m{i}-tuned"] = finals["ce"] + shift + 0.004 * rng.standard_normal(seeds)
+    return _runs({k: list(v) for k, v in finals.items()})
+
+
+def test_every_column_agrees_with_scipy_and_statsmodels():
+    runs = _field(np.random.default_rng(3))
+    margin = 0.7
+    table = stats.paired(runs, "final_test_top1", stats.Analysis(margin=margin), scale=100)
+    assert set(table["setting"]) == {"reference", "tuned", "tuned vs reference"}
+    for family, g in table.groupby("family"):
+        assert family.startswith("digits/cnn8/")
+        assert g["p_holm"].tolist() == pytest.approx(
+            multipletests(g["p_value"], method="holm")[1].tolist())
+        assert g["p_tost_holm"].tolist() == pytest.approx(
+            multipletests(g["p_tost"], method="holm")[1].tolist())
+    wide = runs.pivot(index="seed", columns="variant", values="final_test_top1") * 100
+    for _, r in table.iterrows():
+        x, y = wide[r["variant"]], wide[r["baseline"]]
+        assert r["p_value"] == pytest.approx(sps.ttest_rel(x, y).pvalue)
+        assert r["p_tost"] == pytest.approx(ttost_paired(x.to_numpy(), y.to_numpy(),
+                                                         -margin, margin)[0])
+        sd = (x - y).std(ddof=1)
+        assert r["mde"] == pytest.approx(sd * TTestPower().solve_power(
+            nobs=5, alpha=0.05, power=0.8, effect_size=None))
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), seeds=st.integers(2, 8),
+       family=st.sampled_from([("dataset", "arch", "setting"), ("dataset",), ()]),
+       margin=st.floats(0.05, 3))
+def test_verdict_invariants(seed, seeds, family, margin):
+    runs = _field(np.random.default_rng(seed), seeds)
+    a = stats.Analysis(family=family, margin=margin)
+    table = stats.paired(runs, "final_test_top1", a, scale=100)
+    ok = table["p_value"].notna()
+    assert (table.loc[ok, "p_holm"] >= table.loc[ok, "p_value"] - 1e-12).all()
+    assert (table.loc[ok, "p_tost_holm"] >= table.loc[ok, "p_tost"] - 1e-12).all()
+    assert set(table["verdict"]) <= set(stats.VERDICTS)
+    decided = table[table["verdict"].isin(["better", "worse"])]
+    assert (decided["p_holm"] < 0.05).all()
+    assert ((decided["verdict"] == "better") == (decided["mean_diff"] > 0)).all()
+    equivalent = table[table["verdict"] == "equivalent"]
+    assert (equivalent["p_tost_holm"] < 0.05).all()
+    # equivalence at 5% implies the 90% interval lies inside the margin, so the mean does too
+    assert (equivalent["mean_diff"].abs() < margin).all()
+    assert table["family"].nunique() == {(): 1, ("dataset",): 1}.get(family, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=12))
+def test_bounded_interval_stays_inside_the_metric(values):
+    mean, low, high = stats.bounded_interval(values)
+    assert min(values) - 1e-12 <= low <= mean + 1e-12
+    assert mean - 1e-12 <= high <= max(values) + 1e-12
+
+
+def test_accuracy_intervals_near_100_stay_below_100():
+    runs = _runs({"ce": [1.0, 0.99, 1.0], "lsr": [0.2, 0.0, 0.01]})
+    s = stats.summarize(runs, "final_test_top1").set_index("variant")
+    assert s.loc["ce", "ci_high"] <= 1.0 and s.loc["lsr", "ci_low"] >= 0.0
+    lo, hi = stats.t_interval(np.array([1.0, 0.99, 1.0]))[1:]  # what the t-interval would say
+    assert hi > 1.0
+
+
+def test_rank_uncertainty_of_a_clear_winner_and_a_coin_flip():
+    runs = _runs({"ce": [0.80, 0.81, 0.82, 0.83], "best": [0.90, 0.91, 0.92, 0.93],
+                  "a": [0.70, 0.72, 0.70, 0.72], "b": [0.72, 0.70, 0.72, 0.70]})
+    r = stats.rank_uncertainty(runs, "final_test_top1").set_index("variant")
+    assert r.loc["best", ["rank", "rank_low", "rank_high"]].tolist() == [1, 1, 1]
+    assert r.loc["best", "p_first"] == 1.0 and r.loc["ce", "p_first"] == 0.0
+    assert r.loc["best", "p_improvement"] == 1.0 and r.loc["a", "p_improvement"] == 0.0
+    # a and b tie on the mean (rank 3 both) and swap places under resampling
+    assert r.loc["a", "rank"] == r.loc["b", "rank"] == 3
+    assert r.loc["a", "rank_low"] == 3 and r.loc["a", "rank_high"] == 4
+    again = stats.rank_uncertainty(runs, "final_test_top1").set_index("variant")
+    pd.testing.assert_frame_equal(r, again)  # a fixed bootstrap seed: the same report
+
+
+def test_seeds_needed_and_mde_match_statsmodels():
+    """SD 0.5 points, detect 0.3: effect size 0.6; statsmodels gives n = 23.79, so 24 seeds.
+    At alpha / 10 (Holm's first step over 10 comparisons) more seeds are needed."""
+    assert stats.seeds_needed(0.5, 0.3) == 24
+    assert stats.seeds_needed(0.5, 0.3, alpha=0.005) > 24
+    assert stats.mde(0.5, 24) <= 0.3 < stats.mde(0.5, 23)
+    assert math.isnan(stats.mde(0.5, 1)) and stats.seeds_needed(0.0, 0.3) == 2
+
+
+def test_analysis_settings_are_validated_with_the_key_named():
+    a = stats.Analysis.from_mapping({"family": "dataset,arch", "margin": 1})
+    assert a.family == ("dataset", "arch") and a.margin == 1.0
+    assert stats.Analysis.from_mapping({"family": "all"}).family == ()
+    for bad, key in (({"margin": 0}, "margin"), ({"family": ["seed"]}, "family"),
+                     ({"alpha": 1.5}, "alpha"), ({"bootstrap": 10}, "bootstrap"),
+                     ({"margni": 1}, "margni")):
+        with pytest.raises(ValueError, match=key):
+            stats.Analysis.from_mapping(bad)
+
+
+def test_config_analysis_block_and_report_flags(tmp_path, capsys):
+    text = config.resolve_config_path("quick").read_text()
+    good = tmp_path / "good.yaml"
+    good.write_text(text + "analysis:\n  margin: 0.25\n  family: [dataset, arch]\n")
+    assert config.load_grid(str(good)).analysis_settings().margin == 0.25
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "analysis:\n  margin: -1\n")
+    with pytest.raises(config.ConfigError, match=r"analysis\.margin"):
+        config.load_grid(str(bad))
+    csv = tmp_path / "runs.csv"
+    csv.write_text("run_id,status,kind,dataset,arch,variant,seed\n")
+    assert cli.main(["report", "--from", str(csv), "--margin", "-1",
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "--margin" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def _epochs(runs: pd.DataFrame) -> pd.DataFrame:
+    e = runs.assign(run_id=[f"r{i}" for i in range(len(runs))], status="FINISHED",
+                    kind="train", epoch=1, test_top1=runs["final_test_top1"],
+                    cell_hash=[f"h{i}" for i in range(len(runs))])
+    return e.drop(columns="final_test_top1")
+
+
+def test_plan_sizes_each_comparison_from_the_pilot(tmp_path, capsys):
+    runs = _field(np.random.default_rng(1))
+    frame = plan.plan(_epochs(runs), detect=0.3, seeds=20)
+    table = stats.paired(runs, "final_test_top1", scale=100)
+    assert len(frame) == len(table)
+    for _, r in frame.iterrows():
+        assert r["seeds_needed"] == stats.seeds_needed(r["sd_diff"], 0.3)
+        assert r["seeds_needed_holm"] >= r["seeds_needed"]
+        assert r["mde_planned"] == pytest.approx(stats.mde(r["sd_diff"], 20))
+    csv = tmp_path / "pilot.csv"
+    _epochs(runs).to_csv(csv, index=False)
+    out = tmp_path / "plan.csv"
+    assert cli.main(["plan", "--from", str(csv), "--detect", "0.3", "--seeds", "20",
+                     "--out", str(out), "--variant", "m1"]) == 0
+    text = capsys.readouterr().out
+    assert "m1 − ce" in text and "m2 − ce" not in text and "MDE@20" in text
+    assert set(pd.read_csv(out)["variant"]) == {"m1"}
+    assert cli.main(["plan", "--from", str(csv), "--detect", "0"]) == 2
