@@ -334,6 +334,8 @@ class Tracker:
         """Log the report written under ``folder`` (README, tables, figures) as the artifacts of
         one run (``kind = report``) for ``grid``, and give every training run of that grid a
         description that links to it and to the results view. Returns the report run's id."""
+        for old in self.runs(f"tags.kind = 'report' and tags.grid = '{grid}'"):
+            self.set_tags(old.info.run_id, {"kind": "superseded"})  # one current report a grid
         run_id = self.new_run(f"report {grid}", {"kind": "report", "grid": grid},
                               description=f"The report of grid {grid}: README.md, tables/ and "
                                           "figures/ below (Artifacts).")
@@ -344,7 +346,7 @@ class Tracker:
                 _retry(lambda sub=sub: self.client.log_artifacts(run_id, str(folder / sub), sub))
         _retry(lambda: self.client.set_terminated(run_id, "FINISHED"))
         links = (f"[The grid's report and figures](#/experiments/{self.experiment_id}/runs/"
-                 f"{run_id}/artifacts)")
+                 f"{run_id}/artifacts?workflowType=machine_learning)")
         if view_key:
             links += (f" · [all results, averaged per variant](#/experiments/"
                       f"{self.experiment_id}/runs?workflowType=machine_learning&"

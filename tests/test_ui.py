@@ -157,12 +157,14 @@ def test_grid_report_is_one_run_that_every_cell_run_links_to(tmp_path, results):
     for run in cells:
         note = run.data.tags["mlflow.note.content"]
         assert run.data.tags["report_run"] == rid
-        assert f"/runs/{rid}/artifacts)" in note and "viewStateShareKey=" + ui.VIEW_KEY in note
+        assert f"/runs/{rid}/artifacts?workflowType=machine_learning)" in note
+        assert "viewStateShareKey=" + ui.VIEW_KEY in note
         assert note.startswith("ce (ce") or note.startswith("lsr (lsr")
     # a second report replaces the links instead of piling them up
     assert cli.main(["grid", path, "--results", str(results), "--quiet", "--workers", "1"]) == 0
     note = t.runs("tags.kind = 'train'")[0].data.tags["mlflow.note.content"]
     assert note.count("[The grid's report") == 1
+    assert len(t.runs("tags.kind = 'report'")) == 1  # the older report is superseded
 
 
 def test_a_finished_grid_cell_is_tagged_kind_train(results):
