@@ -229,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_data(cells, rt) -> None:
+    """Load each dataset of the cells once (a missing or inconsistent file, or a split that
+    leaves a class without validation images, is one line) before any store is written."""
+    from . import runner
+
+    for settings in {c.data.name: c.data for c in cells}.values():
+        runner.load_data(settings, rt.data_root)
+
+
 def _analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="read the statistics settings from this grid config's "
                                      "analysis: block (flags below override it)")
@@ -266,6 +275,7 @@ def runtime(args) -> Runtime:
     cells_per_gpu = getattr(args, "cells_per_gpu", 1)
     if cells_per_gpu < 1:
         raise UsageError("--cells-per-gpu must be >= 1")
+    _writable(Path(args.results), create=False)  # read-only results: one line, before any work
     rt = Runtime(args.results, args.tracking_uri, args.data_root, args.device,
                  checkpoint_seconds=args.checkpoint_every, cells_per_gpu=cells_per_gpu)
     if cells_per_gpu > 1 and not rt.gpus():
@@ -397,6 +407,7 @@ def cmd_grid(args) -> int:
             print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
         return 0
     rt = runtime(args)
+    check_data(cells, rt)
     tracker = rt.tracker()
     workers = args.workers or rt.default_workers(len(cells))
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
@@ -441,6 +452,7 @@ def cmd_tune(args) -> int:
             print(line)
         return 0
     rt = runtime(args)
+    check_data([d.spec for d in defs], rt)
     if "://" in storage:  # an RDB URL that cannot be opened fails before the store is touched
         tune.open_storage(storage, args.results)
     tracker = rt.tracker()
@@ -529,6 +541,8 @@ def cmd_report(args) -> int:
     out = Path(args.out or args.results)
     analysis = analysis_settings(args)
     epochs, source = _pilot(args)
+    if epochs.empty or not (epochs["kind"] == "train").any():
+        raise UsageError(f"no runs in {source}: nothing to report")
     _writable(out)
     written = report.build(epochs, out, source=source, analysis=analysis)
     print(f"report: {len(written)} files under {out}/ (see {out}/README.md)")
@@ -578,6 +592,8 @@ def _store_uri(args) -> str:
     if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
         raise UsageError(f"no tracking store at {Path(args.results) / 'mlflow.db'}; run a "
                          "grid first or pass --tracking-uri / --from")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise UsageError(f"--tracking-uri {uri}: no such store (reading never creates one)")
     tracking.check_uri(uri)
     tracking.relocate(uri, args.results)
     return uri
@@ -605,10 +621,21 @@ def _read_runs_csv(path: Path):
     return frame
 
 
-def _writable(folder: Path) -> None:
-    """Create ``folder`` and check it can be written, before any work is done."""
+def _writable(folder: Path, create: bool = True) -> None:
+    """Check ``folder`` can be written, before any work is done: created and probed with a
+    temporary file, or with ``create=False`` (nothing written yet) its nearest existing folder
+    checked for write permission."""
+    import os
     import tempfile
 
+    if not create:
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+            raise UsageError(f"cannot create the results folder {folder}: {existing} is not a "
+                             "writable folder")
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()
@@ -621,8 +648,10 @@ def cmd_export(args) -> int:
 
     uri = _store_uri(args)
     out = Path(args.out or Path(args.results) / "runs.csv")
-    _writable(out.parent)
     frame = load.epochs_from_tracking(uri)
+    if frame.empty:
+        raise UsageError(f"no runs in {uri}: nothing to export")
+    _writable(out.parent)
     tmp = out.with_name(f".{out.name}.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(out)

@@ -308,10 +308,35 @@ def resolve_config_path(name_or_path: str) -> Path:
     return shipped[name_or_path]
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that rejects a key given twice in one mapping (at any depth): YAML
+    itself keeps the last value silently, so a config would run something other than written."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{self.name}: line {key_node.start_mark.line + 1}: key "
+                                  f"{key!r} given twice (first on line {seen[key]}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """A config file's YAML, safe-loaded with duplicate keys rejected."""
+    loader = _UniqueKeyLoader(path.read_text())
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_grid(name_or_path: str) -> GridConfig:
     path = resolve_config_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -380,6 +405,7 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
 
     variants = _parse_variants(raw["methods"], path, list(architectures))
     tune = _parse_tune(raw.get("tune"), path)
+    _check_space(tune.get("space") or {}, variants, f"{path}: tune.space")
     grid = GridConfig(name=str(raw.get("name") or Path(path).stem), path=path,
                       seeds=tuple(seeds), datasets=datasets, architectures=architectures,
                       variants=tuple(variants), train=train, data_root=raw.get("data_root"),
@@ -405,6 +431,28 @@ def _parse_analysis(raw: Any, path: str) -> dict[str, Any]:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return dict(raw)
+
+
+def _check_space(space: Mapping[str, Any], variants: list[Variant], where: str) -> None:
+    """Each narrowed search range names a hyperparameter some method of the config searches,
+    and both bounds are values that parameter accepts."""
+    searched: dict[str, list] = {}
+    for v in variants:
+        for name, param in methods.get(v.method).search_space().items():
+            searched.setdefault(name, []).append((v.method, param))
+    if not searched:  # nothing to tune at all: `tune` says so itself
+        return
+    for name, (low, high) in space.items():
+        if name not in searched:
+            raise ConfigError(f"{where}.{name}: no method of this config searches {name!r}; "
+                              f"searched: {', '.join(sorted(searched)) or '(none)'}")
+        for method, param in searched[name]:
+            for bound in (low, high):
+                try:
+                    param.check(name, bound)
+                except methods.MethodError as e:
+                    raise ConfigError(f"{where}.{name}: {bound!r} is outside what {method} "
+                                      f"accepts ({e})") from None
 
 
 def _parse_tune(raw: Any, path: str) -> dict[str, Any]:

@@ -114,6 +114,9 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes; {ndim} dimensions "
+                        f"need {4 + 4 * ndim}); get the file again")
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -137,6 +140,10 @@ def load_fashion_mnist(root: Path | None = None) -> Arrays:
         found = {k: _find_idx(folder, stem) for k, stem in FASHION_FILES.items()}
         if all(found.values()):
             arr = {k: read_idx(p) for k, p in found.items()}
+            for x, y in (("train_x", "train_y"), ("test_x", "test_y")):
+                if len(arr[x]) != len(arr[y]):
+                    raise DataError(f"{found[x]}: {len(arr[x])} images but {found[y].name} has "
+                                    f"{len(arr[y])} labels; the files do not belong together")
             return (arr["train_x"][:, None], arr["train_y"].astype(np.int64),
                     arr["test_x"][:, None], arr["test_y"].astype(np.int64))
     raise _missing("fashion-mnist", folders,
@@ -291,6 +298,20 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
+def check_split(name: str, labels: np.ndarray, val_fraction: float) -> None:
+    """Every class keeps at least one validation and one training image, else one line naming
+    the class and the smallest fraction that works."""
+    classes, counts = np.unique(labels, return_counts=True)
+    for c, n in zip(classes, counts):
+        take = int(round(val_fraction * n))
+        if take < 1 or take >= n:
+            side = "no validation image" if take < 1 else "no training image"
+            low, high = 0.5 / n, 1 - 0.5 / n
+            raise DataError(f"{name}: val_fraction {val_fraction:g} leaves class {c} ({n} "
+                            f"training images) with {side}; use a value in "
+                            f"[{low:.3g}, {high:.3g}] or a larger train_subset")
+
+
 @dataclass
 class TensorData:
     """A dataset on one device: uint8 images (N, C, H, W) and int64 labels per split."""
@@ -327,6 +348,7 @@ def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
     if train_subset and train_subset < len(ty):
         keep = stratified_indices(ty, train_subset / len(ty), seed=split_seed + 1)
         tx, ty = tx[keep], ty[keep]
+    check_split(name, ty, val_fraction)
     val = stratified_indices(ty, val_fraction, seed=split_seed)
     train = np.setdiff1d(np.arange(len(ty)), val)
     as_t = torch.from_numpy

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,13 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
         c, h, _ = dataset.image_shape
         teacher_model = teachers.load_model(path, spec.arch, c, dataset.num_classes, h, dev)
     workdir.mkdir(parents=True, exist_ok=True)
+    bad = train.quarantine_checkpoint(workdir)
+    if bad is not None:
+        moved, why = bad
+        note = (f"{workdir / train.CHECKPOINT} could not be read ({why[:200]}); moved to "
+                f"{moved}; the cell restarts from epoch 0")
+        print(f"drkd-bench: {spec.key}: {note}", file=sys.stderr, flush=True)
+        tags["checkpoint_reset"] = note
     run_id, already_logged = tracker.start(
         spec.hash, spec.key, tags, cell_params(spec),
         checkpoint_epochs=train.checkpoint_epochs(workdir, spec),

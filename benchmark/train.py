@@ -289,6 +289,27 @@ class Checkpoint:
                      "history": history}, self.path)
 
 
+def quarantine_checkpoint(workdir: Path) -> tuple[Path, str] | None:
+    """When ``workdir/last.pt`` cannot be read (a truncated or foreign file), move it aside to
+    ``<workdir>.last.pt.corrupt-<time>`` beside the work folder (which a finished cell removes)
+    so that the cell restarts from scratch; returns (new path, why) or None when the file is
+    readable or absent."""
+    path = workdir / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if not isinstance(state, dict) or "history" not in state:
+            raise ValueError("not a drkd-bench checkpoint")
+        return None
+    except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors alike: set it aside
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        target = workdir.parent / (f"{workdir.name}.{CHECKPOINT}.corrupt-"
+                                   f"{time.strftime('%Y%m%d-%H%M%S')}")
+        path.replace(target)
+        return target, why
+
+
 def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
     """Epochs held by the resume checkpoint of ``spec`` in ``workdir`` (0 if none)."""
     return Checkpoint(workdir, spec.hash).epochs()

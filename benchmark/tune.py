@@ -137,6 +137,8 @@ def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Va
     url = storage or grid.tune.get("storage") or default_storage()
     hint = (f"no tuned values for study {name!r} in {url}; run: drkd-bench tune {grid.path} "
             f"--method {variant.method}")
+    if "://" not in url and not Path(url).is_file():  # reading must not create a journal
+        raise ConfigError(hint)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:

@@ -162,6 +162,10 @@ INVALID = [
      "not in architectures"),
     ({**TINY, "methods": [{"method": "drkd", "hyperparameters": "best"}]}, "'tuned'"),
     ({**TINY, "methods": []}, "non-empty list"),
+    ({**TINY, "methods": ["lsr"], "tune": {"space": {"smoothnig": [0.1, 0.3]}}},
+     "no method of this config searches 'smoothnig'; searched: smoothing"),
+    ({**TINY, "methods": ["lsr"], "tune": {"space": {"smoothing": [0.1, 1.5]}}},
+     "1.5 is outside what lsr accepts"),
     ("just a string", "mapping at the top level"),
 ]
 
@@ -175,6 +179,32 @@ def test_invalid_config_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsy
     assert needle in err, err
     assert err.count("\n") == 1 and "bad.yaml" in err
     assert not results.exists()
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("seeds: [0]\nseeds: [1]\n", "key 'seeds' given twice (first on line 1)"),
+    ("train:\n  epochs: 2\n  lr: 0.1\n  epochs: 3\n", "line 4: key 'epochs' given twice"),
+    ("methods:\n  - {method: drkd, alpha: 0.5, alpha: 0.9}\n", "key 'alpha' given twice"),
+])
+def test_a_key_given_twice_at_any_depth_is_one_line(tmp_path, capsys, text, needle):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text + "datasets: [digits]\narchitectures: [mlp]\n"
+                    + ("" if text.startswith("seeds") else "seeds: [0]\n")
+                    + ("" if "methods" in text else "methods: [ce]\n"))
+    results = tmp_path / "results"
+    assert cli.main(["grid", str(path), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "dup.yaml" in err and err.count("\n") == 1, err
+    assert not results.exists()
+
+
+def test_a_split_that_empties_a_class_fails_before_anything_is_written(tmp_path, capsys):
+    path = write(tmp_path, {**TINY, "datasets": {"digits": {"val_fraction": 0.001}}}, "s.yaml")
+    results = tmp_path / "results"
+    assert cli.main(["grid", path, "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert "val_fraction 0.001 leaves class 0 (" in err and "no validation image" in err, err
+    assert err.count("\n") == 1 and not results.exists()
 
 
 def test_not_yaml_is_one_line(tmp_path, capsys):

@@ -248,6 +248,33 @@ def test_corrupt_idx_files_name_the_file(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "results").exists()
 
 
+def _fashion_files(folder):
+    from test_data import make_fashion
+
+    make_fashion(folder, n_train=60, n_test=20, gz=False)
+    return {k: folder / stem for k, stem in data.FASHION_FILES.items()}
+
+
+def test_an_idx_file_with_a_truncated_header_names_the_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "none")
+    files = _fashion_files(tmp_path / "data" / "fashion-mnist")
+    files["train_x"].write_bytes(bytes([0, 0, 8, 3, 0, 0]))  # 3 dimensions, 2 bytes of them
+    err = one_line_error(capsys, _cli_train("fashion-mnist", tmp_path / "data", tmp_path))
+    assert "train-images-idx3-ubyte: truncated IDX header" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_idx_images_and_labels_that_disagree_name_the_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "none")
+    from test_data import write_idx
+
+    files = _fashion_files(tmp_path / "data" / "fashion-mnist")
+    write_idx(files["train_y"], np.arange(50) % 10, gz=False)  # 60 images, 50 labels
+    err = one_line_error(capsys, _cli_train("fashion-mnist", tmp_path / "data", tmp_path))
+    assert "60 images but train-labels-idx1-ubyte has 50 labels" in err
+    assert not (tmp_path / "results").exists()
+
+
 def test_corrupt_cifar_pickle_names_the_file(tmp_path, capsys):
     folder = tmp_path / "data" / "cifar-100-python"
     folder.mkdir(parents=True)
@@ -316,3 +343,50 @@ def test_console_errors_carry_no_traceback_for_a_bad_tracking_uri(tmp_path):
                           "foo://x", "--out", str(tmp_path / "o")], capture_output=True,
                          text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+# --- round three: bad stores, bad checkpoints ---------------------------------------------------
+
+def test_an_unreadable_checkpoint_is_set_aside_and_the_cell_restarts(results, capsys):
+    t = tracking.Tracker(results=results)
+    s = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 2})
+    workdir = results / "checkpoints" / s.hash
+    workdir.mkdir(parents=True)
+    (workdir / train.CHECKPOINT).write_bytes(b"this is not a checkpoint")
+    runner.run_cell(s, t)
+    err = capsys.readouterr().err
+    assert f"{s.key}: {workdir / train.CHECKPOINT} could not be read" in err
+    run = t.finished(s.hash)
+    assert run is not None and "restarts from epoch 0" in run.data.tags["checkpoint_reset"]
+    assert len(list(results.glob(f"checkpoints/{s.hash}.last.pt.corrupt-*"))) == 1
+    clean = tracking.Tracker(results=results.parent / "clean")
+    runner.run_cell(s, clean)  # the same metrics as a cell that never had a bad file
+    assert run.data.metrics["test_top1"] == clean.finished(s.hash).data.metrics["test_top1"]
+
+
+def test_export_and_report_of_an_empty_store_say_so_and_write_nothing(results, tmp_path, capsys):
+    tracking.Tracker(results=results)  # a store with no run
+    out = tmp_path / "out"
+    err = one_line_error(capsys, cli.main(["export", "--results", str(results), "--out",
+                                           str(out / "runs.csv")]))
+    assert "no runs in" in err and not out.exists()
+    err = one_line_error(capsys, cli.main(["report", "--results", str(results), "--out",
+                                           str(out)]))
+    assert "no runs in" in err and not out.exists()
+
+
+def test_reading_a_store_that_does_not_exist_never_creates_it(tmp_path, capsys):
+    db = tmp_path / "nothing.db"
+    for command in (["report", "--out", str(tmp_path / "o")], ["export"], ["ui"]):
+        err = one_line_error(capsys, cli.main([*command, "--tracking-uri", f"sqlite:///{db}",
+                                               "--results", str(tmp_path / "r")]))
+        assert "no such store" in err and not db.exists(), command
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_grid_asking_for_missing_tuned_values_leaves_no_journal(tmp_path, capsys):
+    path = write_cfg(tmp_path, methods=[{"method": "lsr", "hyperparameters": "tuned"}])
+    results = tmp_path / "results"
+    err = one_line_error(capsys, cli.main(["grid", path, "--results", str(results)]))
+    assert "no tuned values" in err
+    assert not (results / "optuna.journal").exists() and not results.exists()
