@@ -19,6 +19,9 @@ IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arc
             "variant", "seed", "teacher_source", "fidelity", "study", "trial", "state",
             "failure_reason"]
 
+#: Provenance tags exported beside ``version.*`` (what ``drkd-bench reproduce`` compares).
+ENVIRONMENT_TAGS = ("device", "threads", "python", "platform", "cpu", "git_commit")
+
 #: Metric names written before the diagnostics were named by their methods (``diag_<name>``).
 LEGACY_COLUMNS = {"rectification_rate": "diag_rectified", "teacher_train_acc": "diag_teacher_top1"}
 
@@ -51,7 +54,8 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
             base.update({key: tags.get(key, "") for key in IDENTITY[3:]})
             base["seed"] = int(tags["seed"]) if tags.get("seed", "").lstrip("-").isdigit() else -1
             base.update({f"param.{k}": v for k, v in sorted(params.items())})
-            base.update({f"tag.{k}": v for k, v in sorted(tags.items()) if k.startswith("diag.")})
+            base.update({f"tag.{k}": v for k, v in sorted(tags.items())
+                         if k.startswith(("diag.", "version.")) or k in ENVIRONMENT_TAGS})
             history = []
             if run.info.status == "FINISHED" and base["kind"] == "train":
                 try:

@@ -201,6 +201,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the plan as CSV here")
     _analysis_flags(p)
 
+    p = sub.add_parser("reproduce", help="retrain a sample of a published edition's cells and "
+                                         "check their final metrics bit for bit",
+                       description="Rebuild cells of a published edition from the parameters "
+                                   "their runs recorded (each must hash to its recorded cell "
+                                   "hash), retrain them (and any pretrained self-teacher) in a "
+                                   "temporary store on the CPU with one thread, and print per "
+                                   "cell whether the final metrics are bit-identical, their "
+                                   "difference otherwise, and what differs in the environment. "
+                                   "Exit code 0 when every cell is identical, 1 otherwise.",
+                       epilog="example: drkd-bench reproduce results/published/"
+                              "fashion-mnist-field --cells 5",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("edition", help="an edition's folder (holding runs.csv) or a runs CSV")
+    p.add_argument("--cells", type=int, default=3, metavar="N",
+                   help="how many cells to draw at random (default 3)")
+    p.add_argument("--cell", action="append", default=[], metavar="KEY",
+                   help="a cell to retrain, e.g. fashion-mnist/mlp/ce/seed0 (repeatable; "
+                        "instead of a random draw)")
+    p.add_argument("--seed", type=int, default=0, help="the random draw's seed (default 0)")
+    p.add_argument("--data-root", help="where datasets are looked for (also $DRKD_DATA)")
+
     p = sub.add_parser("export", help="one CSV of every run (cell key, params, per-epoch "
                                       "metrics)")
     p.add_argument("--tracking-uri")
@@ -643,6 +664,27 @@ def _writable(folder: Path, create: bool = True) -> None:
         raise UsageError(f"cannot write to {folder}: {e.strerror or e}") from None
 
 
+def cmd_reproduce(args) -> int:
+    from . import reproduce
+
+    path = Path(args.edition)
+    csv = path / "runs.csv" if path.is_dir() else path
+    if args.cells < 1:
+        raise UsageError("--cells must be >= 1")
+    frame = _read_runs_csv(csv)
+    started = time.perf_counter()
+    results = reproduce.run(frame, args.cell, args.cells, args.seed, args.data_root)
+    same = 0
+    for cell, new in results:
+        ok, line = reproduce.verdict_line(cell, new)
+        same += ok
+        print(line)
+    print(f"{same} of {len(results)} identical ({time.perf_counter() - started:.0f}s)")
+    for line in reproduce.environment(frame):
+        print(f"  environment: {line}")
+    return 0 if same == len(results) else 1
+
+
 def cmd_export(args) -> int:
     from analysis import load
 
@@ -701,7 +743,7 @@ def cmd_download(args) -> int:
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "tune": cmd_tune,
             "speed": cmd_speed,
-            "report": cmd_report, "plan": cmd_plan,
+            "report": cmd_report, "plan": cmd_plan, "reproduce": cmd_reproduce,
             "export": cmd_export, "ui": cmd_ui, "download": cmd_download}
 
 

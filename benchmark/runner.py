@@ -90,6 +90,7 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
     tspec = spec.teacher_spec()
     dataset = load_data(spec.data, rt.data_root).to(dev)
     tags = {**spec.tags(), "kind": "train", "device": train.device_name(dev),
+            "threads": str(train.torch.get_num_threads()),
             **(extra_tags or {})}
     if tspec is not None:
         found = tracker.teacher_checkpoint(tspec.hash, workdir / "teacher")

@@ -98,9 +98,22 @@ def _retry(fn: Callable[[], Any], tries: int = 8) -> Any:
 
 
 @lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The processor's model name (the CPU kernels, and so the last bits of a result, depend on
+    it), as Linux reports it; the platform's word elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict[str, str]:
     """Git commit, package versions and platform, logged as tags with every run."""
-    tags = {"python": platform.python_version(), "platform": platform.platform()}
+    tags = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu": cpu_model()}
     for pkg in ("drkd-bench", "torch", "torchvision", "timm", "numpy", "mlflow", "optuna"):
         try:
             tags[f"version.{pkg}"] = metadata.version(pkg)

@@ -1,0 +1,193 @@
+"""``drkd-bench reproduce``: retrain a sample of a published edition's cells in a temporary store
+and say, per cell, whether its final metrics are bit-identical to the published ones.
+
+Each cell is rebuilt from the parameters its run recorded (``param.*`` columns of the edition's
+``runs.csv``) and must hash to the recorded ``cell_hash``, so the retrained run is the published
+cell and not a look-alike. Cells that need a pretrained self-teacher train it first, as the grid
+does. The comparison is exact (the runs.csv holds full-precision ``metrics.json`` values); any
+difference is printed with the environment it was measured in.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import random
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import ConfigError, RunSpec, make_spec
+
+#: The final-epoch values compared (those every run records).
+METRICS = ("train_loss", "val_top1", "val_nll", "test_top1", "test_nll", "test_ece")
+PACKAGES = ("torch", "numpy", "drkd-bench")
+
+
+def _value(text: Any) -> Any:
+    """A recorded parameter back into a value (the inverse of ``tracking.param_text``)."""
+    if isinstance(text, float) and math.isnan(text):
+        return None
+    if not isinstance(text, str):  # pandas read it as a number (a column with gaps: a float)
+        value = text.item() if hasattr(text, "item") else text
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+    if text in ("none", ""):
+        return None
+    if text in ("true", "True", "false", "False"):
+        return text.lower() == "true"
+    if "," in text:
+        return [_value(t) for t in text.split(",")]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def spec_from_params(params: dict[str, Any]) -> RunSpec:
+    """The cell a run recorded, rebuilt from its ``param.*`` values (without the prefix)."""
+    get = {k: _value(v) for k, v in params.items()}
+    train = {k[len("train."):]: v for k, v in get.items() if k.startswith("train.")}
+    if train.get("milestones") is None:
+        train["milestones"] = []
+    elif not isinstance(train["milestones"], list):
+        train["milestones"] = [train["milestones"]]
+    data = {k[len("data."):]: v for k, v in get.items()
+            if k.startswith("data.") and k != "data.name"}
+    if data.get("augment") is not None:
+        raise ConfigError("a cell with a custom augment setting cannot be rebuilt from its "
+                          "recorded parameters")
+    for key in [k for k, v in data.items() if v is None and k != "train_subset"]:
+        data.pop(key)
+    hp = {k[len("hp."):]: v for k, v in get.items() if k.startswith("hp.") and v is not None}
+    return make_spec(get["dataset"], get["arch"], get["method"], int(get["seed"]), hp, train,
+                     str(get["variant"]), **data)
+
+
+@dataclass
+class Cell:
+    key: str
+    spec: RunSpec
+    published: dict[str, float]
+    threads: int | None = None  # the CPU threads its run recorded (None: not recorded)
+
+
+def published_cells(frame: pd.DataFrame) -> list[Cell]:
+    """Every finished training run of an exported runs frame that rebuilds to its own hash."""
+    runs = frame[(frame["kind"] == "train") & (frame["status"] == "FINISHED")]
+    out = []
+    for _, g in runs.groupby("run_id", sort=False):
+        g = g.sort_values("epoch")
+        first, last = g.iloc[0], g.iloc[-1]
+        params = {c[len("param."):]: first[c] for c in g.columns if c.startswith("param.")}
+        try:
+            spec = spec_from_params(params)
+        except (ConfigError, KeyError, ValueError) as e:
+            raise ConfigError(f"{first['cell_key']}: cannot rebuild the cell from its recorded "
+                              f"parameters ({e})") from None
+        if spec.hash != first["cell_hash"]:
+            raise ConfigError(f"{first['cell_key']}: its recorded parameters hash to "
+                              f"{spec.hash}, not to the recorded {first['cell_hash']}")
+        threads = first.get("tag.threads")
+        out.append(Cell(str(first["cell_key"]), spec,
+                        {m: float(last[m]) for m in METRICS if m in g and pd.notna(last[m])},
+                        int(threads) if pd.notna(threads) else None))
+    return sorted(out, key=lambda c: c.key)
+
+
+def choose(cells: list[Cell], keys: list[str], count: int, seed: int) -> list[Cell]:
+    """The cells named by ``keys``, or a seeded random sample of ``count``."""
+    if keys:
+        by_key = {c.key: c for c in cells}
+        missing = [k for k in keys if k not in by_key]
+        if missing:
+            raise ConfigError(f"--cell {missing[0]!r} is not a finished cell of this edition; "
+                              f"e.g. {', '.join(sorted(by_key)[:3])}")
+        return [by_key[k] for k in keys]
+    return sorted(random.Random(seed).sample(cells, min(count, len(cells))), key=lambda c: c.key)
+
+
+def environment(frame: pd.DataFrame) -> list[str]:
+    """What differs between the environment the edition recorded and this one (version tags,
+    device, Python), or that the edition recorded none."""
+    from .tracking import cpu_model
+
+    now = {f"version.{p}": _version(p) for p in PACKAGES}
+    now.update({"python": platform.python_version(), "device": "cpu", "cpu": cpu_model()})
+    lines = []
+    for key, value in now.items():
+        column = f"tag.{key}"
+        if column not in frame:
+            lines.append(f"{key}: now {value}, not recorded by the edition")
+            continue
+        was = sorted(set(frame[column].dropna().astype(str)))
+        if was != [value]:
+            lines.append(f"{key}: now {value}, recorded {', '.join(was)}")
+    return lines
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: str | None,
+        say=print) -> list[tuple[Cell, dict[str, float]]]:
+    """Retrain the chosen cells (and their teachers) in a temporary store, with the CPU threads
+    the cells recorded (one when they recorded none: the grid's default per worker), and return
+    each cell with its new final metrics."""
+    from analysis import load
+
+    from . import grid
+    from .runtime import Runtime
+
+    chosen = choose(published_cells(frame), keys, count, seed)
+    specs: dict[str, RunSpec] = {}
+    for c in chosen:
+        teacher = c.spec.teacher_spec()
+        if teacher is not None:
+            specs.setdefault(teacher.hash, teacher)
+        specs.setdefault(c.spec.hash, c.spec)
+    from .runner import load_data
+
+    for settings in {s.data.name: s.data for s in specs.values()}.values():
+        load_data(settings, data_root)  # a missing dataset: one line, before anything else
+    recorded = {c.threads for c in chosen} - {None}
+    threads = max(recorded) if recorded else 1
+    with tempfile.TemporaryDirectory(prefix="drkd-reproduce-") as tmp:
+        rt = Runtime(results=tmp, data_root=data_root, device="cpu", threads=threads)
+        rt.apply()
+        tracker = rt.tracker()
+        say(f"retraining {len(chosen)} cells ({len(specs) - len(chosen)} teachers first) in "
+            f"{tmp}, on the CPU with {threads} thread(s)"
+            + ("" if recorded else " (the cells recorded no thread count)"))
+        grid.run(list(specs.values()), tracker, rt, workers=1, quiet=True)
+        epochs = load.epochs_from_tracking(tracker.uri)
+    runs = load.runs_from_epochs(epochs[(epochs["kind"] == "train")
+                                        & (epochs["status"] == "FINISHED")])
+    by_hash = {row["cell_hash"]: row for _, row in runs.iterrows()}
+    out = []
+    for c in chosen:
+        row = by_hash.get(c.spec.hash)
+        new = {} if row is None else {m: float(row[f"final_{m}"]) for m in c.published
+                                      if f"final_{m}" in row}
+        out.append((c, new))
+    return out
+
+
+def verdict_line(cell: Cell, new: dict[str, float]) -> tuple[bool, str]:
+    """(identical?, one line): bit-identical, or each differing metric with its difference."""
+    if not new:
+        return False, f"{cell.key}: did not finish"
+    diffs = [(m, new[m] - v) for m, v in cell.published.items() if new.get(m) != v]
+    if not diffs:
+        return True, (f"{cell.key}: identical ({len(cell.published)} final metrics bit for bit; "
+                      f"test top-1 {100 * cell.published['test_top1']:.2f}%)")
+    text = ", ".join(f"{m} {d:+.3g}" for m, d in diffs)
+    return False, f"{cell.key}: differs: {text}"
