@@ -15,7 +15,6 @@ import random
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
