@@ -110,7 +110,7 @@ def _final_metrics(results):
 
 
 def test_sigkilled_grid_resumes_every_cell_exactly_once_with_identical_metrics(tmp_path):
-    cfg = {**TINY, "seeds": [0], "architectures": ["cnn8"], "train": {"epochs": 30}}
+    cfg = {**TINY, "seeds": [0], "architectures": ["cnn8"], "train": {"epochs": 12}}
     path = write(tmp_path, cfg)
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
