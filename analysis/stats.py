@@ -224,7 +224,8 @@ def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0
     """The fewest pairs (seeds, at least 2) with which a two-sided paired t-test at ``alpha``
     detects a true mean difference ``detect`` with probability ``power``, for pairs of SD
     ``sd``: the smallest integer n whose power (statsmodels' ``TTestPower().power``) reaches
-    ``power``, found by doubling then bisection (power grows with n). ``most`` caps the search."""
+    ``power``, found by doubling then bisection (power grows with n). ``most`` caps the search.
+    (statsmodels' own ``solve_power`` for ``nobs`` fails to converge at large effect sizes.)"""
     from statsmodels.stats.power import TTestPower
 
     if not sd > 0:
@@ -232,8 +233,10 @@ def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0
     effect = detect / sd
 
     def enough(n: int) -> bool:
-        return TTestPower().power(effect_size=effect, nobs=n, alpha=alpha,
-                                  alternative="two-sided") >= power
+        got = TTestPower().power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided")
+        # statsmodels answers NaN where the noncentral t's tail underflows, i.e. where the power
+        # is numerically 1: enough, which keeps the search monotone
+        return bool(np.isnan(got) or got >= power)
 
     low, high = 1, 2  # not enough at low (or low < 2), enough at high
     while not enough(high):

@@ -153,6 +153,13 @@ def test_seeds_needed_and_mde_match_statsmodels():
     assert stats.seeds_needed(0.5, 0.3, alpha=0.005) > 24
     assert stats.mde(0.5, 24) <= 0.3 < stats.mde(0.5, 23)
     assert math.isnan(stats.mde(0.5, 1)) and stats.seeds_needed(0.0, 0.3) == 2
+    # where statsmodels' power is NaN (numerically 1) the search stays monotone: SD 0.17, detect
+    # 0.3 at alpha/18 needs 10 seeds (power 0.667 at 8, 0.879 at 10), not the 82 a NaN misled
+    power = TTestPower()
+    n = stats.seeds_needed(0.17, 0.3, alpha=0.05 / 18)
+    assert power.power(effect_size=0.3 / 0.17, nobs=n - 1, alpha=0.05 / 18) < 0.8
+    assert power.power(effect_size=0.3 / 0.17, nobs=n, alpha=0.05 / 18) >= 0.8
+    assert n == 10
 
 
 def test_analysis_settings_are_validated_with_the_key_named():
