@@ -56,9 +56,12 @@ def _executor(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import methods
+
+    known = ", ".join(methods.names())  # what the registry holds, never a list kept by hand
     parser = Parser(prog="drkd-bench", description=__doc__.split("\n")[0] + " A reproducibility "
-                    "benchmark for teacher-free knowledge distillation (CE, LSR, Tf-KD self/reg, "
-                    "DR-KD).", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                    f"benchmark for teacher-free knowledge distillation ({known}).",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -73,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "tiny-imagenet")
     p.add_argument("--arch", help="architecture (default: the dataset's small CNN); timm:<name> "
                                   "for any timm model")
-    p.add_argument("--method", required=True, help="ce, lsr, tfkd-self, tfkd-reg, drkd")
+    p.add_argument("--method", required=True, help=f"one of: {known}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="number of epochs (default 15)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

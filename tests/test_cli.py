@@ -52,6 +52,21 @@ def test_missing_dataset_files_fail_cleanly(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "results").exists()
 
 
+def test_help_lists_every_registered_method():
+    import re
+
+    import methods
+
+    def unwrapped(help_text: str) -> str:  # argparse wraps lines after a hyphen
+        return re.sub(r"-\s+", "-", help_text)
+
+    text = unwrapped(cli.build_parser().format_help())
+    train = unwrapped(cli.build_parser()._subparsers._group_actions[0].choices["train"]
+                      .format_help())
+    for name in methods.names():
+        assert name in text and name in train, name
+
+
 def test_console_script_help_and_error_without_traceback():
     exe = [sys.executable, "-m", "benchmark.cli"]
     out = subprocess.run(exe + ["--help"], capture_output=True, text=True)
