@@ -53,9 +53,6 @@ class Page:
             elif p.suffix == ".md":
                 self.tables.append((rel, what))
 
-    def files(self) -> list[str]:
-        return [rel for rel, _ in self.forests + self.figures + self.tables]
-
 
 def from_tracking(uri: str, out: Path, analysis: stats.Analysis = stats.Analysis()
                   ) -> list[Path]:

@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Rebuild cells of a published edition from the parameters "
                                    "their runs recorded (each must hash to its recorded cell "
                                    "hash), retrain them (and any pretrained self-teacher) in a "
-                                   "temporary store on the CPU with one thread, and print per "
+                                   "temporary store on the CPU with the thread count they "
+                                   "recorded (one when none), and print per "
                                    "cell whether the final metrics are bit-identical, their "
                                    "difference otherwise, and what differs in the environment. "
                                    "Exit code 0 when every cell is identical, 1 otherwise.",
