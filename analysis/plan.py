@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from . import load, stats
+from .tables import PCT
 
-PCT = 100.0
 COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "sd_diff", "mde",
            "mde_planned", "seeds_needed", "seeds_needed_holm", "family_size"]
 

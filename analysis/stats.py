@@ -17,6 +17,7 @@ The arithmetic comes from scipy and statsmodels; ``docs/statistics.md`` explains
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 from dataclasses import dataclass
@@ -51,8 +52,7 @@ class Analysis:
     def from_mapping(cls, values, where: str = "analysis") -> Analysis:
         """Validated settings from a mapping (a config's ``analysis:`` block, or flags);
         ``ValueError`` names the key and what is valid."""
-        known = {f: getattr(cls, f) for f in ("family", "margin", "alpha", "power", "bootstrap",
-                                             "bootstrap_seed", "baseline")}
+        known = [f.name for f in dataclasses.fields(cls)]
         out = {}
         for key, value in dict(values or {}).items():
             if key not in known:

@@ -254,15 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_data(cells, rt) -> None:
-    """Load each dataset of the cells once (a missing or inconsistent file, or a split that
-    leaves a class without validation images, is one line) before any store is written."""
-    from . import runner
-
-    for settings in {c.data.name: c.data for c in cells}.values():
-        runner.load_data(settings, rt.data_root)
-
-
 def _analysis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="read the statistics settings from this grid config's "
                                      "analysis: block (flags below override it)")
@@ -417,7 +408,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from . import config, grid
+    from . import config, grid, runner
 
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
@@ -432,7 +423,7 @@ def cmd_grid(args) -> int:
             print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
         return 0
     rt = runtime(args)
-    check_data(cells, rt)
+    runner.check_data(cells, rt.data_root)
     tracker = rt.tracker()
     workers = args.workers or rt.default_workers(len(cells))
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
@@ -468,7 +459,7 @@ def cmd_tune(args) -> int:
     trials = args.trials if args.trials is not None else int(cfg.tune.get("trials", 20))
     if trials < 1:
         raise UsageError("--trials must be >= 1")
-    from . import tune
+    from . import runner, tune
 
     defs = tune.studies(cfg, args.method)
     storage = args.storage or _storage_default(cfg, args.results)
@@ -477,7 +468,7 @@ def cmd_tune(args) -> int:
             print(line)
         return 0
     rt = runtime(args)
-    check_data([d.spec for d in defs], rt)
+    runner.check_data([d.spec for d in defs], rt.data_root)
     if "://" in storage:  # an RDB URL that cannot be opened fails before the store is touched
         tune.open_storage(storage, args.results)
     tracker = rt.tracker()

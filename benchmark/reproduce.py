@@ -153,10 +153,9 @@ def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: 
         if teacher is not None:
             specs.setdefault(teacher.hash, teacher)
         specs.setdefault(c.spec.hash, c.spec)
-    from .runner import load_data
+    from .runner import check_data
 
-    for settings in {s.data.name: s.data for s in specs.values()}.values():
-        load_data(settings, data_root)  # a missing dataset: one line, before anything else
+    check_data(specs.values(), data_root)  # a missing dataset: one line, before anything else
     recorded = {c.threads for c in chosen} - {None}
     threads = max(recorded) if recorded else 1
     with tempfile.TemporaryDirectory(prefix="drkd-reproduce-") as tmp:

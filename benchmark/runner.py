@@ -36,6 +36,13 @@ def load_data(settings: DataSettings, root: str | None) -> data.TensorData:
                      settings.train_subset, settings.augment)
 
 
+def check_data(specs, root: str | None) -> None:
+    """Load each dataset of ``specs`` once, so that a missing or inconsistent file, or a split
+    that leaves a class without validation images, is one line before any store is written."""
+    for settings in {s.data.name: s.data for s in specs}.values():
+        load_data(settings, root)
+
+
 def epoch_line(spec: RunSpec, row: dict) -> str:
     """One progress line: loss, accuracies, every diagnostic the run logs (as percentages)."""
     parts = [f"{spec.key} ep {row['epoch']:>3}/{spec.train.epochs}",
