@@ -1,5 +1,10 @@
 """Architectures: a registry of CIFAR-style students, small CNNs for the embedded datasets, and
 any timm model as ``timm:<name>``. Every builder takes ``(in_channels, num_classes, image_size)``.
+
+Every model speaks timm's feature interface: ``forward_features(x)`` is the last feature map
+before pooling (N, C, H, W; a perceptron's hidden layer, N x C), ``forward_head(features,
+pre_logits=False)`` pools it and applies the classifier, and ``forward`` is exactly their
+composition. A method that needs features (Zipf's LS, dense recipe) gets them from there.
 """
 from __future__ import annotations
 
@@ -58,6 +63,13 @@ def build(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.
     return _MODELS[name][0](in_channels, num_classes, image_size)
 
 
+def _pooled_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    """timm's ``forward_head``: global average pool of the (N, C, H, W) feature map, then the
+    linear classifier ``self.head`` (skipped with ``pre_logits``: the pooled features)."""
+    pooled = F.adaptive_avg_pool2d(features, 1).flatten(1)
+    return pooled if pre_logits else self.head(pooled)
+
+
 def _conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -80,8 +92,13 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(cin, num_classes)
 
+    forward_head = _pooled_head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+        return self.forward_head(self.forward_features(x))
 
 
 @register("cnn8", "small CNN for 8x8 inputs (digits): 32-64 channels, one pooling")
@@ -107,8 +124,17 @@ class MLP(nn.Module):
                                  nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, num_classes))
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's activations, (N, hidden): a perceptron has no spatial map."""
+        return self.net[:4](x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if features.dim() == 4:  # a map of positions (N, C, H, W): average it, as pooling does
+            features = features.mean(dim=(2, 3))
+        return features if pre_logits else self.net[4](features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.forward_head(self.forward_features(x))
 
 
 @register("mlp", "two-layer perceptron (256 hidden units, batch norm) for small images")
@@ -148,9 +174,13 @@ class ResNet(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.head = nn.Linear(cin, num_classes)
 
+    forward_head = _pooled_head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.stem(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.layers(self.stem(x))
-        return self.head(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return self.forward_head(self.forward_features(x))
 
 
 @register("resnet18", "CIFAR-style ResNet18 (3x3 stem, no max-pool), 11.2M parameters")
@@ -192,8 +222,13 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(1280, num_classes)
 
+    forward_head = _pooled_head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+        return self.forward_head(self.forward_features(x))
 
 
 @register("mobilenetv2", "CIFAR-style MobileNetV2 (stride-1 stem)")
@@ -245,8 +280,13 @@ class ShuffleNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(1024, num_classes)
 
+    forward_head = _pooled_head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+        return self.forward_head(self.forward_features(x))
 
 
 @register("shufflenetv2", "CIFAR-style ShuffleNetV2 1x (stride-1 stem, no max-pool)")

@@ -46,6 +46,9 @@ def variants() -> list[tuple[str, str, dict]]:
         m = methods.get(name)
         if m.teacher == "param":
             out += [(f"{name} ({s})", name, {"teacher": s}) for s in m.params["teacher"].choices]
+        elif m.needs_features is not None and "fidelity" in m.params:  # e.g. dense votes or not
+            out += [(f"{name} ({f})", name, {"fidelity": f})
+                    for f in m.params["fidelity"].choices]
         else:
             out.append((name, name, {}))
     return out

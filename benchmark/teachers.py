@@ -106,6 +106,20 @@ class OnlineTeacher(Teacher):
         return view.student_logits[:view.rows]
 
 
+def last_occurrence(indices: torch.Tensor) -> torch.Tensor:
+    """Positions of ``indices`` that are the last occurrence of their value, in order. An index
+    write with repeated indices is undefined on CUDA (the last write wins on the CPU only by
+    implementation); writing only these positions makes "the last occurrence wins" hold by
+    construction on every device (a sample can sit in both halves of a DLB batch at an epoch
+    boundary)."""
+    n = len(indices)
+    order = torch.argsort(indices, stable=True)  # equal values keep their order: last is last
+    ordered = indices[order]
+    last = torch.ones(n, dtype=torch.bool, device=indices.device)
+    last[:-1] = ordered[:-1] != ordered[1:]
+    return torch.sort(order[last]).values
+
+
 class MemoryTeacher(Teacher):
     """Each sample's logits from its most recent training forward pass: an (N, K) float32 memory
     on the training device, read by sample index before the step and written from the student's
@@ -125,7 +139,8 @@ class MemoryTeacher(Teacher):
         return self.memory[view.indices[:view.rows]]
 
     def after_step(self, view: StepView) -> None:
-        self.memory[view.indices] = view.student_logits
+        keep = last_occurrence(view.indices)
+        self.memory[view.indices[keep]] = view.student_logits[keep]
 
     def state_dict(self) -> dict:
         return {"memory": self.memory.cpu()}
@@ -213,6 +228,16 @@ SOURCES: dict[str, Callable[[TeacherContext], Teacher]] = {
 
 #: Sources that need a finished CE cell (the grid trains it first).
 NEEDS_CE_CHECKPOINT = frozenset({"pretrained"})
+
+
+def extra_forward(source: str) -> bool:
+    """Whether ``source``'s teacher forwards another model once per taught image (read from the
+    teacher a source builds, on a one-parameter stand-in student: no special cases here)."""
+    if source == "none":
+        return False
+    stand_in = nn.Linear(1, 2)
+    ctx = TeacherContext(stand_in, torch.zeros(1, dtype=torch.long), 2, copy.deepcopy(stand_in))
+    return bool(make(source, ctx).extra_forward)
 
 
 def make(source: str, ctx: TeacherContext) -> Teacher | None:

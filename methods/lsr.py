@@ -24,7 +24,9 @@ def lsr_terms(student_logits: torch.Tensor, targets: torch.Tensor,
 LSR = register(Method(
     name="lsr", terms=lsr_terms, teacher="none",
     params={"smoothing": Param(0.1, "epsilon, mass spread over the K-1 wrong classes "
-                                    "(ref: Tf-KD code, loss_label_smoothing)",
+                                    "(ref: yuanli2333/Teacher-free-Knowledge-Distillation@d000ab3 "
+                                    "my_loss_function.py, "
+                                    "loss_label_smoothing l. 58: alpha = 0.1)",
                                valid="[0, 1)", low=0.01, high=0.5)},
     paper="Szegedy et al., CVPR 2016; Tf-KD code convention",
     summary="label smoothing, eps over K-1 classes"))

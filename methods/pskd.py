@@ -41,7 +41,8 @@ def ramp(kw: dict, epoch: int, epochs: int) -> dict:
 PSKD = register(Method(
     name="ps-kd", terms=pskd_terms, teacher="previous-epoch", per_epoch=ramp,
     params={"alpha": Param(0.8, "a_T, the final weight of the previous-epoch prediction, ramped "
-                                "linearly from a_T/E (ref: PS-KD main.py, --alpha_T default 0.8)",
+                                "linearly from a_T/E (ref: lgcnsai/PS-KD-Pytorch@9aa0828 "
+                                "main.py l. 69, --alpha_T default 0.8)",
                            valid="[0, 1]", low=0.1, high=0.95)},
     paper="Kim et al., ICCV 2021 (PS-KD)",
     source="lgcnsai/PS-KD-Pytorch@9aa0828 main.py, loss/pskd_loss.py",

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from .functional import kd_terms, kl_divergence, smoothed_targets
 from .registry import Method, Param, register
 
+#: The Tf-KD official code the defaults below were read from (repository@commit).
+TFKD_CODE = "yuanli2333/Teacher-free-Knowledge-Distillation@d000ab3"
 #: Options shared by the KD-style methods. ``fidelity`` picks a preset for the options left unset.
 FIDELITY = Param("paper", "preset: 'paper' (the equations) or 'code' (the reference code's "
                           "conventions)", choices=("paper", "code"), role="preset")
@@ -21,16 +23,19 @@ TEACHER = Param("pretrained", "teacher source: 'pretrained' (frozen CE-trained c
                               "exponential moving average of the student's weights)",
                 choices=TEACHER_SOURCES, role="teacher")
 EMA_DECAY = Param(0.99, "decay of the 'ema' teacher, warmed up as min(decay, 1 - 1/(step + 1)) "
-                        "(ref: Mean Teacher, Tarvainen & Valpola 2017, ramp-up value and warm-up)",
+                        "(project's choice: Mean Teacher's ramp-up value as its paper reports it, "
+                        "not read here; no official code of a method in this registry sets it)",
                   valid="[0, 1)", role="teacher")
 KL_REDUCTION = Param(None, "batchmean (true KL per sample) or elementwise (nn.KLDivLoss default "
                            "of the reference code: divides by N*K)",
                      choices=("batchmean", "elementwise"))
 MULTIPLIER = Param(None, "factor on the KL term (reference configs: 1, 50 or 100)",
                    valid="[0, inf)")
-ALPHA = Param(0.95, "weight of the KD term (ref: Tf-KD configs, ResNet18 self)",
+ALPHA = Param(0.95, "weight of the KD term (ref: " + TFKD_CODE + " experiments/kd_experiments/"
+                    "resnet18_distill/resnet18_self_teacher/params.json: alpha 0.95)",
               valid="[0, 1]", low=0.05, high=0.99)
-TEMPERATURE = Param(6.0, "softmax temperature T (ref: Tf-KD configs, ResNet18 self)",
+TEMPERATURE = Param(6.0, "softmax temperature T (ref: " + TFKD_CODE + " experiments/kd_experiments/"
+                         "resnet18_distill/resnet18_self_teacher/params.json: temperature 6)",
                     valid="(0, inf)", low=1.0, high=40.0, log=True)
 
 
@@ -88,13 +93,16 @@ TFKD_SELF = register(Method(
 
 TFKD_REG = register(Method(
     name="tfkd-reg", terms=tfkd_reg_terms, teacher="none",
-    params={"alpha": Param(0.1, "weight of the regulariser (ref: Tf-KD configs, ResNet18 reg)",
+    params={"alpha": Param(0.1, "weight of the regulariser (ref: " + TFKD_CODE + " experiments/"
+                                "base_experiments/base_resnet18/params.json: reg_alpha 0.1)",
                            valid="[0, 1]", low=0.05, high=0.99),
-            "temperature": Param(20.0, "tau applied to the virtual teacher (ref: Tf-KD configs, "
-                                       "ResNet18 reg)", valid="(0, inf)", low=1.0, high=60.0,
+            "temperature": Param(20.0, "tau applied to the virtual teacher (ref: " + TFKD_CODE + " "
+                                       "experiments/base_experiments/base_resnet18/params.json: "
+                                       "reg_temperature 20)", valid="(0, inf)", low=1.0, high=60.0,
                                  log=True),
-            "correct_prob": Param(0.99, "virtual teacher's probability at the label (ref: Tf-KD "
-                                        "code)", valid="(0, 1]"),
+            "correct_prob": Param(0.99, "virtual teacher's probability at the label (ref: "
+                                        + TFKD_CODE + " my_loss_function.py l. 39: correct_prob = "
+                                        "0.99)", valid="(0, 1]"),
             "fidelity": FIDELITY, "kl_reduction": KL_REDUCTION, "multiplier": MULTIPLIER,
             "scale_student": Param(None, "apply tau to the student too (paper's equation)",
                                    choices=(True, False))},

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -211,13 +212,17 @@ def test_every_registered_method_resolves_and_gives_a_finite_loss(name):
     hp = m.resolve({})
     assert set(hp) == set(m.params)
     z, y, zt = _data((5, 7), 1)
-    loss = m.loss(z.float(), y, zt.float())
+    # a method that takes features gets a 2x2 map of 7 channels and a head that reads it
+    extra = ({"features": torch.randn(5, 7, 2, 2), "head": lambda f: f.mean(dim=(2, 3))}
+             if m.wants_features(hp) else {})
+    loss = m.loss(z.float(), y, zt.float(), **extra)
     assert loss.ndim == 0 and torch.isfinite(loss)
     for key, p in m.search_space().items():
         assert p.low < p.high and m.resolve({key: p.low})[key] == p.low
     assert m.teacher_source() == "none" or m.teacher_source() in teachers.SOURCES
     assert m.batch_plan in plans.PLANS
-    assert set(m.diagnostics) <= set(m.terms(z.float(), y, zt.float(), **m.loss_kwargs(hp)))
+    assert set(m.diagnostics) <= set(m.terms(z.float(), y, zt.float(), **m.loss_kwargs(hp),
+                                             **extra))
     if name not in ("ce", "lsr", "tfkd-self", "tfkd-reg", "drkd"):  # the field's methods
         assert m.source and "@" in m.source, "name the official code followed"
 
@@ -321,7 +326,7 @@ def test_field_losses_equal_independent_computation(shape):
             w /= w.sum()
             total += _kl(w, _softmax(row[others]))
         expect = _ce(zn, yn) + lam * total / n
-        got = get("zipf-ls").loss(z, y, lam=lam, power=p)
+        got = get("zipf-ls").loss(z, y, lam=lam, power=p, fidelity="code")
         assert got.item() == pytest.approx(expect, abs=1e-6)
 
 
@@ -331,8 +336,71 @@ def test_zipf_ranks_ties_share_the_smallest_rank_and_gradients_are_finite():
     q = zipf_targets(z, torch.tensor([0]))
     # ranks 1, 2, 2, 4: non-targets weigh 1/2, 1/2, 1/4
     assert torch.allclose(q, torch.tensor([[0.0, 0.4, 0.4, 0.2]]))
-    methods.get("zipf-ls").loss(z, torch.tensor([0])).backward()
+    methods.get("zipf-ls").loss(z, torch.tensor([0]), fidelity="code").backward()
     assert torch.isfinite(z.grad).all()
+
+
+# Golden values from the official functions at megvii-research/zipfls@108e27a,
+# pytorch_zipfls/losses.py: zipf_loss (l. 150-155) -> gen_pdf (l. 225-296, dense=True: the
+# scatter_add of ones over the positions' arg-max classes, then rankdata(-votes, 'min')) ->
+# get_masked_distribution (l. 158-205, 'rank_zipf', with_target=False) -> kl_loss (l. 130-147),
+# run on the CPU on these tensors (.cuda() made a no-op).
+OFFICIAL_LOGITS = [[2.0, 1.0, 0.5, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+                   [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+OFFICIAL_LABELS = [0, 5, 2]
+OFFICIAL_DENSE_ARGMAX = [[0, 0, 3, 1], [5, 4, 4, 4], [2, 2, 2, 2]]  # 4 positions per sample
+OFFICIAL_DENSE_PDF = [[0.2857142984867096, 0.1428571492433548, 0.2857142984867096,
+                       0.1428571492433548, 0.1428571492433548],
+                      [0.1428571492433548, 0.1428571492433548, 0.1428571492433548,
+                       0.1428571492433548, 0.4285714328289032],
+                      [0.2] * 5]
+OFFICIAL_LOGIT_PDF = [[0.32608696818351746, 0.21739129722118378, 0.21739129722118378,
+                       0.10869564861059189, 0.1304347813129425],
+                      [0.1149425283074379, 0.13793103396892548, 0.17241379618644714,
+                       0.2298850566148758, 0.3448275923728943], [0.2] * 5]
+OFFICIAL_KL = {("dense", 1.0): 0.05983005091547966, ("logits", 1.0): 0.0209402684122324,
+               ("dense", 2.0): 0.18737541139125824}
+
+
+def _official_case():
+    z = torch.tensor(OFFICIAL_LOGITS)
+    y = torch.tensor(OFFICIAL_LABELS)
+    # a 2x2 map of one-hot channels whose arg-max at each position is the official dense arg-max,
+    # read by a head that is the identity on each position's channels
+    winners = torch.tensor(OFFICIAL_DENSE_ARGMAX)
+    features = F.one_hot(winners, 6).float().reshape(3, 2, 2, 6).permute(0, 3, 1, 2)
+    return z, y, features, (lambda f: f.mean(dim=(2, 3)))
+
+
+def test_zipf_dense_votes_and_targets_match_the_official_code():
+    from methods.zipfls import dense_votes, zipf_targets
+
+    z, y, features, head = _official_case()
+    votes = dense_votes(features, head, 6, upsample="none")
+    assert votes.tolist() == [[2, 1, 0, 1, 0, 0], [0, 0, 0, 0, 3, 1], [0, 0, 4, 0, 0, 0]]
+    for scores, official in ((votes, OFFICIAL_DENSE_PDF), (z, OFFICIAL_LOGIT_PDF)):
+        q = zipf_targets(scores, y)
+        off_target = q[F.one_hot(y, 6) == 0].reshape(3, 5)
+        assert torch.allclose(off_target, torch.tensor(official), atol=1e-7)
+
+
+@pytest.mark.parametrize("recipe,power", [("dense", 1.0), ("logits", 1.0), ("dense", 2.0)])
+def test_zipf_kd_term_matches_the_official_code(recipe, power):
+    from methods.zipfls import zipf_ls_terms
+
+    z, y, features, head = _official_case()
+    terms = zipf_ls_terms(z, y, lam=1.0, power=power, dense=recipe == "dense", upsample="none",
+                          features=features, head=head)
+    assert terms["kd"].item() == pytest.approx(OFFICIAL_KL[(recipe, power)], abs=1e-6)
+
+
+def test_zipf_presets_pick_the_recipe_and_only_dense_takes_features():
+    m = methods.get("zipf-ls")
+    assert m.resolve({})["dense"] is True and m.resolve({})["upsample"] == "bilinear"
+    assert m.resolve({"fidelity": "code"})["dense"] is False
+    assert m.wants_features(m.resolve({})) and not m.wants_features(m.resolve({"fidelity": "code"}))
+    assert not any(methods.get(n).wants_features(methods.get(n).resolve({}))
+                   for n in methods.names() if n != "zipf-ls")
 
 
 def test_drkd_equals_tfkd_self_when_the_teacher_is_right_everywhere():

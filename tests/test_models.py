@@ -14,6 +14,23 @@ def test_every_registered_architecture_gives_logits(name):
     assert out.shape == (2, 7)
 
 
+@pytest.mark.parametrize("name", models.names() + ["timm:resnet10t"])
+def test_forward_is_exactly_forward_head_of_forward_features(name):
+    size = SIZES.get(name, 32)
+    torch.manual_seed(0)
+    model = models.build(name, 3, 7, size)
+    x = torch.randn(3, 3, size, size)
+    for mode in (model.eval, model.train):
+        mode()
+        torch.manual_seed(1)
+        direct = model(x)
+        torch.manual_seed(1)
+        composed = model.forward_head(model.forward_features(x))
+        assert torch.equal(direct, composed)
+    pooled = model.eval().forward_head(model.forward_features(x), pre_logits=True)
+    assert pooled.ndim == 2 and pooled.shape[0] == 3
+
+
 def test_timm_models_and_unknown_names():
     model = models.build("timm:resnet10t", 1, 10, 28)
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)

@@ -31,7 +31,7 @@ def test_speed_command_prints_the_table_and_writes_csv(tmp_path, capsys):
     for source in ("pretrained", "online", "previous-epoch", "ema"):
         assert f"harness step: drkd ({source})" in steps
         assert f"harness step: tfkd-self ({source})" in steps
-    for name in ("ps-kd", "cs-kd", "zipf-ls", "dlb"):
+    for name in ("ps-kd", "cs-kd", "zipf-ls (paper)", "zipf-ls (code)", "dlb"):
         assert f"harness step: {name}" in steps
     fwd = {r["measurement"]: r["forwards"] for r in rows}
     assert fwd["harness step: cs-kd"] == "2+0" and fwd["harness step: dlb"] == "2+0"

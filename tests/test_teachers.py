@@ -120,3 +120,19 @@ def test_unknown_source_is_one_clear_error():
     import pytest
     with pytest.raises(ValueError, match="unknown teacher source 'x'; choose one of"):
         teachers.make("x", None)
+
+
+def test_memory_write_with_a_repeated_index_keeps_its_last_occurrence():
+    from benchmark.teachers import MemoryTeacher, StepView, last_occurrence
+
+    idx = torch.tensor([3, 1, 3, 0, 1, 3])
+    assert last_occurrence(idx).tolist() == [3, 4, 5]
+    assert last_occurrence(torch.tensor([2, 0, 1])).tolist() == [0, 1, 2]
+    teacher = MemoryTeacher(torch.tensor([0, 1, 0, 1]), 2)
+    logits = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    teacher.after_step(StepView(torch.zeros(6, 1), idx, logits, 1, 0, 6))
+    # sample 3 was written by rows 0, 2 and 5: row 5 wins; sample 1 by rows 1 and 4: row 4
+    assert teacher.memory[3].tolist() == [10.0, 11.0]
+    assert teacher.memory[1].tolist() == [8.0, 9.0]
+    assert teacher.memory[0].tolist() == [6.0, 7.0]
+    assert teacher.memory[2].tolist() == [0.0, float("-inf")]  # never written: its label
