@@ -347,6 +347,69 @@ def cost(points: pd.DataFrame, dataset: str, folder: Path, baseline: str = "ce")
     return [] if fig is None else save(fig, folder, f"accuracy_cost_{dataset}")
 
 
+def lattice_figure(lat: pd.DataFrame, dataset: str):
+    """The rectification effect over the lattice: rows = architectures, columns = teacher
+    sources, each panel a heat-map over (alpha, T) of the mean paired difference (e.g. DR-KD −
+    Tf-KD self, points), written in each square with its 95% interval; a verdict other than
+    inconclusive is named under the number. One colour scale, centred on 0, for every panel."""
+    _theme()
+    d = lat[lat["dataset"] == dataset]
+    if d.empty:
+        return None
+    archs = sorted(d["arch"].unique())
+    sources = [s for s in ("online", "previous-epoch", "previous-batch", "ema", "pretrained")
+               if s in set(d["teacher_source"])]
+    sources += sorted(set(d["teacher_source"]) - set(sources))
+    alphas = sorted(d["alpha"].unique())
+    temps = sorted(d["temperature"].unique())
+    limit = max(float(d["mean_diff"].abs().max()), 0.1)
+    width = PAGE_WIDTH
+    height = 0.45 * len(temps) * len(archs) + 1.3 * len(archs) + 0.6
+    fig, axes = _figure(height, width, nrows=len(archs), ncols=len(sources), squeeze=False)
+    cmap = plt.get_cmap("RdBu")
+    image = None
+    for i, arch in enumerate(archs):
+        for j, source in enumerate(sources):
+            ax = axes[i, j]
+            g = d[(d["arch"] == arch) & (d["teacher_source"] == source)]
+            grid = np.full((len(temps), len(alphas)), np.nan)
+            for _, r in g.iterrows():
+                grid[temps.index(r["temperature"]), alphas.index(r["alpha"])] = r["mean_diff"]
+            image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+            for _, r in g.iterrows():
+                y, x = temps.index(r["temperature"]), alphas.index(r["alpha"])
+                text = f"{r['mean_diff']:+.2f}\n[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+                if r["verdict"] in ("better", "worse"):
+                    text += f"\n{r['verdict']}"
+                dark = abs(r["mean_diff"]) > 0.6 * limit
+                ax.text(x, y, text, ha="center", va="center", fontsize=5.2,
+                        color="white" if dark else "0.1",
+                        fontweight="bold" if r["verdict"] in ("better", "worse") else "normal")
+            ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+            ax.set_yticks(range(len(temps)), [f"{t:g}" for t in temps])
+            ax.grid(False)
+            err = g["teacher_error"].mean()
+            ax.set_title(f"{arch} / {source}" + (f" (teacher error {err:.1f}%)"
+                                                 if err == err else ""), fontsize=7)
+            if i == len(archs) - 1:
+                ax.set_xlabel("α")
+            if j == 0:
+                ax.set_ylabel("T")
+    pair = d.iloc[0]
+    rival = stats.LATTICE.match(pair["baseline"])["base"].rsplit("-" + pair["teacher_source"],
+                                                                 1)[0]
+    mine = stats.LATTICE.match(pair["variant"])["base"].rsplit("-" + pair["teacher_source"], 1)[0]
+    fig.suptitle(f"{dataset}: {mine} − {rival} at identical (α, T), percentage points "
+                 f"(mean, 95% CI; n = {int(d['n_pairs'].max())} seeds)")
+    fig.colorbar(image, ax=axes, location="right", shrink=0.8, label="points")
+    return fig
+
+
+def lattice(lat: pd.DataFrame, dataset: str, folder: Path) -> list[Path]:
+    fig = lattice_figure(lat, dataset)
+    return [] if fig is None else save(fig, folder, f"lattice_{dataset}")
+
+
 def landscape_figure(trials: pd.DataFrame):
     """Validation accuracy over each Optuna study's searched hyperparameters: two parameters as
     axes (colour = final validation top-1) or one against the accuracy; pruned or failed trials

@@ -103,7 +103,12 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         page.add(paths, what, tmp, forest)
 
     st = tables.stats_table(runs, analysis=analysis) if len(runs) else None
+    eq = tables.equal_compute_table(runs, finished, analysis=analysis) if len(runs) else None
+    lat = tables.lattice_table(st, runs, finished)
     datasets = sorted(runs["dataset"].unique()) if len(runs) else []
+    every_run = runs
+    if len(runs):  # the lattice's many fixed points have their own table and heat-map
+        runs = runs[~runs["variant"].map(stats.is_lattice)]
     for d in datasets:
         for arch in sorted(runs.loc[runs["dataset"] == d, "arch"].unique()):
             add(plots.forest(st, d, arch, fdir, analysis.margin, base),
@@ -126,7 +131,11 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         if not points.empty:
             add(plots.cost(points, d, fdir, base),
                 f"{d}: accuracy against the images forwarded over a run (student and teacher "
-                f"models), relative to {base}")
+                f"models), relative to {base}; dashed: {base} at its epoch budgets")
+        if not lat.empty:
+            add(plots.lattice(lat, d, fdir),
+                f"{d}: the rectification effect at identical (α, T) per teacher source "
+                "(paired difference, 95% CI; verdict named where not inconclusive)")
         add(plots.curves(finished, d, fdir), f"{d}: test top-1 against epoch, mean over seeds "
                                              "with a 95% percentile-bootstrap band")
         for column in sorted(c for c in finished.columns if c.startswith("diag_")):
@@ -144,6 +153,17 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
             f"paired differences over seeds (percentage points): each method − {base}, DR-KD − "
             "Tf-KD self (same teacher source, same setting), tuned − reference values; 95% CI, "
             "paired t-test p, Holm-adjusted p, TOST equivalence p, MDE, verdict")
+        if eq is not None and len(eq):
+            add(tables.write(eq.drop(columns="family"), tdir, "equal_compute", numeric=eq,
+                             caption=f"Each variant against {base} at its own compute "
+                                     f"(percentage points). {analysis.describe()}."),
+                f"gain at equal compute: each variant − {base} re-run at the epochs that "
+                f"forward as many images (`{base}@2x`: twice its epochs); images relative to "
+                f"{base}'s; 95% CI, Holm-adjusted p, verdict")
+        if not lat.empty:
+            add(tables.write(lat, tdir, "lattice"),
+                "the rectification lattice: each point (teacher source, α, T) with the paired "
+                "difference, its 95% CI, Holm-adjusted p and verdict, and the teacher's error")
         add(tables.write(tables.selection_table(runs), tdir, "model_selection"),
             "test top-1 at the final epoch, at the best validation epoch (honest selection) and "
             "at the best test epoch (papers' protocol, optimistic)")
@@ -174,13 +194,20 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
     trials = epochs[epochs["kind"] == "trial"] if "kind" in epochs else epochs.iloc[:0]
     t = _trial_frame(trials) if len(trials) else None
     if t is not None:
+        chosen = tables.tuning_table(epochs[epochs["kind"].isin(["trial", "rescore"])])
+        add(tables.write(chosen, tdir, "tuning_choice"),
+            "each study's choice and how far to trust it: winner and runner-up (validation "
+            "top-1, mean over the trial's seeds), their margin, the winner's SD over its seeds, "
+            "and its mean on fresh seeds with the drop (the winner's curse)")
         add(tables.write(t, tdir, "tuning_trials"), "Optuna trials: study, state, the searched "
                                                      "hyperparameters, validation accuracy")
         add(plots.landscape(t, fdir),
             "Optuna: validation accuracy over each study's searched hyperparameters (finished "
             "trials; trials still running drawn hollow)")
     n_bad = len(tables.failures_table(train))
-    (tmp / "README.md").write_text(readme(page, runs, st, trials, source, n_bad, analysis))
+    if eq is not None and len(eq):  # its verdicts and sentences beside the others
+        st = pd.concat([st, eq[st.columns]], ignore_index=True)
+    (tmp / "README.md").write_text(readme(page, every_run, st, trials, source, n_bad, analysis))
 
 
 def readme(page: Page, runs: pd.DataFrame, st: pd.DataFrame | None, trials: pd.DataFrame,
@@ -292,10 +319,11 @@ def _trial_frame(trials: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"study": first.get("study", ""),
                         "trial": pd.to_numeric(first["trial"], errors="coerce"),
                         "state": first["state"]})
-    for column in sorted(c for c in first.columns if c.startswith("param.hp.")):
+    for column in sorted(c for c in first.columns if c.startswith("param.hp.")) + [
+            c for c in tables.SEARCHED_TRAIN if c in first.columns]:
         values = pd.to_numeric(first[column], errors="coerce")
         varies = values.groupby(first.get("study", "")).nunique(dropna=True).max()
         if values.notna().any() and varies > 1:
-            out[column[len("param.hp."):]] = values
+            out[column.split(".", 2)[-1]] = values
     out["value"] = pd.to_numeric(first.get("val_top1"), errors="coerce")
     return out.sort_values(["study", "trial"]).reset_index(drop=True)

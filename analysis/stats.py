@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,8 +99,8 @@ class Analysis:
 def variant_order(variants) -> list[str]:
     """The methods in registry order (each method's variants alphabetical), then anything else."""
     def key(v: str):
-        base = next((i for i, m in enumerate(METHOD_ORDER) if v == m or v.startswith(m + "-")),
-                    len(METHOD_ORDER))
+        base = next((i for i, m in enumerate(METHOD_ORDER)
+                     if v == m or v.startswith((m + "-", m + BUDGET_MARK))), len(METHOD_ORDER))
         return base, v
     return sorted(set(variants), key=key)
 
@@ -159,6 +160,37 @@ def is_tuned(variant: str) -> bool:
     return variant.endswith(TUNED_SUFFIX)
 
 
+#: The label of a baseline re-run at another epoch budget (a grid's ``compute:`` section):
+#: ``ce@2x`` is CE at twice its epochs.
+BUDGET_MARK = "@"
+#: The label suffix of a mechanism control (``dlb-control``: DLB with alpha = 0).
+CONTROL_SUFFIX = "-control"
+#: A lattice point's label (a grid's ``lattice:`` section): ``drkd-online-a0.5-T4``.
+LATTICE = re.compile(r"^(?P<base>.+)-a(?P<alpha>[0-9.eE+-]+)-T(?P<temperature>[0-9.eE+-]+)$")
+
+
+def is_budget(variant: str) -> bool:
+    return BUDGET_MARK in variant
+
+
+def is_control(variant: str) -> bool:
+    return variant.endswith(CONTROL_SUFFIX)
+
+
+def is_lattice(variant: str) -> bool:
+    return LATTICE.match(variant) is not None
+
+
+def control_of(variant: str) -> str:
+    """The label of a variant's mechanism control (``dlb`` -> ``dlb-control``)."""
+    return variant + CONTROL_SUFFIX
+
+
+#: The settings (question families) a comparison can belong to, in report order.
+SETTINGS = ("reference", "tuned", "tuned vs reference", "vs control", "equal compute",
+            "compute ladder", "rectification lattice")
+
+
 def reference_of(variant: str) -> str:
     """The reference-value twin of a tuned variant's label (the label itself otherwise)."""
     return variant.removesuffix(TUNED_SUFFIX)
@@ -168,6 +200,12 @@ def setting_of(variant: str, baseline: str) -> str:
     """Which question a comparison answers: ``reference`` (both at reference values), ``tuned``
     (a tuned variant against CE or its tuned rival) or ``tuned vs reference`` (a tuned variant
     against its own reference values)."""
+    if is_budget(variant):
+        return "compute ladder"
+    if is_lattice(variant):
+        return "rectification lattice"
+    if is_control(baseline):
+        return "vs control"
     if not is_tuned(variant):
         return "reference"
     return "tuned vs reference" if baseline == reference_of(variant) else "tuned"
@@ -181,12 +219,20 @@ def comparisons(cells: pd.DataFrame, baseline: str = "ce") -> list[tuple[str, st
     cells = cells.drop_duplicates("variant")
     present = set(cells["variant"])
     ordered = variant_order(present)
-    pairs = [(v, baseline) for v in ordered if v != baseline and baseline in present]
+    tuned_base = baseline + TUNED_SUFFIX  # tuned variants meet a tuned baseline when it exists
+    pairs = [(v, tuned_base if is_tuned(v) and tuned_base in present else baseline)
+             for v in ordered if v not in (baseline, tuned_base) and baseline in present
+             and not is_lattice(v)]
     source = dict(zip(cells["variant"], cells["teacher_source"]))
     method = dict(zip(cells["variant"], cells["method"]))
     for v in ordered:
         rival = RIVALS.get(method[v])
         if rival is None:
+            continue
+        twin = rival + v[len(method[v]):]  # the same label with the rival's name: same settings
+        if is_lattice(v):
+            if twin in present:
+                pairs.append((v, twin))
             continue
         same = [u for u in ordered if method[u] == rival and source[u] == source[v]
                 and is_tuned(u) == is_tuned(v)]
@@ -196,7 +242,8 @@ def comparisons(cells: pd.DataFrame, baseline: str = "ce") -> list[tuple[str, st
             pairs.append((v, rival))
     pairs += [(v, reference_of(v)) for v in ordered
               if is_tuned(v) and reference_of(v) in present]
-    return pairs
+    pairs += [(v, control_of(v)) for v in ordered if control_of(v) in present]
+    return list(dict.fromkeys(pairs))  # each pair once, in order
 
 
 def seed_matrix(g: pd.DataFrame, variants: list[str], metric: str) -> pd.DataFrame:
@@ -256,36 +303,91 @@ def paired(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
     p within the comparison's family, the TOST equivalence p at ±margin (raw and Holm-adjusted),
     the minimum detectable difference and the verdict. Differences are multiplied by ``scale``
     (100 for accuracies stored as fractions: the margin is in the scaled unit)."""
-    from statsmodels.stats.weightstats import ttost_paired
-
     rows = []
     data = runs.dropna(subset=[metric])
-    for (d, a), g in data.groupby(["dataset", "arch"], sort=True):
+    for _, g in data.groupby(["dataset", "arch"], sort=True):
         for variant, baseline in comparisons(g, analysis.baseline):
-            both = seed_matrix(g, [variant, baseline], metric)
-            x, y = both[variant].to_numpy(float), both[baseline].to_numpy(float)
-            diff = x - y
-            mean, lo, hi = t_interval(diff)
-            sd = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
-            p = p_tost = float("nan")
-            if len(diff) >= 2 and np.ptp(diff) > 0:
-                p = float(stats.ttest_rel(x, y).pvalue)
-                margin = analysis.margin / scale
-                p_tost = float(ttost_paired(x, y, -margin, margin)[0])
-            rows.append({"dataset": d, "arch": a, "setting": setting_of(variant, baseline),
-                         "variant": variant, "baseline": baseline, "n_pairs": len(diff),
-                         "mean_diff": mean * scale, "ci_low": lo * scale, "ci_high": hi * scale,
-                         "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
-                         "mde": mde(sd, len(diff), analysis) * scale})
-    out = pd.DataFrame(rows, columns=["dataset", "arch", "setting", "variant", "baseline",
-                                      "n_pairs", "mean_diff", "ci_low", "ci_high", "sd_diff",
-                                      "p_value", "p_tost", "mde"])
-    return adjust(out, analysis)
+            rows.append(_pair_row(g, variant, baseline, metric, analysis, scale,
+                                  setting_of(variant, baseline)))
+    return adjust(pd.DataFrame(rows, columns=PAIR_COLUMNS), analysis)
+
+
+PAIR_COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
+                "ci_low", "ci_high", "sd_diff", "p_value", "p_tost", "mde"]
+
+
+def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysis: Analysis,
+              scale: float, setting: str) -> dict:
+    """One paired comparison of ``variant`` against ``baseline`` over their common seeds."""
+    from statsmodels.stats.weightstats import ttost_paired
+
+    both = seed_matrix(g, [variant, baseline], metric)
+    x, y = both[variant].to_numpy(float), both[baseline].to_numpy(float)
+    diff = x - y
+    mean, lo, hi = t_interval(diff)
+    sd = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
+    p = p_tost = float("nan")
+    if len(diff) >= 2 and np.ptp(diff) > 0:
+        p = float(stats.ttest_rel(x, y).pvalue)
+        margin = analysis.margin / scale
+        p_tost = float(ttost_paired(x, y, -margin, margin)[0])
+    return {"dataset": g["dataset"].iloc[0], "arch": g["arch"].iloc[0], "setting": setting,
+            "variant": variant, "baseline": baseline, "n_pairs": len(diff),
+            "mean_diff": mean * scale, "ci_low": lo * scale, "ci_high": hi * scale,
+            "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
+            "mde": mde(sd, len(diff), analysis) * scale}
+
+
+#: Two runs' compute is equal when their forwarded images differ by at most this fraction.
+COMPUTE_TOLERANCE = 0.05
+
+
+def run_images(epochs: pd.DataFrame) -> pd.Series:
+    """Per run: the images it forwarded over its whole run (student and separate teacher
+    model), the sum of its per-epoch cost records. Empty without cost records."""
+    needed = ["cost_student_images", "cost_teacher_images"]
+    if epochs.empty or not set(needed) <= set(epochs.columns):
+        return pd.Series(dtype=float)
+    e = epochs.dropna(subset=needed)
+    return (e["cost_student_images"] + e["cost_teacher_images"]).groupby(e["run_id"]).sum()
+
+
+def equal_compute(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str,
+                  analysis: Analysis = Analysis(), scale: float = 1.0) -> pd.DataFrame:
+    """Each variant against the baseline's run at its own compute: the baseline's variant (the
+    baseline itself or one of its epoch budgets, ``ce@2x``) whose mean forwarded images per run
+    lie within ``COMPUTE_TOLERANCE`` of the variant's, paired by seed (setting ``equal
+    compute``, its own family). Columns as :func:`paired`, plus ``images_ratio`` (the variant's
+    images over CE's at its own epochs) and ``baseline_ratio`` (the matched baseline's)."""
+    images = run_images(epochs)
+    rows, ratios = [], []
+    data = runs.dropna(subset=[metric])
+    data = data[data["run_id"].isin(images.index)]
+    for _, g in data.groupby(["dataset", "arch"], sort=True):
+        per = g.assign(images=g["run_id"].map(images)).groupby("variant")["images"].mean()
+        base = analysis.baseline
+        if base not in per:
+            continue
+        ladder = {v: per[v] for v in per.index
+                  if v == base or (v.startswith(base + BUDGET_MARK) and not is_tuned(v))}
+        method = dict(zip(g["variant"], g["method"]))
+        for v in variant_order(per.index):
+            if v in ladder or is_lattice(v) or method[v] == method[base]:
+                continue
+            near = min(ladder, key=lambda u: abs(ladder[u] - per[v]))
+            if abs(ladder[near] - per[v]) > COMPUTE_TOLERANCE * per[v]:
+                continue
+            rows.append(_pair_row(g, v, near, metric, analysis, scale, "equal compute"))
+            ratios.append((per[v] / per[base], ladder[near] / per[base]))
+    out = adjust(pd.DataFrame(rows, columns=PAIR_COLUMNS), analysis)
+    out["images_ratio"] = [r[0] for r in ratios]
+    out["baseline_ratio"] = [r[1] for r in ratios]
+    return out
 
 
 def family_of(frame: pd.DataFrame, analysis: Analysis) -> pd.Series:
     """Each comparison's family label (its values of the family keys, joined by '/')."""
-    if not analysis.family:
+    if not analysis.family or frame.empty:
         return pd.Series("all", index=frame.index, dtype=object)
     return frame[list(analysis.family)].astype(str).agg("/".join, axis=1)
 
@@ -361,7 +463,7 @@ def ranking_sets(variants) -> dict[str, list[str]]:
     """The variants ranked together: ``reference`` (every variant at reference values) and, when
     there are tuned variants, ``tuned`` (every tuned variant, and each variant with nothing to
     tune at its one setting)."""
-    variants = variant_order(variants)
+    variants = [v for v in variant_order(variants) if not is_lattice(v) and not is_budget(v)]
     sets = {"reference": [v for v in variants if not is_tuned(v)]}
     tuned = {reference_of(v) for v in variants if is_tuned(v)}
     if tuned:

@@ -85,6 +85,58 @@ def ranking_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_to
     return display, r
 
 
+#: The training settings a study may search (``tune.optimiser``), as the runs record them.
+SEARCHED_TRAIN = ["param.train.lr", "param.train.weight_decay"]
+
+
+def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per study, what a reader needs to judge its choice: complete trials, the images they
+    forwarded (passes over the training set are in ``tuning_trials``), the winner's validation
+    top-1 (mean over its seeds, percent), the runner-up's, the margin between them, the
+    winner's SD over its seeds (how much one fixed setting moves from seed to seed), and, when
+    re-scored, its mean on fresh seeds and the drop (the winner's curse). ``trials``: the
+    ``kind`` trial and rescore runs of the export (one row per run, latest metrics)."""
+    columns = ["study", "trials", "seeds_per_trial", "images", "winner_trial", "winner",
+               "runner_up", "margin", "winner_seed_sd", "rescored", "rescore_seeds", "drop",
+               "margin_vs_sd"]
+    if trials.empty or "study" not in trials:
+        return pd.DataFrame(columns=columns)
+    last = trials.groupby("run_id", sort=False).last().reset_index()
+    done = last[(last["kind"] == "trial") & (last["status"] == "FINISHED")]
+    rows = []
+    for study, g in done.groupby("study", sort=True):
+        # the study's own order (tune.best_trial): value, then the lower NLL, then the earlier
+        g = g.assign(value=pd.to_numeric(g["val_top1"], errors="coerce") * PCT,
+                     nll=pd.to_numeric(g.get("val_nll"), errors="coerce"),
+                     number=pd.to_numeric(g["trial"], errors="coerce")).dropna(subset=["value"])
+        g = g.assign(neg=-g["value"]).sort_values(["neg", "nll", "number"], kind="stable")
+        if g.empty:
+            continue
+        sd = g.get("trial_val_sd", pd.Series(np.nan, index=g.index))
+        top = g.iloc[0]
+        runner = g["value"].iloc[1] if len(g) > 1 else np.nan
+        row = {"study": study, "trials": len(g),
+               "seeds_per_trial": int(pd.to_numeric(g.get("trial_seeds", pd.Series([1])))
+                                      .fillna(1).max()),
+               "images": float(pd.to_numeric(g.get("trial_images"), errors="coerce").sum())
+               if "trial_images" in g else np.nan,
+               "winner_trial": top["trial"], "winner": top["value"], "runner_up": runner,
+               "margin": top["value"] - runner,
+               "winner_seed_sd": float(pd.to_numeric(sd, errors="coerce").loc[top.name]) * PCT,
+               "rescored": np.nan, "rescore_seeds": 0, "drop": np.nan}
+        again = last[(last["kind"] == "rescore") & (last["study"] == study)
+                     & (last["trial"].astype(str) == str(top["trial"]))]
+        if len(again):
+            r = again.iloc[-1]
+            row.update(rescored=float(r["val_top1"]) * PCT,
+                       rescore_seeds=int(float(r.get("trial_seeds", 0))),
+                       drop=float(r["val_top1"]) * PCT - top["value"])
+        row["margin_vs_sd"] = row["margin"] / row["winner_seed_sd"] \
+            if row["winner_seed_sd"] > 0 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def tuned_values(epochs: pd.DataFrame) -> pd.DataFrame:
     """The hyperparameters each tuned variant trained with (its study's best trial), one row
     per (dataset, arch, variant); only the method's searched values, as the runs recorded them."""
@@ -99,12 +151,13 @@ def tuned_values(epochs: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(columns, key))
         reference = epochs[(epochs["dataset"] == key[0]) & (epochs["arch"] == key[1])
                            & (epochs["variant"] == stats.reference_of(key[2]))]
-        for c in sorted(c for c in g.columns if c.startswith("param.hp.")):
+        for c in sorted(c for c in g.columns if c.startswith("param.hp.")) + [
+                c for c in SEARCHED_TRAIN if c in g.columns]:
             value = pd.to_numeric(g[c], errors="coerce").dropna()
             ref = pd.to_numeric(reference[c], errors="coerce").dropna() if c in reference \
                 else pd.Series(dtype=float)
             if len(value) and not (len(ref) and np.isclose(value.iloc[0], ref.iloc[0])):
-                row[c[len("param.hp."):]] = f"{value.iloc[0]:.4g}"
+                row[c.split(".", 2)[-1]] = f"{value.iloc[0]:.4g}"
         rows.append(row)
     out = pd.DataFrame(rows).fillna("")
     return _ordered(out[columns + sorted(c for c in out.columns if c not in columns)])
@@ -114,6 +167,48 @@ def stats_table(runs: pd.DataFrame, metric: str = "final_test_top1",
                 analysis: stats.Analysis = stats.Analysis()) -> pd.DataFrame:
     """Every paired comparison in percentage points (:func:`stats.paired`)."""
     return stats.paired(runs, metric, analysis, scale=PCT)
+
+
+def equal_compute_table(runs: pd.DataFrame, epochs: pd.DataFrame,
+                        metric: str = "final_test_top1",
+                        analysis: stats.Analysis = stats.Analysis()) -> pd.DataFrame:
+    """Each variant's gain over the baseline at its own compute (:func:`stats.equal_compute`),
+    in percentage points, with the images each side forwarded relative to the baseline's."""
+    return stats.equal_compute(runs, epochs, metric, analysis, scale=PCT)
+
+
+LATTICE_COLUMNS = ["dataset", "arch", "teacher_source", "alpha", "temperature", "variant",
+                   "baseline", "teacher_error", "n_pairs", "mean_diff", "ci_low", "ci_high",
+                   "p_holm", "verdict"]
+
+
+def lattice_table(st: pd.DataFrame, runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """The rectification lattice: each lattice comparison of the statistics table (a method
+    against its rival at identical teacher source, alpha and T: DR-KD − Tf-KD self), with its
+    lattice point read from the labels and the rival's teacher error (percent: 100 − its
+    teacher's mean top-1 on the training batches over epochs and seeds)."""
+    d = st[st["setting"] == "rectification lattice"] if st is not None else st
+    if d is None or d.empty:
+        return pd.DataFrame(columns=LATTICE_COLUMNS)
+    source = dict(zip(zip(runs["dataset"], runs["arch"], runs["variant"]),
+                      runs["teacher_source"]))
+    error = {}
+    if "diag_teacher_top1" in epochs:
+        e = epochs.dropna(subset=["diag_teacher_top1"])
+        error = (100 - e.groupby(stats.CELL)["diag_teacher_top1"].mean() * PCT).to_dict()
+    rows = []
+    for _, r in d.iterrows():
+        point = stats.LATTICE.match(r["variant"])
+        key = (r["dataset"], r["arch"], r["baseline"])
+        rows.append({**{c: r[c] for c in ("dataset", "arch", "variant", "baseline", "n_pairs",
+                                          "mean_diff", "ci_low", "ci_high", "p_holm",
+                                          "verdict")},
+                     "teacher_source": source.get(key, ""),
+                     "alpha": float(point["alpha"]), "temperature": float(point["temperature"]),
+                     "teacher_error": error.get(key, np.nan)})
+    return (pd.DataFrame(rows, columns=LATTICE_COLUMNS)
+            .sort_values(["dataset", "arch", "teacher_source", "temperature", "alpha"])
+            .reset_index(drop=True))
 
 
 def selection_table(runs: pd.DataFrame) -> pd.DataFrame:

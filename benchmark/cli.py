@@ -110,9 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "config, named dataset/arch/label, searching the method's own "
                                    "ranges (drkd-bench list). Trials score the final-epoch "
                                    "validation top-1 (the test split is never loaded; ties go to "
-                                   "the lower validation NLL), report every epoch to a median "
-                                   "pruner and are tracked as MLflow child runs of one parent "
-                                   "run per study and storage. A method with a pretrained "
+                                   "the lower validation NLL) and are tracked as MLflow child "
+                                   "runs of one parent run per study and storage. The honest "
+                                   "protocol (the published one): --budget in images, the same "
+                                   "for every variant (a DLB trial forwards twice CE's images, "
+                                   "so it gets half the trials), --optimiser so that CE tunes "
+                                   "too, --seeds-per-trial k so that one lucky seed cannot win, "
+                                   "no pruning, and --rescore r: the winner trained again on r "
+                                   "fresh seeds, printed beside its tuning score. A method "
+                                   "with a pretrained "
                                    "self-teacher distils from the grid's own CE cell (same "
                                    "dataset, arch, seed and the grid's training settings), "
                                    "trained and tracked as that cell first if it has not "
@@ -125,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the trial count as each study's total: run only the trials a study "
                         "lacks to hold that many complete or pruned ones (an equal budget per "
                         "method that a rerun after an interruption tops up, never exceeds)")
+    p.add_argument("--budget", type=float, help="each study's budget in images forwarded "
+                   "(student and teacher models), in passes over the training set: a trial "
+                   "costs seeds-per-trial x epochs x the variant's images per epoch relative to "
+                   "CE's; the trial count follows, and is a total (tune.budget)")
+    p.add_argument("--seeds-per-trial", type=int, metavar="K", help="train each trial on K "
+                   "seeds and score the mean validation top-1 (tune.seeds_per_trial, default 1)")
+    p.add_argument("--optimiser", action=argparse.BooleanOptionalAction, default=None,
+                   help="also search the shared optimiser settings lr and weight_decay, for "
+                        "every variant, CE included (tune.optimiser)")
+    p.add_argument("--pruning", action=argparse.BooleanOptionalAction, default=None,
+                   help="median pruning after epoch 2 (tune.pruning; default on with one seed "
+                        "per trial and no budget, and not allowed with either)")
+    p.add_argument("--rescore", type=int, metavar="R", help="after the study, train its winner "
+                   "on R fresh seeds and print both scores: the winner's curse, measured "
+                   "(tune.rescore)")
     p.add_argument("--timeout", type=float, help="stop a study after this many seconds")
     p.add_argument("--storage", help="Optuna storage: a journal file path (default "
                                      "RESULTS/optuna.journal) or an RDB URL (sqlite:///..., "
@@ -352,6 +373,11 @@ def cmd_list(args) -> int:
                       if p.tunable else "")
             default = "preset" if p.default is None else p.default
             print(f"      {key:<14} default {default}{extra}  {p.help}")
+        for fidelity, values in m.presets.items():
+            print(f"      fidelity={fidelity}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        if m.control:
+            print("      control (control: true): " + ", ".join(
+                f"{k}={v}" for k, v in m.control.items()) + f" - {m.control_summary}")
     print("architectures:")
     for name in models.names():
         print(f"  {name:<13} {models.describe(name)}")
@@ -421,6 +447,8 @@ def cmd_grid(args) -> int:
         for i, c in enumerate(cells, 1):
             wait = f"  (after {by_hash[deps[c.hash]].key})" if c.hash in deps else ""
             print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
+        for line in grid.describe_variants(cfg):
+            print(line)
         return 0
     rt = runtime(args)
     runner.check_data(cells, rt.data_root)
@@ -459,6 +487,16 @@ def cmd_tune(args) -> int:
     trials = args.trials if args.trials is not None else int(cfg.tune.get("trials", 20))
     if trials < 1:
         raise UsageError("--trials must be >= 1")
+    flags = {"budget": args.budget, "seeds_per_trial": args.seeds_per_trial,
+             "optimiser": args.optimiser, "pruning": args.pruning, "rescore": args.rescore}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if given:
+        import dataclasses
+
+        merged = config._parse_tune({**cfg.tune, **given}, cfg.path + " (with flags)")
+        config._check_space(merged.get("space") or {}, list(cfg.variants), cfg.path,
+                            bool(merged.get("optimiser")))
+        cfg = dataclasses.replace(cfg, tune=merged)
     from . import runner, tune
 
     defs = tune.studies(cfg, args.method)

@@ -250,9 +250,24 @@ class Variant:
     hyperparameters: Mapping[str, Any]
     per_arch: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tuned: bool = False
+    #: Trained for this multiple of the grid's epochs (the ``compute:`` section's baseline runs).
+    epochs_factor: float = 1.0
+    #: Where the variant came from: "" (listed under ``methods``), "control" (listed with
+    #: ``control: true``), "budget" (``compute:``) or "lattice" (``lattice:``); only the first
+    #: kind is ever tuned (the others fix what a study would search).
+    role: str = ""
 
     def hyperparameters_for(self, arch: str) -> dict[str, Any]:
         return {**self.hyperparameters, **self.per_arch.get(arch, {})}
+
+    def settings_for(self, settings: TrainSettings) -> TrainSettings:
+        """The grid's training settings for this variant (its epoch budget applied)."""
+        if self.epochs_factor == 1.0:
+            return settings
+        from .compute import matched_epochs
+
+        return dataclasses.replace(settings,
+                                   epochs=matched_epochs(settings.epochs, self.epochs_factor))
 
 
 @dataclass(frozen=True)
@@ -268,6 +283,7 @@ class GridConfig:
     description: str = ""
     tune: Mapping[str, Any] = field(default_factory=dict)
     analysis: Mapping[str, Any] = field(default_factory=dict)
+    compute: Mapping[str, Any] = field(default_factory=dict)
 
     def analysis_settings(self):
         """The report's statistics settings (``analysis:``), validated when the config loaded."""
@@ -282,12 +298,22 @@ class GridConfig:
     def tuned_variants(self) -> list[Variant]:
         return [v for v in self.variants if v.tuned]
 
+    def tunable_variants(self) -> list[Variant]:
+        """The variants a study may tune: those listed under ``methods`` (not the controls, not
+        the baseline's budget runs, not the lattice's fixed points)."""
+        return [v for v in self.variants if not v.role]
+
 
 GRID_KEYS = ("name", "description", "seeds", "datasets", "architectures", "methods", "train",
-             "data_root", "tune", "analysis")
-TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout")
+             "data_root", "tune", "analysis", "compute", "lattice")
+COMPUTE_KEYS = ("baseline", "ladder", "match")
+LATTICE_KEYS = ("methods", "teacher", "alpha", "temperature")
+#: Lattice hyperparameters as they appear in a variant's label: ``drkd-online-a0.5-T4``.
+LATTICE_LABELS = {"alpha": "a", "temperature": "T"}
+TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout", "seeds_per_trial",
+             "budget", "optimiser", "pruning", "rescore")
 DATASET_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "split", "train")
-VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters")
+VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters", "control")
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -404,17 +430,129 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
         architectures[name] = dict(entry.get("train") or {})
 
     variants = _parse_variants(raw["methods"], path, list(architectures))
+    variants += _parse_lattice(raw.get("lattice"), path, variants)
+    compute = _parse_compute(raw.get("compute"), path, variants)
+    variants += _budget_variants(compute, variants, path)
     tune = _parse_tune(raw.get("tune"), path)
-    _check_space(tune.get("space") or {}, variants, f"{path}: tune.space")
+    _check_space(tune.get("space") or {}, variants, f"{path}: tune.space",
+                 bool(tune.get("optimiser")))
     grid = GridConfig(name=str(raw.get("name") or Path(path).stem), path=path,
                       seeds=tuple(seeds), datasets=datasets, architectures=architectures,
                       variants=tuple(variants), train=train, data_root=raw.get("data_root"),
                       description=str(raw.get("description") or ""), tune=tune,
-                      analysis=_parse_analysis(raw.get("analysis"), path))
+                      analysis=_parse_analysis(raw.get("analysis"), path), compute=compute)
     for d in datasets:
         for a in architectures:
             check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
     return grid
+
+
+def _parse_compute(raw: Any, path: str, variants: list[Variant]) -> dict[str, Any]:
+    """The optional ``compute:`` section: ``baseline`` (a variant label, default ``ce``), an epoch
+    ``ladder`` (multiples > 0 of the grid's epochs at which the baseline runs again) and
+    ``match: images`` (the baseline again at each variant's forwarded images)."""
+    if raw is None:
+        return {}
+    where = f"{path}: compute"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(COMPUTE_KEYS)}")
+    for key in raw:
+        if key not in COMPUTE_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(COMPUTE_KEYS)}")
+    from .compute import MATCHES
+
+    baseline = str(raw.get("baseline", "ce"))
+    labels = [v.label for v in variants]
+    if baseline not in labels:
+        raise ConfigError(f"{where}.baseline: {baseline!r} is not a variant of this config; "
+                          f"valid: {', '.join(labels)}")
+    ladder = raw.get("ladder") or []
+    if not isinstance(ladder, list) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in ladder):
+        raise ConfigError(f"{where}.ladder: expected a list of positive multiples, e.g. [1.5, 2]")
+    match = raw.get("match")
+    if match is not None and match not in MATCHES:
+        raise ConfigError(f"{where}.match: {match!r} is not valid; choose one of: "
+                          f"{', '.join(MATCHES)}")
+    if not ladder and match is None:
+        raise ConfigError(f"{where}: give a ladder, match: images, or both")
+    return {"baseline": baseline, "ladder": [float(x) for x in ladder], "match": match}
+
+
+def _budget_variants(compute: Mapping[str, Any], variants: list[Variant], path: str
+                     ) -> list[Variant]:
+    """The baseline again at each multiple of its epochs the ``compute:`` section asks for (its
+    ladder, and each variant's forwarded images relative to it under ``match: images``), one
+    variant per distinct multiple, labelled ``<baseline>@<multiple>x``."""
+    if not compute:
+        return []
+    from .compute import cost_factor, label
+
+    base = next(v for v in variants if v.label == compute["baseline"])
+    factors = list(compute["ladder"])
+    if compute["match"] == "images":
+        for v in variants:
+            if v is not base:
+                for arch_hp in [v.hyperparameters, *v.per_arch.values()]:
+                    factors.append(cost_factor(v.method, {**v.hyperparameters, **arch_hp},
+                                               base.method, base.hyperparameters))
+    out: list[Variant] = []
+    for f in sorted(set(factors)):
+        name = label(base.label, f)
+        if f == 1.0 or any(v.label == name for v in out):
+            continue
+        if any(v.label == name for v in variants):
+            raise ConfigError(f"{path}: compute: the label {name!r} is taken by a listed variant")
+        out.append(Variant(name, base.method, base.hyperparameters, base.per_arch,
+                           epochs_factor=f, role="budget"))
+    return out
+
+
+def _parse_lattice(raw: Any, path: str, variants: list[Variant]) -> list[Variant]:
+    """The optional ``lattice:`` section: each of ``methods`` (default tfkd-self and drkd) at
+    every (teacher, alpha, temperature) of the declared lists, so that two methods meet at
+    identical hyperparameters. Labels: ``<method>-<teacher>-a<alpha>-T<temperature>``."""
+    if raw is None:
+        return []
+    where = f"{path}: lattice"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(LATTICE_KEYS)}")
+    for key in raw:
+        if key not in LATTICE_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(LATTICE_KEYS)}")
+    lists = {}
+    for key in LATTICE_KEYS:
+        value = raw.get(key, ["tfkd-self", "drkd"] if key == "methods" else None)
+        if not isinstance(value, list) or not value or len(set(map(str, value))) != len(value):
+            raise ConfigError(f"{where}.{key}: expected a non-empty list of distinct values")
+        lists[key] = value
+    out: list[Variant] = []
+    taken = {v.label for v in variants}
+    for name in lists["methods"]:
+        try:
+            method = methods.get(str(name))
+        except methods.MethodError as e:
+            raise ConfigError(f"{where}.methods: {e}") from None
+        for teacher in lists["teacher"]:
+            for alpha in lists["alpha"]:
+                for temperature in lists["temperature"]:
+                    hp = {"teacher": teacher, "alpha": alpha, "temperature": temperature}
+                    try:
+                        hp = {k: method.params[k].check(k, v) if k in method.params else
+                              _no_param(name, k) for k, v in hp.items()}
+                        method.resolve(hp)
+                    except methods.MethodError as e:
+                        raise ConfigError(f"{where}: {e}") from None
+                    label = (f"{name}-{teacher}-a{hp['alpha']:g}-T{hp['temperature']:g}")
+                    if label in taken:
+                        raise ConfigError(f"{where}: the label {label!r} is taken twice")
+                    taken.add(label)
+                    out.append(Variant(label, str(name), hp, role="lattice"))
+    return out
+
+
+def _no_param(method: str, key: str):
+    raise methods.MethodError(f"method {method!r} has no hyperparameter {key!r}")
 
 
 def _parse_analysis(raw: Any, path: str) -> dict[str, Any]:
@@ -433,13 +571,22 @@ def _parse_analysis(raw: Any, path: str) -> dict[str, Any]:
     return dict(raw)
 
 
-def _check_space(space: Mapping[str, Any], variants: list[Variant], where: str) -> None:
-    """Each narrowed search range names a hyperparameter some method of the config searches,
-    and both bounds are values that parameter accepts."""
+OPTIMISER_PARAMS = {"lr": methods.Param(0.1, valid="(0, inf)", low=0.01, high=0.5),
+                    "weight_decay": methods.Param(5e-4, valid="[0, inf)", low=1e-5, high=1e-3)}
+
+
+def _check_space(space: Mapping[str, Any], variants: list[Variant], where: str,
+                 optimiser: bool = False) -> None:
+    """Each narrowed search range names a hyperparameter some method of the config searches
+    (or ``lr``/``weight_decay`` under ``optimiser: true``), and both bounds are values that
+    parameter accepts."""
     searched: dict[str, list] = {}
     for v in variants:
         for name, param in methods.get(v.method).search_space().items():
             searched.setdefault(name, []).append((v.method, param))
+    if optimiser:
+        for name, param in OPTIMISER_PARAMS.items():
+            searched[name] = [("the optimiser", param)]
     if not searched:  # nothing to tune at all: `tune` says so itself
         return
     for name, (low, high) in space.items():
@@ -466,9 +613,21 @@ def _parse_tune(raw: Any, path: str) -> dict[str, Any]:
     for key, value in raw.items():
         if key not in TUNE_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(TUNE_KEYS)}")
-        if key in ("trials", "epochs", "seed") and (not isinstance(value, int) or
-                                                    isinstance(value, bool) or value < 0):
+        if key in ("trials", "epochs", "seed", "seeds_per_trial", "rescore") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise ConfigError(f"{where}.{key}: expected a non-negative integer")
+        if key in ("trials", "epochs", "seeds_per_trial") and value < 1:
+            raise ConfigError(f"{where}.{key}: must be >= 1, got {value}")
+        if key == "budget" and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                or not value > 0):
+            raise ConfigError(f"{where}.budget: expected a number > 0 (images forwarded per "
+                              "study, in passes over the training set)")
+        if key in ("optimiser", "pruning") and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: expected true or false")
+    if raw.get("pruning") and (raw.get("budget") is not None
+                               or (raw.get("seeds_per_trial") or 1) > 1):
+        raise ConfigError(f"{where}.pruning: a pruned trial costs less than its share, so "
+                          "pruning cannot be combined with a budget or seeds_per_trial > 1")
     for name, bounds in (raw.get("space") or {}).items():
         if (not isinstance(bounds, list) or len(bounds) != 2 or
                 not all(isinstance(b, (int, float)) for b in bounds) or bounds[0] >= bounds[1]):
@@ -491,7 +650,21 @@ def _parse_variants(entries: Any, path: str, archs: list[str]) -> list[Variant]:
         except methods.MethodError as e:
             raise ConfigError(f"{where}: {e}") from None
         hp = {k: v for k, v in entry.items() if k not in VARIANT_KEYS}
+        control = entry.get("control", False)
+        if control not in (True, False):
+            raise ConfigError(f"{where}.control: expected true or false")
+        if control:
+            if not method.control:
+                with_one = [n for n in methods.names() if methods.get(n).control]
+                raise ConfigError(f"{where}.control: method {name!r} has no control; methods "
+                                  f"with one: {', '.join(with_one)}")
+            clash = sorted(set(hp) & set(method.control))
+            if clash:
+                raise ConfigError(f"{where}: {clash[0]!r} is fixed by the control; remove it")
+            hp = {**hp, **method.control}
         tuned = entry.get("hyperparameters") == "tuned"
+        if tuned and control:
+            raise ConfigError(f"{where}: a control is not tuned; remove 'hyperparameters'")
         if "hyperparameters" in entry and not tuned:
             raise ConfigError(f"{where}.hyperparameters: the only valid value is 'tuned'")
         per_arch = dict(entry.get("per_arch") or {})
@@ -505,10 +678,11 @@ def _parse_variants(entries: Any, path: str, archs: list[str]) -> list[Variant]:
                 method.resolve({**hp, **arch_hp})
         except methods.MethodError as e:
             raise ConfigError(f"{where}: {e}") from None
-        label = str(entry.get("label") or _default_label(name, hp, tuned))
+        label = str(entry.get("label") or _default_label(name, hp, tuned)
+                    + ("-control" if control and not entry.get("label") else ""))
         if any(v.label == label for v in out):
             raise ConfigError(f"{where}: duplicate variant label {label!r}; give each a 'label'")
-        out.append(Variant(label, name, hp, per_arch, tuned))
+        out.append(Variant(label, name, hp, per_arch, tuned, role="control" if control else ""))
     return out
 
 

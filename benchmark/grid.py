@@ -46,10 +46,53 @@ def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings
           storage: str | None = None) -> RunSpec:
     hp = variant.hyperparameters_for(arch)
     if variant.tuned:
-        from .tune import tuned_hyperparameters
+        from .tune import OPTIMISER_SPACE, tuned_hyperparameters
 
-        hp = {**hp, **tuned_hyperparameters(grid, ds.name, arch, variant, storage)}
-    return variant_spec(ds, arch, variant, hp, seed, settings)
+        best = tuned_hyperparameters(grid, ds.name, arch, variant, storage)
+        hp = {**hp, **{k: v for k, v in best.items() if k not in OPTIMISER_SPACE}}
+        settings = replace(settings, **{k: v for k, v in best.items() if k in OPTIMISER_SPACE})
+    return variant_spec(ds, arch, variant, hp, seed, variant.settings_for(settings))
+
+
+def describe_variants(grid: GridConfig) -> list[str]:
+    """What the dry run says beside the cells: each baseline budget (its epochs per dataset and
+    architecture, the ladder step it is and the variants whose images it matches), each
+    mechanism control and the lattice's size."""
+    import methods
+
+    from .compute import cost_factor
+
+    lines = []
+    budgets = [v for v in grid.variants if v.role == "budget"]
+    if budgets:
+        base = next(v for v in grid.variants if v.label == grid.compute["baseline"])
+        lines.append(f"compute: {base.label} at other epoch budgets")
+        for b in budgets:
+            epochs = sorted({b.settings_for(grid.train_for(d, a)).epochs
+                             for d in grid.datasets for a in grid.architectures})
+            why = [f"ladder {b.epochs_factor:g}x"] if b.epochs_factor in grid.compute["ladder"] \
+                else []
+            if grid.compute.get("match") == "images":
+                matched = sorted(v.label for v in grid.variants
+                                 if v.role in ("", "control") and v is not base
+                                 and cost_factor(v.method, v.hyperparameters, base.method,
+                                                 base.hyperparameters) == b.epochs_factor)
+                if matched:
+                    why.append("matches the images of " + ", ".join(matched))
+            lines.append(f"  {b.label}: {'/'.join(map(str, epochs))} epochs ({'; '.join(why)})")
+    controls = [v for v in grid.variants if v.role == "control"]
+    if controls:
+        lines.append("controls:")
+        for v in controls:
+            m = methods.get(v.method)
+            fixed = ", ".join(f"{k}={v.hyperparameters[k]}" for k in m.control)
+            lines.append(f"  {v.label}: {v.method} with {fixed} ({m.control_summary})")
+    lattice = [v for v in grid.variants if v.role == "lattice"]
+    if lattice:
+        lines.append(f"lattice: {len(lattice)} variants ("
+                     + ", ".join(sorted({v.method for v in lattice})) + " at identical "
+                     "teacher, alpha, temperature)")
+    return lines
 
 
 def dependencies(cells: list[RunSpec]) -> dict[str, str]:

@@ -31,7 +31,7 @@ import torch.nn as nn
 
 import methods
 
-from . import models, plans, teachers
+from . import compute, models, plans, teachers
 from .config import RunSpec, TrainSettings
 from .data import Pipeline, TensorData
 from .metrics import classification_metrics
@@ -126,6 +126,7 @@ class Step:
         self.optimizer, self.scheduler = optimizer, scheduler
         self.pipeline, self.generator, self.amp, self.epochs = pipeline, generator, amp, epochs
         self.count = 0  # optimisation steps done
+        self.features = method.wants_features(hp)  # the loss takes the feature map and head
         self.set_epoch(1)
 
     def set_epoch(self, epoch: int) -> None:
@@ -146,7 +147,14 @@ class Step:
         y = targets[batch.idx]
         paired = (None if batch.paired is None
                   else self.pipeline.train(images[batch.paired], self.generator))
-        logits = self._forward(x, batch)
+        extra = {}
+        if self.features:
+            with torch.autocast(x.device.type, torch.bfloat16, enabled=self.amp):
+                features = self.model.forward_features(x)
+                logits = self.model.forward_head(features).float()
+            extra = {"features": features.detach(), "head": self.model.forward_head}
+        else:
+            logits = self._forward(x, batch)
         rows = batch.teacher_rows
         view = teachers.StepView(x, batch.idx, logits.detach(), self.epoch, self.count, rows,
                                  paired)
@@ -155,7 +163,7 @@ class Step:
             with torch.autocast(x.device.type, torch.bfloat16, enabled=self.amp):
                 teacher_logits = self.teacher.logits(view)
             teacher_logits = teacher_logits.float()
-        terms = self.method.terms(logits, y, teacher_logits, **self.loss_kwargs)
+        terms = self.method.terms(logits, y, teacher_logits, **self.loss_kwargs, **extra)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
@@ -189,9 +197,10 @@ def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
             counts[k] = counts.get(k, 0) + 1
         correct += (logits.argmax(1) == y).sum()
         trained += len(y)
-        student_images += len(y) + (0 if batch.paired is None else len(batch.paired))
-        if step.teacher is not None and step.teacher.extra_forward:
-            teacher_images += batch.teacher_rows
+        s_images, t_images = compute.forwarded(
+            batch, step.teacher is not None and step.teacher.extra_forward)
+        student_images += s_images
+        teacher_images += t_images
     values = torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
     row = {k: v / counts[k] for k, v in zip(sums, values)}
     row["train_acc"] = values[-1] / max(1, trained)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from tqdm import tqdm
 
@@ -86,28 +87,65 @@ def study_name(dataset: str, arch: str, variant: Variant) -> str:
     return f"{dataset}/{arch}/{label}"
 
 
+#: The shared optimiser settings every study searches under ``tune.optimiser: true`` (CE
+#: included): ``lr`` per batch of 128 (scaled linearly, as the grid's) and ``weight_decay``.
+OPTIMISER_SPACE = {"lr": (0.01, 0.5, True), "weight_decay": (1e-5, 1e-3, True)}
+
+
 @dataclass(frozen=True)
 class Study:
     name: str
     spec: RunSpec  # the variant's fixed settings; trials override the searched hyperparameters
     space: dict[str, tuple[float, float, bool]]  # name -> (low, high, log)
     teacher: RunSpec | None = None  # the grid's CE cell that is the self-teacher, if any
+    #: Each trial trains these seeds and scores the mean of their validation top-1.
+    seeds: tuple[int, ...] = (0,)
+    #: The study's own trial count under a budget in images (None: the command's ``--trials``).
+    trials: int | None = None
+    images_per_trial: float = 0.0  # relative to one epoch of the training set (CE's epoch = 1)
+    pruning: bool = True
+    rescore: int = 0  # fresh seeds the winner is trained on after the study
+
+    def teacher_for(self, seed: int) -> RunSpec | None:
+        """The self-teacher of a trial's ``seed``: the grid's CE cell of that seed."""
+        if self.teacher is None:
+            return None
+        return dataclasses.replace(self.teacher, seed=seed,
+                                   data=self.teacher.data.for_seed(seed - self.teacher.seed))
+
+
+def protocol(tune: dict) -> dict[str, Any]:
+    """The tuning protocol a config's ``tune:`` section (or the flags) declares, defaults filled:
+    ``seeds_per_trial`` (1), ``budget`` (None: count trials), ``optimiser`` (false),
+    ``pruning`` (on unless a budget or several seeds per trial make it unfair), ``rescore`` (0)."""
+    k = int(tune.get("seeds_per_trial") or 1)
+    budget = tune.get("budget")
+    pruning = tune.get("pruning")
+    if pruning is None:
+        pruning = budget is None and k == 1
+    return {"seeds_per_trial": k, "budget": budget, "optimiser": bool(tune.get("optimiser")),
+            "pruning": bool(pruning), "rescore": int(tune.get("rescore") or 0)}
 
 
 def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
     """One study per (dataset, arch, variant) whose method has something to search; a variant
     that reads the tuned values (``hyperparameters: tuned``) and its reference twin are one
     study, listed once."""
+    from .compute import cost_factor
+
     out = []
     names: set[str] = set()
     tune = grid.tune
+    proto = protocol(tune)
     for dataset, (ds, _) in grid.datasets.items():
         for arch in grid.architectures:
-            for v in grid.variants:
+            for v in grid.tunable_variants():
                 if method and method not in (v.method, v.label):
                     continue
                 m = methods.get(v.method)
                 space = {k: (p.low, p.high, p.log) for k, p in m.search_space().items()}
+                if proto["optimiser"]:
+                    space.update(OPTIMISER_SPACE)
                 for k, bounds in (tune.get("space") or {}).items():
                     if k in space:
                         space[k] = (float(bounds[0]), float(bounds[1]), space[k][2])
@@ -123,10 +161,24 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 spec = variant_spec(ds, arch, v, hp, seed, settings)
                 # the self-teacher is the grid's own CE cell (the grid's epochs, not tune's)
                 teacher = variant_spec(ds, arch, v, hp, seed, grid_settings).teacher_spec()
-                out.append(Study(name, spec, space, teacher))
+                k = proto["seeds_per_trial"]
+                per_trial = k * settings.epochs * cost_factor(v.method, hp)
+                trials = None
+                if proto["budget"] is not None:
+                    trials = int(float(proto["budget"]) // per_trial)
+                    if trials < 1:
+                        raise ConfigError(
+                            f"{grid.path}: tune.budget {proto['budget']:g} is less than one "
+                            f"trial of {name} ({per_trial:g}: {k} seeds x {settings.epochs} "
+                            f"epochs x {per_trial / k / settings.epochs:g} images per epoch)")
+                out.append(Study(name, spec, space, teacher,
+                                 seeds=tuple(seed + i for i in range(k)), trials=trials,
+                                 images_per_trial=per_trial, pruning=proto["pruning"],
+                                 rescore=proto["rescore"]))
     if not out:
         which = f" for method {method!r}" if method else ""
-        raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space)")
+        raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space unless "
+                          "tune.optimiser is true)")
     return out
 
 
@@ -151,10 +203,11 @@ def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Va
 
 # --- running ------------------------------------------------------------------------------------
 
-def _teacher(study: Study, dataset: data_mod.TensorData, tracker: Tracker, rt: Runtime) -> Any:
+def _teacher(study: Study, dataset: data_mod.TensorData, tracker: Tracker, rt: Runtime,
+             seed: int | None = None) -> Any:
     """The self-teacher for tuning: the grid's CE cell of the same dataset, arch, seed and
     training settings, trained (and tracked) as that cell first when it has not finished."""
-    tspec = study.teacher
+    tspec = study.teacher_for(study.spec.seed if seed is None else seed)
     if tspec is None:
         return None
     folder = tracker.results / "checkpoints" / "tune-teachers" / tspec.hash
@@ -167,11 +220,45 @@ def _teacher(study: Study, dataset: data_mod.TensorData, tracker: Tracker, rt: R
     return teachers.load_model(found[1], study.spec.arch, c, dataset.num_classes, h, dev)
 
 
-def _prepare(study_def: Study, tracker: Tracker, rt: Runtime):
-    """The study's data without its test split, on the device, and its self-teacher (or None)."""
+def _prepare(study_def: Study, tracker: Tracker, rt: Runtime, seeds=None):
+    """The study's data without its test split, on the device, and the self-teacher of each of
+    ``seeds`` (default: the study's trial seeds; None for a method without one)."""
     dev = train.resolve_device(rt.device)
     dataset = without_test(load_data(study_def.spec.data, rt.data_root)).to(dev)
-    return dataset, _teacher(study_def, dataset, tracker, rt)
+    return dataset, {s: _teacher(study_def, dataset, tracker, rt, s)
+                     for s in (study_def.seeds if seeds is None else seeds)}
+
+
+def trial_spec(study_def: Study, params: dict[str, Any], seed: int) -> RunSpec:
+    """The run a trial's ``params`` mean for ``seed``: the searched hyperparameters resolved by
+    the method, the optimiser settings (``lr``, ``weight_decay``) in the training settings."""
+    hp = dict(study_def.spec.hyperparameters)
+    train_values = {k: v for k, v in params.items() if k in OPTIMISER_SPACE}
+    hp.update({k: v for k, v in params.items() if k not in OPTIMISER_SPACE})
+    return dataclasses.replace(
+        study_def.spec, seed=seed, hyperparameters=methods.get(study_def.spec.method).resolve(hp),
+        train=dataclasses.replace(study_def.spec.train, **train_values))
+
+
+def score(study_def: Study, params: dict[str, Any], seeds, dataset, teachers_by_seed: dict,
+          rt: Runtime, on_epoch=None) -> dict[str, Any]:
+    """Train ``params`` once per seed; the mean validation top-1 (the trial's value), its SD over
+    the seeds, the mean validation NLL and the images forwarded (student and teacher models)."""
+    values, nlls, images = [], [], 0.0
+    for i, seed in enumerate(seeds):
+        spec = trial_spec(study_def, params, seed)
+        result = train.train(spec, dataset, teacher_model=teachers_by_seed.get(seed),
+                             device=rt.device, on_epoch=on_epoch if i == 0 else None)
+        value = result.final["val_top1"]
+        if not math.isfinite(value):
+            raise train.TrainingDiverged("validation accuracy is not finite")
+        values.append(value)
+        nlls.append(result.final["val_nll"])
+        images += sum(r.get("cost_student_images", 0.0) + r.get("cost_teacher_images", 0.0)
+                      for r in result.history)
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return {"value": float(np.mean(values)), "values": values, "sd": sd,
+            "nll": float(np.mean(nlls)), "images": images, "seeds": list(seeds)}
 
 
 def without_test(d: data_mod.TensorData) -> data_mod.TensorData:
@@ -229,21 +316,20 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     st = open_storage(storage, tracker.results)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed(study_def.name, seed, worker),
                                          n_startup_trials=5)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+              if study_def.pruning else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=study_def.name, storage=st, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     fail_stale_journal_trials(study)
     journal = isinstance(study._storage, optuna.storages.JournalStorage)
     where = redact(storage or default_storage(tracker.results))
     describe_study(study, study_def, where)
-    dataset, teacher_model = _prepare(study_def, tracker, rt)
+    dataset, teacher_models = _prepare(study_def, tracker, rt)
 
     def objective(trial: optuna.Trial) -> float:
-        hp = dict(study_def.spec.hyperparameters)
-        for k, (low, high, log) in study_def.space.items():
-            hp[k] = trial.suggest_float(k, low, high, log=log)
-        spec = dataclasses.replace(study_def.spec,
-                                   hyperparameters=methods.get(study_def.spec.method).resolve(hp))
+        params = {k: trial.suggest_float(k, low, high, log=log)
+                  for k, (low, high, log) in study_def.space.items()}
+        spec = trial_spec(study_def, params, study_def.seeds[0])
         run_id = _safe(tracker.new_run, f"{study_def.name} trial {trial.number}",
                        {"kind": "trial", "study": study_def.name, "trial": str(trial.number),
                         "optuna_storage": where, "dataset": spec.data.name, "arch": spec.arch,
@@ -256,21 +342,25 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
         def report(row: dict) -> None:
             if journal:  # RDB storages have Optuna's own heartbeat
                 trial.set_user_attr("heartbeat", time.time())
-            trial.report(row["val_top1"], row["epoch"])
-            if run_id:
+            if study_def.pruning:
+                trial.report(row["val_top1"], row["epoch"])
+            if run_id and len(study_def.seeds) == 1:  # one seed: its curve is the trial's
                 _safe(tracker.log_epoch, run_id, row)
-            if trial.should_prune():
+            if study_def.pruning and trial.should_prune():
                 raise optuna.TrialPruned()
 
         try:
-            result = train.train(spec, dataset, teacher_model=teacher_model, device=rt.device,
-                                 on_epoch=report)
-            value = result.final["val_top1"]
-            if not math.isfinite(value):
-                raise train.TrainingDiverged("validation accuracy is not finite")
-            trial.set_user_attr("val_nll", result.final["val_nll"])  # breaks ties (best_trial)
+            got = score(study_def, params, study_def.seeds, dataset, teacher_models, rt, report)
+            trial.set_user_attr("val_nll", got["nll"])  # breaks ties (best_trial)
+            trial.set_user_attr("seed_values", got["values"])
+            trial.set_user_attr("images", got["images"])
+            if run_id:
+                _safe(tracker.log_epoch, run_id, {
+                    "epoch": spec.train.epochs, "val_top1": got["value"], "val_nll": got["nll"],
+                    "trial_val_sd": got["sd"], "trial_seeds": len(got["values"]),
+                    "trial_images": got["images"]})
             state = "COMPLETE"
-            return value
+            return got["value"]
         except optuna.TrialPruned:
             state = "PRUNED"
             raise
@@ -332,6 +422,9 @@ def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
                           "validation NLL",
              "dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
              "variant": spec.label, "epochs": spec.train.epochs, "seed": spec.seed,
+             "seeds_per_trial": len(study_def.seeds), "pruning": study_def.pruning,
+             "images_per_trial": study_def.images_per_trial,
+             "budget_trials": study_def.trials,
              "search_space": {k: {"low": lo, "high": hi, "log": log}
                               for k, (lo, hi, log) in study_def.space.items()},
              "storage": storage}
@@ -379,12 +472,14 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
         started = time.perf_counter()
         existing = _existing(s.name, storage, tracker)
         before = len(existing.trials) if existing else 0
-        todo = trials
-        if up_to and existing:
+        todo = trials if s.trials is None else s.trials
+        if (up_to or s.trials is not None) and existing:  # a budget is always a total
             done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
             todo -= len(existing.get_trials(deepcopy=False, states=done))
             if todo <= 0:
                 say(summary_line(existing) + "; budget already spent")
+                if s.rescore:
+                    say(rescore(existing, s, storage, tracker, rt))
                 out.append(existing)
                 continue
         url = storage or default_storage(tracker.results)
@@ -403,8 +498,47 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
                 _safe(tracker.set_status, parent, status)
         seconds = time.perf_counter() - started
         say(summary_line(study, seconds, len(study.trials) - before))
+        if s.rescore:
+            say(rescore(study, s, storage, tracker, rt))
         out.append(study)
     return out
+
+
+#: Fresh seeds for re-scoring start here (never a trial's seed).
+RESCORE_SEED = 10_000
+
+
+def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker,
+            rt: Runtime) -> str:
+    """Train the study's winner on ``s.rescore`` fresh seeds (validation split, as the trials)
+    and record the result in the study (user attribute ``rescore``) and as an MLflow run
+    (``kind=rescore``): the winner's curse measured, not hidden. Done once per winner."""
+    best = best_trial(study)
+    if best is None:
+        return f"{s.name}: no complete trial to re-score"
+    done = study.user_attrs.get("rescore") or {}
+    if done.get("trial") != best.number or len(done.get("values", [])) != s.rescore:
+        seeds = [RESCORE_SEED + s.spec.seed + i for i in range(s.rescore)]
+        dataset, teacher_models = _prepare(s, tracker, rt, seeds)
+        got = score(s, dict(best.params), seeds, dataset, teacher_models, rt)
+        done = {"trial": best.number, "selected": best.value, **got}
+        study.set_user_attr("rescore", done)
+        spec = trial_spec(s, dict(best.params), seeds[0])
+        run_id = _safe(tracker.new_run, f"{s.name} rescore trial {best.number}",
+                       {"kind": "rescore", "study": s.name, "trial": str(best.number),
+                        "dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
+                        "variant": spec.label, "seed": str(seeds[0])}, spec.flat_params())
+        if run_id:
+            _safe(tracker.log_epoch, run_id, {
+                "epoch": spec.train.epochs, "val_top1": got["value"],
+                "trial_val_sd": got["sd"], "trial_seeds": len(seeds),
+                "trial_images": got["images"], "selected_val_top1": best.value})
+            _safe(tracker.set_status, run_id, "FINISHED")
+    drop = 100 * (done["value"] - done["selected"])
+    return (f"{s.name}: winner trial {done['trial']} scored {100 * done['selected']:.2f}% on "
+            f"its {len(s.seeds)} tuning seed(s), {100 * done['value']:.2f}% "
+            f"(SD {100 * done['sd']:.2f}) on {len(done['values'])} fresh seeds ({drop:+.2f} "
+            "points)")
 
 
 def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str | None,

@@ -39,4 +39,7 @@ CSKD = register(Method(
                          log=True)},
     paper="Yun et al., CVPR 2020 (CS-KD)",
     source="alinlab/cs-kd@b447f25 train.py, datasets.py",
+    control={"lam": 0.0},
+    control_summary="lam = 0: CE on the anchors, partners still forwarded (the class-paired plan "
+                    "alone)",
     summary="KD from a same-class partner's prediction"))

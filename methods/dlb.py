@@ -35,12 +35,17 @@ def dlb_terms(student_logits: torch.Tensor, targets: torch.Tensor,
 
 DLB = register(Method(
     name="dlb", terms=dlb_terms, teacher="previous-batch", batch_plan="overlap",
-    params={"alpha": Param(1.0, "weight of the consistency term (ref: DLB paper, implementation "
-                                "details; dlb.py takes --alpha with no default)",
+    params={"alpha": Param(1.0, "weight of the consistency term (project's choice: the plain "
+                                "sum CE + KD; dlb.py takes --alpha with no default and its "
+                                "experiment name default 'TP3_0.5' (l. 47) suggests 0.5; the "
+                                "fair grid runs 0.5 beside it)",
                            valid="[0, inf)", low=0.1, high=5.0, log=True),
-            "temperature": Param(3.0, "T (ref: DLB paper, implementation details; dlb.py takes "
-                                      "--T with no default)", valid="(0, inf)", low=1.0,
+            "temperature": Param(3.0, "T (ref: DLB dlb.py@8949a46 l. 47, experiment name "
+                                      "default 'TP3_0.5': T 3; --T itself has no default)",
+                                 valid="(0, inf)", low=1.0,
                                  high=20.0, log=True)},
     paper="Shen et al., CVPR 2022 (DLB)",
     source="Meta-knowledge-Lab/DLB@8949a46 dlb.py",
+    control={"alpha": 0.0},
+    control_summary="alpha = 0: CE over the same overlap batches (the plan's repeated half alone)",
     summary="KD from the previous mini-batch's predictions on half of each batch"))

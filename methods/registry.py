@@ -119,12 +119,29 @@ class Method:
     batch_plan: str = "shuffle"
     per_epoch: Callable[[dict, int, int], dict] | None = None
     source: str = ""  # the official code followed: repository, commit, file
+    #: The method's mechanism control: the hyperparameters that switch its distillation term off
+    #: while keeping everything else (its batch plan, its forwards): DLB with alpha = 0 is CE over
+    #: the overlap batches. A grid asks for it with ``control: true``; empty: no control.
+    control: Mapping[str, Any] = field(default_factory=dict)
+    control_summary: str = ""
+    #: ``needs_features(hp)``: whether the loss takes the student's feature map and head (the
+    #: ``features`` and ``head`` keyword arguments: ``forward_features`` and ``forward_head``);
+    #: the training step computes them only then. None: never.
+    needs_features: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def wants_features(self, hp: Mapping[str, Any]) -> bool:
+        return self.needs_features is not None and bool(self.needs_features(hp))
 
     def loss(self, student_logits: torch.Tensor, targets: torch.Tensor,
-             teacher_logits: torch.Tensor | None = None, **hyperparameters: Any) -> torch.Tensor:
-        """The scalar loss; hyperparameters not given take their defaults."""
+             teacher_logits: torch.Tensor | None = None, *, features: torch.Tensor | None = None,
+             head: Callable | None = None, **hyperparameters: Any) -> torch.Tensor:
+        """The scalar loss; hyperparameters not given take their defaults. A method that needs
+        features (:meth:`wants_features`) takes the model's ``forward_features`` output and its
+        ``forward_head``."""
         hp = self.resolve(hyperparameters)
-        return self.terms(student_logits, targets, teacher_logits, **self.loss_kwargs(hp))["loss"]
+        extra = {"features": features, "head": head} if self.wants_features(hp) else {}
+        return self.terms(student_logits, targets, teacher_logits, **self.loss_kwargs(hp),
+                          **extra)["loss"]
 
     def resolve(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Validate ``given`` and return every hyperparameter, defaults and preset filled in."""
@@ -170,6 +187,9 @@ _REGISTRY: dict[str, Method] = {}
 def register(method: Method) -> Method:
     if method.name in _REGISTRY:
         raise MethodError(f"method {method.name!r} is already registered")
+    for key in method.control:
+        if key not in method.params:
+            raise MethodError(f"method {method.name!r}: control sets unknown {key!r}")
     fidelity = method.params.get("fidelity")
     if fidelity is not None and set(method.presets) != set(fidelity.choices):
         raise MethodError(f"method {method.name!r}: presets must cover every fidelity choice")

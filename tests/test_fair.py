@@ -1,0 +1,318 @@
+"""Fair comparisons: compute matching, mechanism controls, the rectification lattice and the
+honest tuning protocol (a budget in images, k seeds per trial, CE's optimiser tuned, re-scored
+winners)."""
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+import methods
+from analysis import stats, tables
+from benchmark import cli, compute, config, data, grid, plans, teachers, tune
+
+BASE = {
+    "name": "fair-tiny",
+    "seeds": [0, 1],
+    "datasets": {"digits": None},
+    "architectures": ["mlp"],
+    "train": {"epochs": 20, "batch_size": 64},
+    "methods": ["ce", "dlb", {"method": "dlb", "control": True}, "cs-kd",
+                {"method": "cs-kd", "control": True}, {"method": "drkd", "teacher": "pretrained"},
+                {"method": "drkd", "teacher": "online"}],
+}
+
+
+def write(tmp_path, **changes):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **changes}))
+    return str(path)
+
+
+# --- compute matching ----------------------------------------------------------------------------
+
+def every_variant():
+    for name in methods.names():
+        m = methods.get(name)
+        sources = m.params["teacher"].choices if m.teacher == "param" else [None]
+        for source in sources:
+            yield name, ({} if source is None else {"teacher": source})
+
+
+@pytest.mark.parametrize("name,hp", list(every_variant()))
+def test_matched_epochs_forward_the_variants_images_within_one_batch(name, hp):
+    # the real digits training split and the quick grid's batch and epochs
+    n = len(data.load("digits").train_y)
+    batch, epochs = 64, 20
+    factor = compute.cost_factor(name, hp)
+    ce_epochs = compute.matched_epochs(epochs, factor)
+    mine = compute.run_images(name, hp, n, batch, epochs)
+    theirs = compute.run_images("ce", {}, n, batch, ce_epochs)
+    assert abs(mine - theirs) <= batch, (name, hp, factor, ce_epochs, mine, theirs)
+
+
+def test_the_counted_images_are_what_the_training_loop_logs(tmp_path):
+    from benchmark import train
+
+    d = data.load("digits", train_subset=300)
+    for name, hp in [("dlb", {}), ("cs-kd", {}), ("drkd", {"teacher": "ema"}), ("ce", {})]:
+        spec = config.make_spec("digits", "mlp", name, 0, hp, {"epochs": 2, "batch_size": 32},
+                                train_subset=300)
+        logged = sum(r["cost_student_images"] + r["cost_teacher_images"]
+                     for r in train.train(spec, d).history)
+        assert logged == compute.run_images(name, hp, len(d.train_y), 32, 2), name
+
+
+def test_cost_factors_of_the_field():
+    assert compute.cost_factor("ce", {}) == 1.0
+    assert compute.cost_factor("drkd", {"teacher": "online"}) == 1.0
+    assert compute.cost_factor("ps-kd", {}) == 1.0
+    for name, hp in [("dlb", {}), ("cs-kd", {}), ("drkd", {"teacher": "pretrained"}),
+                     ("tfkd-self", {"teacher": "ema"})]:
+        assert compute.cost_factor(name, hp) == 2.0, name
+    assert teachers.extra_forward("pretrained") and not teachers.extra_forward("online")
+
+
+def test_compute_section_adds_the_baseline_at_its_ladder_and_matched_epochs(tmp_path):
+    cfg = config.load_grid(write(tmp_path, compute={"ladder": [1.5], "match": "images"}))
+    cells = grid.expand(cfg)
+    epochs = {c.label: c.train.epochs for c in cells if c.seed == 0}
+    assert epochs["ce"] == 20 and epochs["ce@1.5x"] == 30 and epochs["ce@2x"] == 40
+    assert epochs["dlb"] == 20 and "ce@1x" not in epochs
+    assert {c.label for c in cells if c.method == "ce"} == {"ce", "ce@1.5x", "ce@2x"}
+    # the self-teacher of drkd-pretrained stays the 20-epoch CE cell
+    teacher = next(c for c in cells if c.label == "drkd-pretrained").teacher_spec()
+    assert teacher.hash == next(c for c in cells if c.label == "ce" and c.seed == 0).hash
+
+
+def test_dry_run_shows_matched_cells_with_epochs_and_the_controls(tmp_path, capsys):
+    path = write(tmp_path, compute={"ladder": [2], "match": "images"})
+    assert cli.main(["grid", path, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "digits/mlp/ce@2x/seed0  40 epochs" in out
+    assert "ce@2x: 40 epochs (ladder 2x; matches the images of cs-kd, cs-kd-control, dlb," in out
+    assert "dlb-control: dlb with alpha=0.0" in out
+    assert "cs-kd-control: cs-kd with lam=0.0" in out
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"compute": {"baseline": "lsr", "ladder": [2]}}, "compute.baseline: 'lsr' is not a variant"),
+    ({"compute": {"ladder": [0]}}, "compute.ladder: expected a list of positive multiples"),
+    ({"compute": {"match": "time"}}, "compute.match: 'time' is not valid; choose one of: images"),
+    ({"compute": {}}, "compute: give a ladder, match: images, or both"),
+    ({"methods": ["ce", {"method": "lsr", "control": True}]},
+     "control: method 'lsr' has no control; methods with one: cs-kd, dlb"),
+    ({"methods": ["ce", {"method": "dlb", "control": True, "alpha": 1}]},
+     "'alpha' is fixed by the control"),
+    ({"lattice": {"teacher": ["online"], "alpha": [1.5], "temperature": [4]}},
+     "alpha=1.5 is not valid"),
+    ({"lattice": {"teacher": ["online"], "alpha": [0.5]}}, "lattice.temperature: expected a"),
+    ({"tune": {"trials": 0}}, "tune.trials: must be >= 1"),
+    ({"tune": {"budget": 100, "pruning": True}}, "pruning cannot be combined with a budget"),
+    ({"tune": {"space": {"lr": [0.01, 0.2]}}}, "tune.space.lr: no method of this config"),
+])
+def test_bad_fair_sections_are_one_line(tmp_path, section, message):
+    with pytest.raises(config.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.load_grid(write(tmp_path, **section))
+
+
+# --- mechanism controls --------------------------------------------------------------------------
+
+def _grads(loss, params):
+    return torch.autograd.grad(loss, params)
+
+
+def test_dlb_control_is_exactly_ce_over_the_overlap_batch():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(12, 5)
+    x, y = torch.randn(16, 12), torch.randint(0, 5, (16,))
+    teacher = torch.randn(8, 5)  # the previous step's logits of the repeated half
+    hp = methods.get("dlb").resolve(methods.get("dlb").control)
+    loss = methods.get("dlb").loss(model(x), y, teacher, **hp)
+    ce = F.cross_entropy(model(x), y)
+    assert torch.equal(loss, ce)
+    for a, b in zip(_grads(loss, list(model.parameters())), _grads(ce, list(model.parameters()))):
+        assert torch.equal(a, b)
+
+
+def test_cskd_control_is_exactly_ce_on_the_anchors():
+    torch.manual_seed(1)
+    model = torch.nn.Linear(12, 5)
+    x, y = torch.randn(16, 12), torch.randint(0, 5, (16,))
+    partners = model(torch.randn(16, 12)).detach()
+    hp = methods.get("cs-kd").resolve(methods.get("cs-kd").control)
+    loss = methods.get("cs-kd").loss(model(x), y, partners, **hp)
+    ce = F.cross_entropy(model(x), y)
+    assert torch.equal(loss, ce)
+    for a, b in zip(_grads(loss, list(model.parameters())), _grads(ce, list(model.parameters()))):
+        assert torch.equal(a, b)
+
+
+def test_controls_keep_their_plans_compute():
+    assert compute.cost_factor("dlb", {"alpha": 0.0}) == compute.cost_factor("dlb", {})
+    plan = plans.make("class-paired", torch.arange(64) % 4, 8, torch.Generator().manual_seed(0))
+    assert all(b.paired is not None for b in plan.epoch())
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+def _runs(values: dict[str, list[float]], method: dict[str, str] | None = None,
+          source: dict[str, str] | None = None) -> pd.DataFrame:
+    rows = []
+    for v, xs in values.items():
+        for seed, x in enumerate(xs):
+            rows.append({"run_id": f"{v}-{seed}", "dataset": "d", "arch": "a", "variant": v,
+                         "method": (method or {}).get(v, v.split("@")[0].split("-")[0]),
+                         "teacher_source": (source or {}).get(v, "none"), "seed": seed,
+                         "final_test_top1": x})
+    return pd.DataFrame(rows)
+
+
+def test_comparisons_name_each_question():
+    runs = _runs({"ce": [.9, .91, .92], "ce@2x": [.91, .92, .94], "dlb": [.92, .93, .93],
+                  "dlb-control": [.91, .91, .93]},
+                 method={"dlb-control": "dlb"})
+    st = stats.paired(runs, "final_test_top1", scale=100)
+    got = {(r.variant, r.baseline): r.setting for r in st.itertuples()}
+    assert got == {("ce@2x", "ce"): "compute ladder", ("dlb", "ce"): "reference",
+                   ("dlb-control", "ce"): "reference", ("dlb", "dlb-control"): "vs control"}
+
+
+def test_equal_compute_pairs_each_variant_with_the_baseline_at_its_images():
+    runs = _runs({"ce": [.90, .91, .92], "ce@2x": [.91, .93, .93], "dlb": [.92, .93, .95],
+                  "lsr": [.91, .91, .93]})
+    images = {"ce": 100.0, "ce@2x": 200.0, "dlb": 199.0, "lsr": 100.0}
+    epochs = runs[["run_id", "dataset", "arch", "variant"]].assign(
+        cost_student_images=runs["variant"].map(images), cost_teacher_images=0.0)
+    eq = stats.equal_compute(runs, epochs, "final_test_top1", scale=100)
+    assert list(zip(eq["variant"], eq["baseline"])) == [("lsr", "ce"), ("dlb", "ce@2x")]
+    dlb = eq[eq["variant"] == "dlb"].iloc[0]
+    assert dlb["mean_diff"] == pytest.approx(100 * np.mean([.01, .0, .02]))
+    assert dlb["images_ratio"] == pytest.approx(1.99) and dlb["baseline_ratio"] == 2.0
+    assert set(eq["setting"]) == {"equal compute"}
+
+
+def test_lattice_pairs_twins_only_and_the_table_reads_the_point():
+    values = {"ce": [.9, .9, .9]}
+    method, source = {}, {}
+    for m in ("tfkd-self", "drkd"):
+        for a in ("0.1", "0.5"):
+            label = f"{m}-online-a{a}-T4"
+            values[label] = [.9 + (0.01 if m == "drkd" and a == "0.5" else 0) + s / 1000
+                             for s in range(3)]
+            method[label], source[label] = m, "online"
+    runs = _runs(values, method, source)
+    st = stats.paired(runs, "final_test_top1", scale=100)
+    lat_rows = st[st["setting"] == "rectification lattice"]
+    assert set(zip(lat_rows["variant"], lat_rows["baseline"])) == {
+        ("drkd-online-a0.1-T4", "tfkd-self-online-a0.1-T4"),
+        ("drkd-online-a0.5-T4", "tfkd-self-online-a0.5-T4")}
+    assert not (st["variant"].str.contains("-a0") & (st["baseline"] == "ce")).any()
+    epochs = runs.assign(diag_teacher_top1=0.8)
+    lat = tables.lattice_table(st, runs, epochs)
+    point = lat[lat["alpha"] == 0.5].iloc[0]
+    assert point["temperature"] == 4.0 and point["teacher_source"] == "online"
+    assert point["mean_diff"] == pytest.approx(1.0)
+    assert point["teacher_error"] == pytest.approx(20.0)
+
+
+# --- the honest tuning protocol ------------------------------------------------------------------
+
+HONEST = {
+    "name": "honest",
+    "seeds": [0],
+    "datasets": {"digits": {"train_subset": 300}},
+    "architectures": ["mlp"],
+    "train": {"epochs": 2, "batch_size": 64},
+    "methods": ["ce", "dlb"],
+    "tune": {"budget": 16, "seeds_per_trial": 2, "optimiser": True, "rescore": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def honest_studies(tmp_path_factory):
+    root = tmp_path_factory.mktemp("honest")
+    path = root / "honest.yaml"
+    path.write_text(yaml.safe_dump(HONEST))
+    results = root / "results"
+    assert cli.main(["tune", str(path), "--results", str(results)]) == 0
+    storage = tune.open_storage(None, results)
+    return {n: optuna.load_study(study_name=n, storage=storage)
+            for n in ("digits/mlp/ce", "digits/mlp/dlb")}, path, results
+
+
+def test_budget_in_images_is_equal_across_variants_read_back_from_the_store(honest_studies):
+    studies, _, _ = honest_studies
+    ce, dlb = studies["digits/mlp/ce"], studies["digits/mlp/dlb"]
+    # CE trials cost 2 seeds x 2 epochs x 1 = 4: 16 // 4 = 4; DLB's cost twice as much: 2
+    assert len(ce.trials) == 4 and len(dlb.trials) == 2
+    spent = {n: sum(t.user_attrs["images"] for t in s.trials) for n, s in studies.items()}
+    # equal up to DLB's first step (no repeated half): one batch per seed
+    assert abs(spent["digits/mlp/ce"] - spent["digits/mlp/dlb"]) <= 2 * 2 * 64
+    assert spent["digits/mlp/ce"] == 4 * 2 * 2 * (270 // 64) * 64
+
+
+def test_a_trials_score_is_the_mean_of_its_seeds_and_ce_tunes_its_optimiser(honest_studies):
+    studies, _, _ = honest_studies
+    for study in studies.values():
+        for t in study.trials:
+            assert len(t.user_attrs["seed_values"]) == 2
+            assert t.value == float(np.mean(t.user_attrs["seed_values"]))
+            assert {"lr", "weight_decay"} <= set(t.params)
+        assert study.user_attrs["pruning"] is False
+
+
+def test_winner_is_rescored_once_on_fresh_seeds(honest_studies, capsys):
+    studies, path, results = honest_studies
+    attrs = studies["digits/mlp/ce"].user_attrs["rescore"]
+    assert attrs["trial"] == tune.best_trial(studies["digits/mlp/ce"]).number
+    assert attrs["seeds"] == [tune.RESCORE_SEED, tune.RESCORE_SEED + 1]
+    assert attrs["value"] == float(np.mean(attrs["values"]))
+    # a rerun spends nothing more and re-scores nothing
+    assert cli.main(["tune", str(path), "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("budget already spent") == 2 and "on 2 fresh seeds" in out
+    again = optuna.load_study(study_name="digits/mlp/ce",
+                              storage=tune.open_storage(None, results))
+    assert len(again.trials) == 4 and again.user_attrs["rescore"] == attrs
+
+
+def test_the_report_shows_each_studys_margin_sd_and_rescore(honest_studies):
+    from analysis import load
+
+    _, _, results = honest_studies
+    epochs = load.epochs_from_tracking(f"sqlite:///{results}/mlflow.db")
+    table = tables.tuning_table(epochs[epochs["kind"].isin(["trial", "rescore"])])
+    ce = table[table["study"] == "digits/mlp/ce"].iloc[0]
+    study = optuna.load_study(study_name="digits/mlp/ce",
+                              storage=tune.open_storage(None, results))
+    values = sorted((t.value for t in study.trials), reverse=True)
+    assert ce["trials"] == 4 and ce["seeds_per_trial"] == 2
+    assert ce["winner"] == pytest.approx(100 * values[0], abs=1e-3)
+    assert ce["margin"] == pytest.approx(100 * (values[0] - values[1]), abs=1e-3)
+    assert ce["rescored"] == pytest.approx(100 * study.user_attrs["rescore"]["value"], abs=1e-3)
+    assert ce["drop"] == pytest.approx(ce["rescored"] - ce["winner"])
+
+
+def test_tuned_optimiser_settings_flow_into_the_grid(honest_studies, tmp_path):
+    studies, path, results = honest_studies
+    raw = yaml.safe_load(open(path))
+    raw["methods"] = ["ce", {"method": "ce", "hyperparameters": "tuned"}]
+    p = tmp_path / "g.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    cfg = config.load_grid(str(p))
+    cells = grid.expand(cfg, str(results / "optuna.journal"))
+    tuned = next(c for c in cells if c.label == "ce-tuned")
+    best = tune.best_trial(studies["digits/mlp/ce"]).params
+    assert tuned.train.lr == best["lr"] and tuned.train.weight_decay == best["weight_decay"]
+    assert tuned.hyperparameters == {}
+
+
+def test_tune_help_names_the_protocol_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--budget", "--seeds-per-trial", "--optimiser", "--pruning", "--rescore"):
+        assert option in out
