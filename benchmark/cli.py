@@ -272,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="fetch a dataset with torchvision (needs internet)")
     p.add_argument("dataset", help="fashion-mnist, cifar10 or cifar100")
     p.add_argument("--data-root", required=True)
+    for command in sub.choices.values():  # on every command: what it may register is known
+        command.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                             help="import this module or .py file first (repeatable): it may "
+                                  "register methods, teacher sources, batch plans, "
+                                  "architectures and datasets; a grid config's plugins: list "
+                                  "does the same. Installed packages' 'drkd_bench.plugins' "
+                                  "entry points load by themselves")
     return parser
 
 
@@ -359,11 +366,18 @@ def cmd_list(args) -> int:
 
     from . import config, data, models
 
+    from .plugins import BUILT_IN, origin
+
+    def came(kind: str, name: str) -> str:
+        o = origin(kind, name)
+        return "" if o is BUILT_IN else f"  (from {o})"
+
     print("methods:")
     for name in methods.names():
         m = methods.get(name)
         teacher = m.teacher if m.teacher != "param" else "|".join(m.params["teacher"].choices)
-        print(f"  {name:<10} teacher={teacher}  batches={m.batch_plan}  {m.summary}  [{m.paper}]")
+        print(f"  {name:<10} teacher={teacher}  batches={m.batch_plan}  {m.summary}  [{m.paper}]"
+              + came("method", name))
         if m.source:
             print(f"      follows {m.source}")
         for key, p in m.params.items():
@@ -380,12 +394,23 @@ def cmd_list(args) -> int:
                 f"{k}={v}" for k, v in m.control.items()) + f" - {m.control_summary}")
     print("architectures:")
     for name in models.names():
-        print(f"  {name:<13} {models.describe(name)}")
+        print(f"  {name:<13} {models.describe(name)}" + came("architecture", name))
     print("  timm:<name>   any timm model, built with pretrained=False")
     print("datasets:")
     for name in data.names():
         s = data.get_spec(name)
-        print(f"  {name:<14} {s.num_classes} classes, default arch {s.default_arch}; {s.source}")
+        print(f"  {name:<14} {s.num_classes} classes, default arch {s.default_arch}; {s.source}"
+              + came("dataset", name))
+    from . import plans, teachers
+
+    extra = [(k, n) for k, names in (("teacher source", teachers.SOURCES),
+                                     ("batch plan", plans.PLANS)) for n in names
+             if origin(k, n) is not BUILT_IN]
+    if extra:
+        print("from plugins:")
+        for kind, name in extra:
+            print(f"  {kind} {name}{came(kind, name)}")
+    print("every entry without '(from ...)' is built in")
     print("configs:", ", ".join(sorted(config.shipped_configs())))
     return 0
 
@@ -780,6 +805,19 @@ COMMANDS = {"list": cmd_list, "train": cmd_train, "grid": cmd_grid, "tune": cmd_
             "export": cmd_export, "ui": cmd_ui, "download": cmd_download}
 
 
+def _load_plugins(argv: list[str]) -> None:
+    """Installed packages' entry points, then every ``--plugin X`` of the command line, before
+    the parser is built."""
+    from . import plugins
+
+    plugins.load_entry_points()
+    for i, arg in enumerate(argv):
+        if arg == "--plugin" and i + 1 < len(argv):
+            plugins.load(argv[i + 1])
+        elif arg.startswith("--plugin="):
+            plugins.load(arg.split("=", 1)[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     import methods
 
@@ -788,11 +826,14 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelError
     from .tracking import TrackingError
 
-    parser = build_parser()
+    from .plugins import PluginError
+
     try:
+        _load_plugins(sys.argv[1:] if argv is None else argv)
+        parser = build_parser()  # after the plugins: --help lists what they registered
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError, DataError, ModelError, TrackingError,
+    except (UsageError, ConfigError, DataError, ModelError, TrackingError, PluginError,
             methods.MethodError) as e:
         print(f"drkd-bench: error: {e}", file=sys.stderr)
         return 2

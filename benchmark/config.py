@@ -108,6 +108,11 @@ class RunSpec:
                 if d[section][key] == off:
                     d[section].pop(key)
         d["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
+        from .plugins import used_by
+
+        outside = used_by(self)  # a plugin's code or a user dataset's content: only when used
+        if outside:
+            d["plugins"] = dict(sorted(outside.items()))
         return d
 
     @property
@@ -132,6 +137,10 @@ class RunSpec:
             out[f"train.{k}"] = v
         for k, v in self.hyperparameters.items():
             out[f"hp.{k}"] = v
+        from .plugins import used_by
+
+        for k, v in used_by(self).items():
+            out[f"plugin.{k}"] = v
         return out
 
     def tags(self) -> dict[str, str]:
@@ -304,15 +313,16 @@ class GridConfig:
         return [v for v in self.variants if not v.role]
 
 
-GRID_KEYS = ("name", "description", "seeds", "datasets", "architectures", "methods", "train",
-             "data_root", "tune", "analysis", "compute", "lattice")
+GRID_KEYS = ("name", "description", "plugins", "seeds", "datasets", "architectures", "methods",
+             "train", "data_root", "tune", "analysis", "compute", "lattice")
 COMPUTE_KEYS = ("baseline", "ladder", "match")
 LATTICE_KEYS = ("methods", "teacher", "alpha", "temperature")
 #: Lattice hyperparameters as they appear in a variant's label: ``drkd-online-a0.5-T4``.
 LATTICE_LABELS = {"alpha": "a", "temperature": "T"}
 TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout", "seeds_per_trial",
              "budget", "optimiser", "pruning", "rescore")
-DATASET_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "split", "train")
+DATASET_KEYS = ("kind", "path", "val_fraction", "split_seed", "train_subset", "augment", "split",
+                "train")
 VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters", "control")
 
 
@@ -392,6 +402,7 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     for key in ("seeds", "datasets", "architectures", "methods"):
         if key not in raw:
             raise ConfigError(f"{path}: missing key {key!r}")
+    _load_plugins(raw.get("plugins"), path)
     seeds = raw["seeds"]
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = list(range(seeds))
@@ -407,6 +418,8 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     datasets = {}
     for name, entry in _mapping_or_list(raw["datasets"], f"{path}: datasets").items():
         where = f"{path}: datasets.{name}"
+        if "kind" in entry or "path" in entry:  # the user's own images: registered by name
+            _load_user_dataset(name, entry, path, where)
         if name not in data.names():
             raise ConfigError(f"{where}: unknown dataset; choose one of: {', '.join(data.names())}")
         for key in entry:
@@ -445,6 +458,43 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
         for a in architectures:
             check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
     return grid
+
+
+def _load_plugins(raw: Any, path: str) -> None:
+    """The optional ``plugins:`` list: modules or ``.py`` files (relative to the config's
+    folder first), imported before anything else is validated, so that what they register is
+    known to the rest of the config."""
+    from .plugins import PluginError, load_all
+
+    if raw is None:
+        return
+    if not isinstance(raw, list) or not all(isinstance(p, str) and p for p in raw):
+        raise ConfigError(f"{path}: plugins: expected a list of module names or .py files")
+    try:
+        load_all(raw, Path(path).parent)
+    except PluginError as e:
+        raise ConfigError(f"{path}: plugins: {e}") from None
+
+
+def _load_user_dataset(name: str, entry: dict, path: str, where: str) -> None:
+    """``kind: folder | npz`` and ``path`` (relative to the config's folder first): the user's
+    own data, registered under the config's name for it. ``entry`` loses both keys."""
+    from .data import USER_KINDS, DataError
+    from .plugins import PluginError, load_dataset
+
+    kind, location = entry.pop("kind", None), entry.pop("path", None)
+    if kind not in USER_KINDS or not isinstance(location, str) or not location:
+        raise ConfigError(f"{where}: a dataset of your own needs kind ({', '.join(USER_KINDS)}) "
+                          "and path")
+    candidates = [Path(path).parent / location, Path(location)]
+    found = next((p for p in candidates if p.exists()), None)
+    if found is None:
+        raise ConfigError(f"{where}.path: {location!r} not found (looked in "
+                          + ", ".join(str(p) for p in candidates) + ")")
+    try:
+        load_dataset(name, kind, found)
+    except (PluginError, DataError) as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _parse_compute(raw: Any, path: str, variants: list[Variant]) -> dict[str, Any]:

@@ -266,6 +266,136 @@ def _read_images(paths: list[Path]) -> np.ndarray:
     return out
 
 
+# --- your own data: a folder of class subfolders, or an .npz file -------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+USER_KINDS = ("folder", "npz")
+
+
+def _class_folders(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_folder_split(path: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    images, labels, shape, first = [], [], None, None
+    for label, name in enumerate(classes):
+        folder = path / name
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) \
+            if folder.is_dir() else []
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+                    arr = np.asarray(im.convert(mode))
+            except OSError as e:
+                raise DataError(f"{f}: not a readable image ({e})") from None
+            arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+            if shape is None:
+                shape, first = arr.shape, f
+            elif arr.shape[1:] != shape[1:]:
+                raise DataError(f"{f}: {arr.shape[2]}x{arr.shape[1]} pixels, but {first} is "
+                                f"{shape[2]}x{shape[1]}; give every image one size")
+            images.append(arr)
+            labels.append(label)
+    if not images:
+        raise DataError(f"{path}: no images in its class subfolders ({', '.join(classes)}); "
+                        f"expected {', '.join(IMAGE_SUFFIXES)} files")
+    channels = max(a.shape[0] for a in images)  # a grey image among colour ones: as RGB
+    x = np.stack([np.repeat(a, channels, 0) if a.shape[0] != channels else a for a in images])
+    return x.astype(np.uint8), np.asarray(labels, np.int64)
+
+
+def load_folder(path: Path) -> Arrays:
+    """``path/<class>/*.png`` (any PIL format; classes sorted by folder name), or
+    ``path/train/<class>/...`` and ``path/test/<class>/...``. Without ``train``/``test`` a fixed
+    stratified 25% of each class (seed 0) is the test split, as for digits."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder")
+    split = (path / "train").is_dir() and (path / "test").is_dir()
+    classes = [c.name for c in _class_folders(path / "train" if split else path)]
+    if not classes:
+        raise DataError(f"{path}: no class subfolders; expected {path}/<class>/<image> files")
+    if split:
+        tx, ty = _read_folder_split(path / "train", classes)
+        sx, sy = _read_folder_split(path / "test", classes)
+        return tx, ty, sx, sy
+    x, y = _read_folder_split(path, classes)
+    test = stratified_indices(y, 0.25, seed=0)
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return x[train], y[train], x[test], y[test]
+
+
+def load_npz(path: Path) -> Arrays:
+    """An ``.npz`` with ``x_train, y_train, x_test, y_test``: uint8 images as N x H x W
+    (grey), N x H x W x C or N x C x H x W (C = 1 or 3), integer labels 0..K-1."""
+    path = Path(path).expanduser()
+    try:
+        z = np.load(path, allow_pickle=False)
+        arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    except KeyError as e:
+        raise DataError(f"{path}: missing array {e}; expected x_train, y_train, x_test, "
+                        "y_test") from None
+    out = []
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) != len(y):
+            raise DataError(f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} "
+                            "labels")
+        if x.dtype != np.uint8:
+            raise DataError(f"{path}: x_{split} is {x.dtype}; expected uint8 pixels (0..255)")
+        if x.ndim == 3:
+            x = x[:, None]
+        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.transpose(0, 3, 1, 2)
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise DataError(f"{path}: x_{split} has shape {x.shape}; expected N x H x W, "
+                            "N x H x W x C or N x C x H x W with C = 1 or 3")
+        if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
+            raise DataError(f"{path}: y_{split} must hold integer labels 0..K-1")
+        out += [np.ascontiguousarray(x), y.astype(np.int64)]
+    return tuple(out)  # type: ignore[return-value]
+
+
+def content_digest(arrays: Arrays) -> str:
+    """sha256 (16 hex digits) of the four arrays' shapes and bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def user_dataset(name: str, kind: str, path: str | Path) -> tuple[DatasetSpec, str]:
+    """A dataset read from the user's ``folder`` or ``npz`` at ``path``: its spec (classes,
+    per-channel mean and std of the training set only, no augmentation, default arch
+    ``cnn28s``) and its content digest. Bad files: one :class:`DataError` naming the file."""
+    if kind not in USER_KINDS:
+        raise DataError(f"dataset {name!r}: kind {kind!r} is not valid; choose one of: "
+                        + ", ".join(USER_KINDS))
+    arrays = (load_folder if kind == "folder" else load_npz)(Path(path))
+    tx, ty, sx, sy = arrays
+    if tx.shape[1:] != sx.shape[1:]:
+        raise DataError(f"{path}: training images are {tx.shape[1:]} but test images "
+                        f"{sx.shape[1:]}")
+    classes = int(max(ty.max(), sy.max() if len(sy) else 0)) + 1
+    pixels = tx.astype(np.float64) / 255.0
+    mean = tuple(round(float(v), 4) for v in pixels.mean(axis=(0, 2, 3)))
+    std = tuple(round(float(max(v, 1e-3)), 4) for v in pixels.std(axis=(0, 2, 3)))
+    digest = content_digest(arrays)
+    spec = DatasetSpec(name, lambda root=None, a=arrays: a, classes, mean, std, Augment(),
+                       "cnn28s", f"{kind} {Path(path)} (content sha256 {digest}); mean/std of "
+                                 f"its {len(ty)} training images")
+    return spec, digest
+
+
 # The statistics below are per-channel mean and std of the training images in [0, 1].
 register(DatasetSpec("digits", load_digits, 10, (0.3053,), (0.3759,),
                      Augment(crop_padding=1), "cnn8",

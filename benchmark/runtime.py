@@ -23,6 +23,7 @@ class Runtime:
     threads: int | None = None
     checkpoint_seconds: float = 10.0
     cells_per_gpu: int = 1
+    plugins: tuple[str, ...] = ()  # loaded by every worker process before any work
 
     def gpus(self) -> list[str]:
         """The CUDA devices this run may use: every visible one for ``cuda``/``auto``, the one
@@ -54,11 +55,20 @@ class Runtime:
     def for_workers(self, results: Path | str, tracking_uri: str, workers: int) -> Runtime:
         """What each of ``workers`` processes gets: the resolved store and its share of the
         machine's CPU threads."""
+        from .plugins import loaded
+
         threads = max(1, (os.cpu_count() or 1) // workers)
-        return replace(self, results=str(results), tracking_uri=tracking_uri, threads=threads)
+        return replace(self, results=str(results), tracking_uri=tracking_uri, threads=threads,
+                       plugins=loaded())
 
     def apply(self) -> None:
-        """Set this process's thread count (in a worker, before any work)."""
+        """Set this process's thread count and load the plugins of the command that started it
+        (in a worker, before any work)."""
+        if self.plugins:
+            from .plugins import load_all, load_entry_points
+
+            load_entry_points()
+            load_all(self.plugins)
         if self.threads:
             import torch
 
