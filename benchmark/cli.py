@@ -365,7 +365,6 @@ def cmd_list(args) -> int:
     import methods
 
     from . import config, data, models
-
     from .plugins import BUILT_IN, origin
 
     def came(kind: str, name: str) -> str:
@@ -824,9 +823,8 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     from .models import ModelError
-    from .tracking import TrackingError
-
     from .plugins import PluginError
+    from .tracking import TrackingError
 
     try:
         _load_plugins(sys.argv[1:] if argv is None else argv)

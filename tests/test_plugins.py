@@ -1,7 +1,6 @@
 """Plugins and the user's own data: a method from a .py file runs in a grid, is tuned, reported and
 hashed; editing it re-runs its cells only; folder and .npz datasets; one-line errors; entry points
 of installed packages (in a subprocess with a real dist-info folder)."""
-import copy
 import os
 import shutil
 import subprocess
@@ -117,7 +116,7 @@ def test_bad_plugins_stop_before_training_with_one_line(tmp_path, plugin, messag
     plans.PLANS["shuffle"] = plans.Shuffle  # the failed plugin's write, undone for this process
 
 
-# --- the user's own data ---------------------------------------------------------------------------
+# --- the user's own data ------------------------------------------------------------------------
 
 def _pngs(folder: Path, per_class: int = 100, size: int = 8) -> None:
     """Three classes of grey images with a bright row at a class-dependent height, and noise."""
