@@ -446,6 +446,7 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     variants += _parse_lattice(raw.get("lattice"), path, variants)
     compute = _parse_compute(raw.get("compute"), path, variants)
     variants += _budget_variants(compute, variants, path)
+    _check_distinct(variants, list(architectures), path)
     tune = _parse_tune(raw.get("tune"), path)
     _check_space(tune.get("space") or {}, variants, f"{path}: tune.space",
                  bool(tune.get("optimiser")))
@@ -458,6 +459,23 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
         for a in architectures:
             check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
     return grid
+
+
+def _check_distinct(variants: list[Variant], archs: list[str], path: str) -> None:
+    """Two variants that train the same thing (same method, the same hyperparameters once
+    resolved, the same epochs) would be one cell: the grid would silently keep one label."""
+    for arch in archs:
+        seen: dict[tuple, str] = {}
+        for v in variants:
+            if v.tuned:  # its values come from its study
+                continue
+            hp = methods.get(v.method).resolve(v.hyperparameters_for(arch))
+            key = (v.method, json.dumps(hp, sort_keys=True, default=str), v.epochs_factor)
+            if key in seen:
+                raise ConfigError(f"{path}: methods: {v.label!r} and {seen[key]!r} are the same "
+                                  f"variant on {arch} ({v.method} with the same "
+                                  "hyperparameters): keep one, or make them differ")
+            seen[key] = v.label
 
 
 def _load_plugins(raw: Any, path: str) -> None:

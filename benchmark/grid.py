@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
 
+from .claims import Claims
 from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
 from .runner import CellFailed, cell_task
 from .runtime import Runtime
@@ -170,6 +171,13 @@ class _Progress:
         self.bar.update(1)
         self.say(cell_line(c, done))
 
+    def elsewhere(self, c: RunSpec) -> None:
+        """Another process on the same store finished ``c``."""
+        self.outcome.skipped.append(c.key)
+        self.done.add(c.hash)
+        self.bar.update(1)
+        self.say(f"{c.key}: finished by another process")
+
     def fail(self, c: RunSpec, reason: str, loud: bool = True) -> None:
         self.failed[c.hash] = reason
         self.outcome.failed[c.key] = reason
@@ -195,48 +203,93 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
     tags = dict(tags or {})
     started = time.perf_counter()
     p = _Progress(cells, tracker, quiet, verbose)
-    if executor == "ray":
-        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, p.epoch_say,
-                 tags)
-    elif workers <= 1:
-        for c in p.todo:
-            p.status(1)
-            why = p.blocked(c)
-            if why:
-                p.fail(c, why, loud=False)
-                continue
-            try:
-                p.succeeded(c, cell_task(c, rt, p.epoch_say, tracker, tags))
-            except CellFailed as e:
-                p.fail(c, str(e).split(": ", 1)[-1])
-    else:
-        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers, verbose, tags)
+    claims = Claims(tracker.results / "claims")  # several grids on one store share the cells
+    try:
+        _run(p, rt, tracker, workers, verbose, executor, ray_address, tags, claims)
+    finally:
+        claims.close()
     p.status(0)
     p.bar.close()
     p.outcome.seconds = time.perf_counter() - started
     return p.outcome
 
 
+def _run(p: _Progress, rt: Runtime, tracker: Tracker, workers: int, verbose: bool,
+         executor: str, ray_address: str | None, tags: dict, claims: Claims) -> None:
+    if executor == "ray":
+        _run_ray(p, _worker_runtime(rt, tracker, workers), workers, ray_address, p.epoch_say,
+                 tags, claims, tracker)
+    elif workers <= 1:
+        def run_here(c: RunSpec):
+            return cell_task(c, rt, p.epoch_say, tracker, tags)
+
+        _dispatch(p, run_here, None, None, 1, claims=claims, tracker=tracker)
+    else:
+        _run_parallel(p, _worker_runtime(rt, tracker, workers), workers, verbose, tags, claims,
+                      tracker)
+
+
+#: Seconds between two looks at cells another process holds.
+POLL_SECONDS = 2.0
+
+
 def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
-              after_wait=lambda: None) -> None:
-    """The scheduling loop shared by the local process pool and Ray: submit every cell whose
-    self-teacher is done (at most ``capacity`` running), collect the finished ones, record."""
+              after_wait=lambda: None, claims: Claims | None = None,
+              tracker: Tracker | None = None) -> None:
+    """The scheduling loop shared by this process, the local process pool and Ray: submit every
+    cell whose self-teacher is done and that no other process holds (at most ``capacity``
+    running), collect the finished ones, record. ``wait_some`` None: ``submit`` runs the cell
+    here and returns its result. A cell claimed by another grid on the same store is left to it
+    and counted done once the store holds its finished run (or taken over if its holder died)."""
     waiting = list(p.todo)
     running: dict = {}
     while waiting or running:
+        held_elsewhere = False
         for c in list(waiting):
             why = p.blocked(c)
             if why:
                 waiting.remove(c)
                 p.fail(c, why, loud=False)
-            elif len(running) < capacity and p.ready(c):
+                continue
+            if claims is not None and claims.claimed_elsewhere(c.hash):
+                if tracker is not None and tracker.finished(c.hash) is not None:
+                    waiting.remove(c)
+                    p.elsewhere(c)
+                else:
+                    held_elsewhere = True
+                continue
+            if len(running) >= capacity or not p.ready(c):
+                continue
+            if claims is not None and not claims.acquire(c.hash):
+                held_elsewhere = True
+                continue
+            if tracker is not None and tracker.finished(c.hash) is not None:  # done meanwhile
+                claims.release(c.hash)
                 waiting.remove(c)
-                running[submit(c)] = c
+                p.elsewhere(c)
+                continue
+            waiting.remove(c)
+            if wait_some is None:  # in this process, now
+                p.status(1)
+                try:
+                    p.succeeded(c, submit(c))
+                except CellFailed as e:
+                    p.fail(c, str(e).split(": ", 1)[-1])
+                finally:
+                    if claims is not None:
+                        claims.release(c.hash)
+                break  # look at every waiting cell again: its teacher may be done now
+            running[submit(c)] = c
         p.status(len(running))
         if not running:
-            if waiting:
+            if waiting and not held_elsewhere and not any(p.ready(c) for c in waiting):
                 raise ConfigError("grid: cells wait for teachers that are not in the grid")
-            break
+            if waiting and held_elsewhere and not any(
+                    p.ready(c) and not claims.claimed_elsewhere(c.hash) for c in waiting):
+                time.sleep(POLL_SECONDS)  # another grid holds what is left: look again soon
+            if not waiting:
+                break
+            continue
         finished = wait_some(list(running))
         after_wait()
         for handle in finished:
@@ -247,13 +300,17 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
                 p.fail(c, str(e).split(": ", 1)[-1])
             except Exception as e:  # noqa: BLE001 - a worker or task died: record, go on
                 p.fail(c, f"{type(e).__name__}: {e}")
+            finally:
+                if claims is not None:
+                    claims.release(c.hash)
 
 
 def _worker_runtime(rt: Runtime, tracker: Tracker, workers: int) -> Runtime:
     return rt.for_workers(tracker.results, tracker.uri, workers)
 
 
-def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: dict) -> None:
+def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: dict,
+                  claims: Claims | None = None, tracker: Tracker | None = None) -> None:
     ctx = mp.get_context("spawn")
     lines, devices = ctx.Queue(), ctx.Queue()
     for device in rt.worker_devices(workers):
@@ -262,12 +319,12 @@ def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: 
                              initargs=(rt, lines, devices)) as pool:
         _dispatch(p, lambda c: pool.submit(_run_in_worker, c, verbose, tags),
                   lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
-                  lambda f: f.result(), workers, lambda: _drain(lines, p.say))
+                  lambda f: f.result(), workers, lambda: _drain(lines, p.say), claims, tracker)
         _drain(lines, p.say)
 
 
 def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch_say,
-             tags: dict) -> None:
+             tags: dict, claims: Claims | None = None, tracker: Tracker | None = None) -> None:
     from . import distributed
 
     distributed.init(address, workers, rt.threads, quiet=epoch_say is None)
@@ -277,7 +334,7 @@ def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch
     _dispatch(p, lambda c: distributed.submit(cell_task, (c, rt, say, None, tags), rt.threads,
                                               gpus),
               lambda refs: distributed.wait(refs, timeout=0.5)[0], distributed.result,
-              len(p.todo))
+              len(p.todo), claims=claims, tracker=tracker)
 
 
 def _drain(lines, say) -> None:

@@ -6,6 +6,8 @@ call that writes goes through :func:`_retry`, so several local processes can sha
 """
 from __future__ import annotations
 
+import contextlib
+
 import getpass
 import json
 import logging
@@ -176,6 +178,67 @@ def check_uri(uri: str) -> None:
         except OSError as e:
             raise TrackingError(f"tracking URI {uri!r}: cannot create {folder}: "
                                 f"{e.strerror or e}") from None
+        check_sqlite_store(Path(uri[len("sqlite:///"):]))
+
+
+#: MLflow's tables that any of its SQLite stores holds.
+MLFLOW_TABLES = {"experiments", "runs", "metrics", "params", "tags"}
+
+
+def check_sqlite_store(path: Path) -> None:
+    """A file at a SQLite tracking URI must be an MLflow store: an empty (0-byte) file, a file
+    that is not SQLite, or a SQLite database with tables none of which are MLflow's is refused
+    with one line; it is never taken as a new store and overwritten. No file: a new store."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise TrackingError(f"{path}: is a folder, not an MLflow SQLite store")
+    size = path.stat().st_size
+    if size == 0:
+        raise TrackingError(f"{path}: empty file (0 bytes), not an MLflow store; move it away "
+                            "(a new store is created only where no file exists) or give another "
+                            "--tracking-uri")
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if header != b"SQLite format 3\x00":
+        raise TrackingError(f"{path}: not a SQLite file, so not an MLflow store; give another "
+                            "--tracking-uri")
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {r[0] for r in db.execute("select name from sqlite_master where "
+                                               "type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        raise TrackingError(f"{path}: unreadable SQLite file ({e})") from None
+    if tables and not MLFLOW_TABLES & tables:
+        raise TrackingError(f"{path}: a SQLite database of something else (tables: "
+                            + ", ".join(sorted(tables)[:5]) + "), not an MLflow store")
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """For a SQLite store: an exclusive lock on ``<file>.lock`` while the store is opened (and,
+    on a fresh file, its schema created), so that processes started together take turns; two
+    that ran the schema migrations at once failed with "duplicate column" or "table already
+    exists". Other stores: nothing (their servers serialise it)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri[len("sqlite:///"):] + ".lock")
+    try:
+        f = open(path, "a")
+    except OSError:  # a read-only folder: nobody creates a schema there
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Tracker:
@@ -193,8 +256,9 @@ class Tracker:
         self.uri = uri
         relocate(uri, self.results)
         try:
-            self.client = MlflowClient(uri)
-            self.experiment_id = self._experiment(experiment)
+            with store_lock(uri):  # two processes never create the schema at once
+                self.client = MlflowClient(uri)
+                self.experiment_id = self._experiment(experiment)
         except TrackingError:
             raise
         except Exception as e:  # noqa: BLE001 - MLflow's many error types: one line for the user

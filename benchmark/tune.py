@@ -289,22 +289,51 @@ def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
         "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
 
 
-def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS) -> int:
-    """For the journal storage (no built-in heartbeat): fail RUNNING trials whose heartbeat is
-    older than ``grace`` seconds and re-queue their parameters. Returns how many."""
-    if not isinstance(study._storage, optuna.storages.JournalStorage):
-        return 0
+def _process_gone(t: optuna.trial.FrozenTrial) -> bool:
+    """The trial's process (recorded as ``host pid``) ran on this host and no longer exists."""
+    import os
+    import socket
+
+    try:
+        host, pid = str(t.user_attrs.get("process", "")).split()
+    except ValueError:
+        return False
+    if host != socket.gethostname() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS,
+                              tracker: Tracker | None = None) -> int:
+    """Fail RUNNING trials whose process is gone (on this host) or, for the journal storage (no
+    built-in heartbeat), whose heartbeat is older than ``grace`` seconds; re-queue their
+    parameters and mark their MLflow runs FAILED with the reason. Returns how many."""
+    journal = isinstance(study._storage, optuna.storages.JournalStorage)
     now, count = time.time(), 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start
                                 else now)
-        if now - beat > grace:
-            try:
-                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-            except Exception:  # noqa: BLE001 - another worker got there first
-                continue
-            study.enqueue_trial(t.params, user_attrs={"retried_from": t.number})
-            count += 1
+        gone = _process_gone(t)
+        if not gone and not (journal and now - beat > grace):
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        except Exception:  # noqa: BLE001 - another worker got there first
+            continue
+        study.enqueue_trial(t.params, user_attrs={"retried_from": t.number})
+        count += 1
+        run_id = t.user_attrs.get("mlflow_run_id")
+        if tracker is not None and run_id:
+            why = ("its process died" if gone else
+                   f"no heartbeat for {now - beat:.0f}s (its process died)")
+            _safe(tracker.set_tags, run_id, {"state": "FAIL", "failure_reason": why})
+            _safe(tracker.set_status, run_id, "FAILED")
     return count
 
 
@@ -320,7 +349,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
               if study_def.pruning else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=study_def.name, storage=st, direction="maximize",
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
-    fail_stale_journal_trials(study)
+    fail_stale_journal_trials(study, tracker=tracker)
     journal = isinstance(study._storage, optuna.storages.JournalStorage)
     where = redact(storage or default_storage(tracker.results))
     describe_study(study, study_def, where)
@@ -337,6 +366,10 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
                        {**spec.flat_params()}, parent)
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
+        import os
+        import socket
+
+        trial.set_user_attr("process", f"{socket.gethostname()} {os.getpid()}")
         state = "FAIL"
 
         def report(row: dict) -> None:
@@ -471,6 +504,10 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
     for s in study_defs:
         started = time.perf_counter()
         existing = _existing(s.name, storage, tracker)
+        if existing:  # trials (and their MLflow runs) whose process died: FAILED, re-queued
+            if not isinstance(existing._storage, optuna.storages.JournalStorage):
+                optuna.storages.fail_stale_trials(existing)
+            fail_stale_journal_trials(existing, tracker=tracker)
         before = len(existing.trials) if existing else 0
         todo = trials if s.trials is None else s.trials
         if (up_to or s.trials is not None) and existing:  # a budget is always a total

@@ -66,6 +66,22 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def check_port_free(host: str, port: int, flag: str) -> None:
+    """One line (``UIError``) when something already listens on ``host:port``: the server
+    started there would fail while the URL showed the other server's pages."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise UIError(f"{host}:{port} is already in use (another server?); choose another "
+                          f"{flag}, or 0 for a free one") from None
+
+
+class UIError(RuntimeError):
+    """A UI server that cannot start as asked (one line at the command line)."""
+
+
 def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -92,6 +108,9 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
     """Start the servers, print where they are, serve until interrupted, then stop them."""
     install_view(tracker)
     port = port or free_port(host)
+    if dashboard_port:
+        check_port_free(host, dashboard_port, "--dashboard-port")
+    check_port_free(host, port, "--port")
     procs = [_start([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
                      "--host", host, "--port", str(port)])]
     try:

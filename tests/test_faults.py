@@ -1,0 +1,135 @@
+"""Faults without loss or confusion: two grids on one store, cell claims and their takeover,
+killed tuning trials, stores that are not MLflow stores, a UI port already taken, variants that
+collapse into one."""
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import yaml
+
+from benchmark import cli, config, tune
+from benchmark.claims import Claims
+
+TWO = {"name": "two", "seeds": [0, 1], "datasets": {"digits": {"train_subset": 300}},
+       "architectures": ["mlp"], "train": {"epochs": 3, "batch_size": 64},
+       "methods": ["ce", "lsr", {"method": "drkd", "teacher": "pretrained"}]}
+
+
+def _grid(path, results):
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", "grid", str(path), "--results", str(results),
+         "--workers", "1", "--quiet", "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("initialised", [False, True], ids=["fresh store", "initialised store"])
+def test_two_grids_started_together_share_the_cells(tmp_path, initialised):
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(TWO))
+    results = tmp_path / "r"
+    if initialised:  # the schema exists before both start
+        subprocess.run([sys.executable, "-c", "from benchmark.tracking import Tracker; "
+                        f"Tracker(None, results={str(results)!r})"], check=True, timeout=300)
+    procs = [_grid(path, results) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    db = sqlite3.connect(results / "mlflow.db")
+    per_cell = db.execute("select t.value, r.status from runs r join tags t on r.run_uuid = "
+                          "t.run_uuid and t.key = 'cell_hash'").fetchall()
+    assert len(per_cell) == 6 and {s for _, s in per_cell} == {"FINISHED"}
+    assert len({h for h, _ in per_cell}) == 6  # every cell once
+    twice = db.execute("select run_uuid, step from metrics where key = 'val_top1' group by "
+                       "run_uuid, step having count(*) > 1").fetchall()
+    assert twice == []
+    trained = sum(int(out.split(" trained")[0].split()[-1]) for out, _ in outs)
+    assert trained == 6  # between them, each cell trained once
+    assert not any((results / "claims").iterdir())  # every claim released
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_claims_are_respected_while_alive_and_taken_over_when_stale(tmp_path):
+    mine, theirs = Claims(tmp_path, grace=60), Claims(tmp_path, grace=60)
+    theirs.me = f"{socket.gethostname()} {os.getppid()}"  # a live process of this host
+    assert theirs.acquire("cell") and not mine.acquire("cell")
+    assert mine.claimed_elsewhere("cell")
+    os.utime(tmp_path / "cell", (time.time() - 120, time.time() - 120))  # silent for 2 min
+    assert mine.acquire("cell") and not mine.claimed_elsewhere("cell")
+    mine.release("cell")
+    (tmp_path / "gone").write_text(f"{socket.gethostname()} {_dead_pid()}\n")  # its holder died
+    assert mine.acquire("gone")
+    mine.close()
+    theirs.close()
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_killed_trial_and_its_run_are_marked_failed_when_the_study_is_next_opened(tmp_path):
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(None, results=tmp_path / "r")
+    run_id = tracker.new_run("trial", {"kind": "trial"})
+    study = optuna.create_study(study_name="s", direction="maximize",
+                                storage=tune.open_storage(None, tmp_path / "r"))
+    trial = study.ask()
+    trial.suggest_float("alpha", 0, 1)
+    trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr("heartbeat", time.time())  # fresh: only the dead process tells
+    trial.set_user_attr("process", f"{socket.gethostname()} {_dead_pid()}")
+    assert tune.fail_stale_journal_trials(study, tracker=tracker) == 1
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"] == "its process died"
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty file (0 bytes), not an MLflow store"),
+    (b"hello, not a database", "not a SQLite file"),
+    (None, "a SQLite database of something else (tables: songs)"),
+])
+def test_a_store_file_that_is_not_mlflow_is_refused_and_left_alone(tmp_path, content, message,
+                                                                   capsys):
+    store = tmp_path / "store.db"
+    if content is None:
+        with sqlite3.connect(store) as db:
+            db.execute("create table songs (name text)")
+    else:
+        store.write_bytes(content)
+    before = store.read_bytes()
+    assert cli.main(["export", "--tracking-uri", f"sqlite:///{store}", "--results",
+                     str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert store.read_bytes() == before
+
+
+def test_ui_refuses_a_port_that_is_taken(tmp_path, capsys):
+    from benchmark.tracking import Tracker
+
+    Tracker(None, results=tmp_path / "r")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert cli.main(["ui", "--results", str(tmp_path / "r"), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port} is already in use" in err and "serving" not in err
+
+
+def test_variants_that_collapse_into_one_are_refused(tmp_path):
+    raw = {**TWO, "methods": ["ce", {"method": "lsr"}, {"method": "lsr", "smoothing": 0.1,
+                                                        "label": "lsr-again"}]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError, match="'lsr-again' and 'lsr' are the same variant"):
+        config.load_grid(str(path))
