@@ -7,7 +7,6 @@ call that writes goes through :func:`_retry`, so several local processes can sha
 from __future__ import annotations
 
 import contextlib
-
 import getpass
 import json
 import logging

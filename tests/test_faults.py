@@ -37,7 +37,7 @@ def test_two_grids_started_together_share_the_cells(tmp_path, initialised):
                         f"Tracker(None, results={str(results)!r})"], check=True, timeout=300)
     procs = [_grid(path, results) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     db = sqlite3.connect(results / "mlflow.db")
     per_cell = db.execute("select t.value, r.status from runs r join tags t on r.run_uuid = "
