@@ -490,9 +490,15 @@ def cmd_grid(args) -> int:
 
         from . import ui
 
-        written = report.from_tracking(tracker.uri, Path(args.results), cfg.analysis_settings())
-        ui.install_view(tracker)
-        tracker.publish_report(Path(args.results), cfg.name, ui.VIEW_KEY)
+        try:
+            written = report.from_tracking(tracker.uri, Path(args.results),
+                                           cfg.analysis_settings())
+            ui.install_view(tracker)
+            tracker.publish_report(Path(args.results), cfg.name, ui.VIEW_KEY)
+        except OSError as e:  # a full disk, a folder gone read-only: one line, the runs are kept
+            print(f"drkd-bench: report not written: {_os_error(e, args.results)}; the runs are "
+                  "in the store: run 'drkd-bench report' once that is fixed", file=sys.stderr)
+            return 1
         print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md;"
               f" in MLflow, the run 'report {cfg.name}', linked from every run of the grid)")
     return 0 if outcome.ok else 1
@@ -622,9 +628,21 @@ def cmd_report(args) -> int:
     if epochs.empty or not (epochs["kind"] == "train").any():
         raise UsageError(f"no runs in {source}: nothing to report")
     _writable(out)
-    written = report.build(epochs, out, source=source, analysis=analysis)
+    try:
+        written = report.build(epochs, out, source=source, analysis=analysis)
+    except OSError as e:
+        print(f"drkd-bench: report not written: {_os_error(e, out)}", file=sys.stderr)
+        return 1
     print(f"report: {len(written)} files under {out}/ (see {out}/README.md)")
     return 0
+
+
+def _os_error(e: OSError, where) -> str:
+    """An OS error in words: what, and the path (the one it names, else ``where``)."""
+    import errno
+
+    what = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+    return f"{what} ({e.filename or where})"
 
 
 def _pilot(args):

@@ -139,6 +139,7 @@ class _Progress:
         self.outcome = GridOutcome()
         self.done: set[str] = set()
         self.failed: dict[str, str] = {}  # hash -> reason
+        self.disk_full: str | None = None  # the first "no space left" reason: start nothing more
         self.todo: list[RunSpec] = []
         for c in cells:
             if tracker.finished(c.hash) is not None:
@@ -179,6 +180,8 @@ class _Progress:
         self.say(f"{c.key}: finished by another process")
 
     def fail(self, c: RunSpec, reason: str, loud: bool = True) -> None:
+        if reason.startswith("no space left on device") and self.disk_full is None:
+            self.disk_full = reason
         self.failed[c.hash] = reason
         self.outcome.failed[c.key] = reason
         self.bar.update(1)
@@ -244,6 +247,14 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
     waiting = list(p.todo)
     running: dict = {}
     while waiting or running:
+        if p.disk_full and waiting:  # every further write would fail too: stop starting cells
+            p.say(f"stopping: {p.disk_full}; {len(waiting)} cells not started. Free some space "
+                  "and run the same command again: finished cells are kept")
+            for c in waiting:
+                p.fail(c, f"not started: {p.disk_full}", loud=False)
+            waiting.clear()
+            if not running:
+                break
         held_elsewhere = False
         for c in list(waiting):
             why = p.blocked(c)

@@ -4,6 +4,7 @@ Shared by ``train``, ``grid`` and ``tune``; the training loop itself stays free 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
 import sys
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from . import data, teachers, train
 from .config import DataSettings, RunSpec
@@ -109,6 +111,43 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
         tags["teacher_run_id"], path = found
         c, h, _ = dataset.image_shape
         teacher_model = teachers.load_model(path, spec.arch, c, dataset.num_classes, h, dev)
+    run_ids: list[str] = []
+    try:
+        return _train_cell(spec, tracker, rt, workdir, dataset, teacher_model, tags, on_epoch,
+                           stop_after, lambda r: run_ids.append(r))
+    except (CellFailed, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - a write that failed: one line, the run FAILED
+        reason = write_failure(e, workdir) or f"{type(e).__name__}: {e}"
+        for run_id in run_ids:
+            try:
+                tracker.fail(run_id, reason)
+            except Exception:  # noqa: BLE001 - the store itself may be the full disk
+                pass
+        raise CellFailed(f"{spec.key}: {reason}") from e
+
+
+def write_failure(e: BaseException, where: Path) -> str | None:
+    """``no space left on device (PATH)`` when ``e`` is a write that failed for lack of space
+    (ENOSPC, SQLite's "database or disk is full", or torch's zip writer failing while the disk
+    holds less than 1 MB), else None."""
+    text = str(e)
+    full = (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in text \
+        or "database or disk is full" in text
+    if not full and "unexpected pos" in text:
+        try:
+            full = shutil.disk_usage(where if where.exists() else where.parent).free < 2 ** 20
+        except OSError:
+            full = False
+    if not full:
+        return None
+    path = getattr(e, "filename", None) or where
+    return f"no space left on device ({path})"
+
+
+def _train_cell(spec: RunSpec, tracker: Tracker, rt: Runtime, workdir: Path, dataset,
+                teacher_model, tags: dict, on_epoch, stop_after, started) -> CellOutcome:
+    """The part of :func:`run_cell` that writes: checkpoints, the run, its artifacts."""
     workdir.mkdir(parents=True, exist_ok=True)
     bad = train.quarantine_checkpoint(workdir)
     if bad is not None:
@@ -121,6 +160,7 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
         spec.hash, spec.key, tags, cell_params(spec),
         checkpoint_epochs=train.checkpoint_epochs(workdir, spec),
         description=describe(spec, tags), dataset=dataset_input(spec.data, rt.data_root))
+    started(run_id)
     logged = [already_logged]  # the last epoch whose metrics are in the store
 
     def log(history: list[dict]) -> None:  # after each checkpoint: never ahead of it
@@ -138,8 +178,11 @@ def run_cell(spec: RunSpec, tracker: Tracker, rt: Runtime = Runtime(), *,
         tracker.set_status(run_id, "KILLED")
         raise
     except Exception as e:  # noqa: BLE001 - recorded on the run, reported by the caller
-        reason = f"{type(e).__name__}: {e}"
-        tracker.fail(run_id, reason)
+        reason = write_failure(e, workdir) or f"{type(e).__name__}: {e}"
+        try:
+            tracker.fail(run_id, reason)
+        except Exception:  # noqa: BLE001 - the store itself may be on the full disk
+            pass
         raise CellFailed(f"{spec.key}: {reason}") from e
     if len(result.history) < spec.train.epochs:  # stopped early on purpose (stop_after)
         return CellOutcome(spec, run_id, result.final)

@@ -133,3 +133,51 @@ def test_variants_that_collapse_into_one_are_refused(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(config.ConfigError, match="'lsr-again' and 'lsr' are the same variant"):
         config.load_grid(str(path))
+
+
+def test_a_full_disk_is_one_line_per_cell_the_run_failed_and_the_grid_stops(tmp_path, capsys,
+                                                                           monkeypatch):
+    import errno
+
+    from benchmark import train
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train, "save_atomic", full)
+    raw = {**TWO, "methods": ["ce", "lsr"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    results = tmp_path / "r"
+    assert cli.main(["grid", str(path), "--results", str(results), "--workers", "1",
+                     "--no-report"]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "FAILED digits/mlp/ce/seed0: no space left on device (" in err + out
+    assert "stopping: no space left on device" in err + out
+    assert "1 failed" not in out and "4 failed" in out  # one tried, three never started
+    db = sqlite3.connect(results / "mlflow.db")
+    rows = db.execute("select r.status, t.value from runs r join tags t on r.run_uuid = "
+                      "t.run_uuid and t.key = 'failure_reason'").fetchall()
+    assert len(rows) == 1 and rows[0][0] == "FAILED"
+    assert rows[0][1].startswith("no space left on device (")
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from analysis import report
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / "tables"))
+
+    monkeypatch.setattr(report, "build", full)
+    csv = tmp_path / "runs.csv"
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "results" / "published" / "runs.csv", csv)
+    assert cli.main(["report", "--from", str(csv), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("drkd-bench: report not written: no space left on device "
+                           f"({tmp_path / 'r' / 'tables'})")
