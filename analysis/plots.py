@@ -348,10 +348,12 @@ def cost(points: pd.DataFrame, dataset: str, folder: Path, baseline: str = "ce")
 
 
 def lattice_figure(lat: pd.DataFrame, dataset: str):
-    """The rectification effect over the lattice: rows = architectures, columns = teacher
-    sources, each panel a heat-map over (alpha, T) of the mean paired difference (e.g. DR-KD −
-    Tf-KD self, points), written in each square with its 95% interval; a verdict other than
-    inconclusive is named under the number. One colour scale, centred on 0, for every panel."""
+    """The rectification effect over the lattice: rows = teacher sources, columns =
+    architectures, each panel a heat-map over (alpha, T) of the mean paired difference (e.g.
+    DR-KD − Tf-KD self, points), written in each square with its 95% interval; a verdict other
+    than inconclusive is named under the number. One colour scale for every panel, centred on 0
+    and linear within ±1 point (symmetric log beyond), so that a large effect does not wash
+    out the small ones."""
     _theme()
     d = lat[lat["dataset"] == dataset]
     if d.empty:
@@ -362,36 +364,36 @@ def lattice_figure(lat: pd.DataFrame, dataset: str):
     sources += sorted(set(d["teacher_source"]) - set(sources))
     alphas = sorted(d["alpha"].unique())
     temps = sorted(d["temperature"].unique())
-    limit = max(float(d["mean_diff"].abs().max()), 0.1)
-    width = PAGE_WIDTH
-    height = 0.45 * len(temps) * len(archs) + 1.3 * len(archs) + 0.6
-    fig, axes = _figure(height, width, nrows=len(archs), ncols=len(sources), squeeze=False)
+    limit = max(float(d["mean_diff"].abs().max()), 1.0)
+    norm = matplotlib.colors.SymLogNorm(linthresh=1.0, vmin=-limit, vmax=limit, base=10)
+    height = (0.42 * len(temps) + 0.75) * len(sources) + 0.9
+    fig, axes = _figure(height, PAGE_WIDTH, nrows=len(sources), ncols=len(archs), squeeze=False)
     cmap = plt.get_cmap("RdBu")
     image = None
-    for i, arch in enumerate(archs):
-        for j, source in enumerate(sources):
+    for i, source in enumerate(sources):
+        for j, arch in enumerate(archs):
             ax = axes[i, j]
             g = d[(d["arch"] == arch) & (d["teacher_source"] == source)]
             grid = np.full((len(temps), len(alphas)), np.nan)
             for _, r in g.iterrows():
                 grid[temps.index(r["temperature"]), alphas.index(r["alpha"])] = r["mean_diff"]
-            image = ax.imshow(grid, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+            image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto")
             for _, r in g.iterrows():
                 y, x = temps.index(r["temperature"]), alphas.index(r["alpha"])
                 text = f"{r['mean_diff']:+.2f}\n[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
                 if r["verdict"] in ("better", "worse"):
                     text += f"\n{r['verdict']}"
-                dark = abs(r["mean_diff"]) > 0.6 * limit
-                ax.text(x, y, text, ha="center", va="center", fontsize=5.2,
+                dark = abs(r["mean_diff"]) > max(2.0, 0.3 * limit)
+                ax.text(x, y, text, ha="center", va="center", fontsize=5.5, linespacing=1.1,
                         color="white" if dark else "0.1",
                         fontweight="bold" if r["verdict"] in ("better", "worse") else "normal")
             ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
             ax.set_yticks(range(len(temps)), [f"{t:g}" for t in temps])
             ax.grid(False)
             err = g["teacher_error"].mean()
-            ax.set_title(f"{arch} / {source}" + (f" (teacher error {err:.1f}%)"
-                                                 if err == err else ""), fontsize=7)
-            if i == len(archs) - 1:
+            ax.set_title(f"{arch} · {source}" + (f" (teacher error {err:.1f}%)"
+                                                 if err == err else ""), fontsize=7, loc="left")
+            if i == len(sources) - 1:
                 ax.set_xlabel("α")
             if j == 0:
                 ax.set_ylabel("T")
@@ -401,7 +403,9 @@ def lattice_figure(lat: pd.DataFrame, dataset: str):
     mine = stats.LATTICE.match(pair["variant"])["base"].rsplit("-" + pair["teacher_source"], 1)[0]
     fig.suptitle(f"{dataset}: {mine} − {rival} at identical (α, T), percentage points "
                  f"(mean, 95% CI; n = {int(d['n_pairs'].max())} seeds)")
-    fig.colorbar(image, ax=axes, location="right", shrink=0.8, label="points")
+    bar = fig.colorbar(image, ax=axes, location="right", shrink=0.6, label="points")
+    ticks = [t for t in (-10, -3, -1, 0, 1, 3, 10) if abs(t) <= limit]
+    bar.set_ticks(ticks, labels=[f"{t:+g}" if t else "0" for t in ticks])
     return fig
 
 

@@ -54,10 +54,27 @@ class Page:
                 self.tables.append((rel, what))
 
 
-def from_tracking(uri: str, out: Path, analysis: stats.Analysis = stats.Analysis()
-                  ) -> list[Path]:
-    return build(load.epochs_from_tracking(uri), out, source=store_source(uri),
-                 analysis=analysis)
+def from_tracking(uri: str, out: Path, analysis: stats.Analysis = stats.Analysis(),
+                  cells: set[str] | None = None) -> list[Path]:
+    """The report of the store at ``uri``; with ``cells`` (a grid's cell hashes), its training
+    runs are those cells' only, so that an older run under the same label with other settings
+    (a changed default, an edited plugin) never mixes with the current one."""
+    epochs = load.epochs_from_tracking(uri)
+    if cells is not None and len(epochs):
+        keep = (epochs["kind"] != "train") | epochs["cell_hash"].isin(cells)
+        epochs = epochs[keep]
+    return build(epochs, out, source=store_source(uri), analysis=analysis)
+
+
+def mixed_cells(epochs: pd.DataFrame) -> pd.DataFrame:
+    """(dataset, arch, variant, seed) keys whose finished training runs carry more than one
+    cell hash: one label, several settings; a report over them would pool them."""
+    columns = ["dataset", "arch", "variant", "seed", "hashes"]
+    if epochs.empty or "cell_hash" not in epochs:
+        return pd.DataFrame(columns=columns)
+    done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
+    n = done.groupby(["dataset", "arch", "variant", "seed"])["cell_hash"].nunique()
+    return n[n > 1].rename("hashes").reset_index()
 
 
 def from_csv(path: Path, out: Path, analysis: stats.Analysis = stats.Analysis()) -> list[Path]:

@@ -331,11 +331,18 @@ def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysi
         p = float(stats.ttest_rel(x, y).pvalue)
         margin = analysis.margin / scale
         p_tost = float(ttost_paired(x, y, -margin, margin)[0])
+    def points(x: float) -> float:  # stored accuracies are float32: 1e-6 of noise is not a gain
+        return round(x * scale, DIFF_DIGITS) + 0.0 if x == x else x  # + 0.0: never -0.0
+
     return {"dataset": g["dataset"].iloc[0], "arch": g["arch"].iloc[0], "setting": setting,
             "variant": variant, "baseline": baseline, "n_pairs": len(diff),
-            "mean_diff": mean * scale, "ci_low": lo * scale, "ci_high": hi * scale,
+            "mean_diff": points(mean), "ci_low": points(lo), "ci_high": points(hi),
             "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
             "mde": mde(sd, len(diff), analysis) * scale}
+
+
+#: Decimals kept in differences (in the scaled unit: 1e-4 points of an accuracy in percent).
+DIFF_DIGITS = 4
 
 
 #: Two runs' compute is equal when their forwarded images differ by at most this fraction.

@@ -492,7 +492,7 @@ def cmd_grid(args) -> int:
 
         try:
             written = report.from_tracking(tracker.uri, Path(args.results),
-                                           cfg.analysis_settings())
+                                           cfg.analysis_settings(), {c.hash for c in cells})
             ui.install_view(tracker)
             tracker.publish_report(Path(args.results), cfg.name, ui.VIEW_KEY)
         except OSError as e:  # a full disk, a folder gone read-only: one line, the runs are kept
@@ -628,6 +628,14 @@ def cmd_report(args) -> int:
     if epochs.empty or not (epochs["kind"] == "train").any():
         raise UsageError(f"no runs in {source}: nothing to report")
     _writable(out)
+    mixed = report.mixed_cells(epochs)
+    if len(mixed):
+        first = mixed.iloc[0]
+        print(f"drkd-bench: warning: {len(mixed)} cells have finished runs with different "
+              f"settings under one label (e.g. {first['dataset']}/{first['arch']}/"
+              f"{first['variant']}/seed{first['seed']}: {first['hashes']} cell hashes); the "
+              "report pools them. 'drkd-bench grid CONFIG' reports its own cells only",
+              file=sys.stderr)
     try:
         written = report.build(epochs, out, source=source, analysis=analysis)
     except OSError as e:

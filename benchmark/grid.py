@@ -246,6 +246,15 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
     and counted done once the store holds its finished run (or taken over if its holder died)."""
     waiting = list(p.todo)
     running: dict = {}
+    looked: dict[str, float] = {}  # cell hash -> when the store was last asked about it
+
+    def finished_elsewhere(c: RunSpec) -> bool:  # at most one store query per cell per poll
+        now = time.monotonic()
+        if tracker is None or now - looked.get(c.hash, -POLL_SECONDS) < POLL_SECONDS:
+            return False
+        looked[c.hash] = now
+        return tracker.finished(c.hash) is not None
+
     while waiting or running:
         if p.disk_full and waiting:  # every further write would fail too: stop starting cells
             p.say(f"stopping: {p.disk_full}; {len(waiting)} cells not started. Free some space "
@@ -263,7 +272,7 @@ def _dispatch(p: _Progress, submit, wait_some, result, capacity: int,
                 p.fail(c, why, loud=False)
                 continue
             if claims is not None and claims.claimed_elsewhere(c.hash):
-                if tracker is not None and tracker.finished(c.hash) is not None:
+                if finished_elsewhere(c):
                     waiting.remove(c)
                     p.elsewhere(c)
                 else:

@@ -31,6 +31,9 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
+# its store logs each database error with a traceback before raising it; the harness reports
+# the raised error itself, in one line (a full disk: "no space left on device")
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 EXPERIMENT = "drkd-bench"
 MODEL_ARTIFACT = "checkpoint/model.pt"

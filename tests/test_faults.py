@@ -181,3 +181,23 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert err.strip() == ("drkd-bench: report not written: no space left on device "
                            f"({tmp_path / 'r' / 'tables'})")
+
+
+def test_a_label_whose_settings_changed_never_pools_old_and_new_runs(tmp_path, capsys):
+    import pandas as pd
+
+    results = tmp_path / "r"
+    for smoothing in (0.1, 0.3):  # the same label, a changed value: two cells per seed
+        raw = {**TWO, "seeds": [0], "train": {"epochs": 2, "batch_size": 64},
+               "methods": ["ce", {"method": "lsr", "smoothing": smoothing}]}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        assert cli.main(["grid", str(path), "--results", str(results), "--workers", "1",
+                         "--quiet"]) == 0
+    table = pd.read_csv(results / "tables" / "main_digits.csv").set_index("variant")
+    assert table.loc["lsr", "n"] == 1  # the grid's report: its own lsr cell, not both
+    capsys.readouterr()
+    assert cli.main(["report", "--results", str(results), "--out", str(tmp_path / "all")]) == 0
+    err = capsys.readouterr().err
+    assert "1 cells have finished runs with different settings under one label (e.g. " \
+           "digits/mlp/lsr/seed0: 2 cell hashes)" in err
