@@ -102,7 +102,10 @@ def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
     if trials.empty or "study" not in trials:
         return pd.DataFrame(columns=columns)
     last = trials.groupby("run_id", sort=False).last().reset_index()
-    done = last[(last["kind"] == "trial") & (last["status"] == "FINISHED")]
+    state = last["state"] if "state" in last else pd.Series("", index=last.index)
+    # complete trials only: a pruned one stopped early (older stores marked it FINISHED)
+    done = last[(last["kind"] == "trial") & (last["status"] == "FINISHED")
+                & ~state.isin(["PRUNED", "FAIL", "RUNNING"])]
     rows = []
     for study, g in done.groupby("study", sort=True):
         # the study's own order (tune.best_trial): value, then the lower NLL, then the earlier
