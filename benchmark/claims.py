@@ -21,6 +21,25 @@ HEARTBEAT = 10.0
 GRACE = 60.0
 
 
+def holder_gone(holder: str) -> bool:
+    """``holder`` (``"host pid"``, as a claim or a trial records its process) ran on this host
+    and that process no longer exists. Another host's process, or this one: False."""
+    try:
+        host, pid = holder.split()
+        pid_number = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname() or pid_number == os.getpid():
+        return False
+    try:
+        os.kill(pid_number, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 class Claims:
     def __init__(self, folder: Path | str, heartbeat: float = HEARTBEAT, grace: float = GRACE):
         self.folder = Path(folder)
@@ -67,17 +86,10 @@ class Claims:
         try:
             if time.time() - path.stat().st_mtime > self.grace:
                 return True
-            host, pid = path.read_text().split()
-        except (FileNotFoundError, ValueError):
-            return True  # gone, or being written this instant: look again
-        if host == socket.gethostname() and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-        return False
+            holder = path.read_text().strip()
+        except FileNotFoundError:
+            return True  # released meanwhile: look again
+        return holder_gone(holder)
 
     def claimed_elsewhere(self, key: str) -> bool:
         return key not in self.held and self._path(key).exists() and not self.stale(key)

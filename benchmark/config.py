@@ -478,6 +478,15 @@ def _check_distinct(variants: list[Variant], archs: list[str], path: str) -> Non
             seen[key] = v.label
 
 
+def _check_section(raw: Any, where: str, keys: tuple[str, ...]) -> None:
+    """A config section is a mapping whose keys are among ``keys``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(keys)}")
+    for key in raw:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(keys)}")
+
+
 def _load_plugins(raw: Any, path: str) -> None:
     """The optional ``plugins:`` list: modules or ``.py`` files (relative to the config's
     folder first), imported before anything else is validated, so that what they register is
@@ -522,11 +531,7 @@ def _parse_compute(raw: Any, path: str, variants: list[Variant]) -> dict[str, An
     if raw is None:
         return {}
     where = f"{path}: compute"
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of {', '.join(COMPUTE_KEYS)}")
-    for key in raw:
-        if key not in COMPUTE_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(COMPUTE_KEYS)}")
+    _check_section(raw, where, COMPUTE_KEYS)
     from .compute import MATCHES
 
     baseline = str(raw.get("baseline", "ce"))
@@ -583,11 +588,7 @@ def _parse_lattice(raw: Any, path: str, variants: list[Variant]) -> list[Variant
     if raw is None:
         return []
     where = f"{path}: lattice"
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of {', '.join(LATTICE_KEYS)}")
-    for key in raw:
-        if key not in LATTICE_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(LATTICE_KEYS)}")
+    _check_section(raw, where, LATTICE_KEYS)
     lists = {}
     for key in LATTICE_KEYS:
         value = raw.get(key, ["tfkd-self", "drkd"] if key == "methods" else None)

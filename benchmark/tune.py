@@ -32,6 +32,7 @@ import methods
 
 from . import data as data_mod
 from . import teachers, train
+from .claims import holder_gone
 from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
 from .runner import load_data, run_cell
 from .runtime import Runtime
@@ -289,26 +290,6 @@ def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
         "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
 
 
-def _process_gone(t: optuna.trial.FrozenTrial) -> bool:
-    """The trial's process (recorded as ``host pid``) ran on this host and no longer exists."""
-    import os
-    import socket
-
-    try:
-        host, pid = str(t.user_attrs.get("process", "")).split()
-    except ValueError:
-        return False
-    if host != socket.gethostname() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS,
                               tracker: Tracker | None = None) -> int:
     """Fail RUNNING trials whose process is gone (on this host) or, for the journal storage (no
@@ -319,7 +300,7 @@ def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS,
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start
                                 else now)
-        gone = _process_gone(t)
+        gone = holder_gone(str(t.user_attrs.get("process", "")))
         if not gone and not (journal and now - beat > grace):
             continue
         try:
