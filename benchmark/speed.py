@@ -424,10 +424,14 @@ def cells_per_device(dataset: str, arch: str, batch: int, steps: int, repeats: i
 
 def step_label(method_name: str, hyperparameters: dict) -> str:
     """The speed table's label of a cell's step: the method, with its teacher source when the
-    teacher is a choice."""
+    teacher is a choice, or its fidelity when that decides whether the step takes features (the
+    labels :func:`variants` measures)."""
     m = methods.get(method_name)
+    hp = m.resolve(dict(hyperparameters))
     if m.teacher == "param":
-        return f"{method_name} ({m.teacher_source(m.resolve(dict(hyperparameters)))})"
+        return f"{method_name} ({m.teacher_source(hp)})"
+    if m.needs_features is not None and "fidelity" in m.params:  # as variants() measures it
+        return f"{method_name} ({hp['fidelity']})"
     return method_name
 
 
