@@ -640,8 +640,17 @@ def _parse_analysis(raw: Any, path: str) -> dict[str, Any]:
     return dict(raw)
 
 
-OPTIMISER_PARAMS = {"lr": methods.Param(0.1, valid="(0, inf)", low=0.01, high=0.5),
-                    "weight_decay": methods.Param(5e-4, valid="[0, inf)", low=1e-5, high=1e-3)}
+#: The shared optimiser settings a study searches under ``tune.optimiser: true`` (CE included):
+#: ``lr`` per batch of 128 (scaled linearly, as the grid's) and ``weight_decay``; log scales.
+OPTIMISER_PARAMS = {"lr": methods.Param(0.1, valid="(0, inf)", low=0.01, high=0.5, log=True),
+                    "weight_decay": methods.Param(5e-4, valid="[0, inf)", low=1e-5, high=1e-3,
+                                                  log=True)}
+
+
+def split_optimiser(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A study's parameters as (the method's hyperparameters, the optimiser settings)."""
+    return ({k: v for k, v in params.items() if k not in OPTIMISER_PARAMS},
+            {k: v for k, v in params.items() if k in OPTIMISER_PARAMS})
 
 
 def _check_space(space: Mapping[str, Any], variants: list[Variant], where: str,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from tqdm import tqdm
 
 from .claims import Claims
-from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
+from .config import ConfigError, GridConfig, RunSpec, Variant, split_optimiser, variant_spec
 from .runner import CellFailed, cell_task
 from .runtime import Runtime
 from .tracking import Tracker
@@ -47,11 +47,12 @@ def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings
           storage: str | None = None) -> RunSpec:
     hp = variant.hyperparameters_for(arch)
     if variant.tuned:
-        from .tune import OPTIMISER_SPACE, tuned_hyperparameters
+        from .tune import tuned_hyperparameters
 
-        best = tuned_hyperparameters(grid, ds.name, arch, variant, storage)
-        hp = {**hp, **{k: v for k, v in best.items() if k not in OPTIMISER_SPACE}}
-        settings = replace(settings, **{k: v for k, v in best.items() if k in OPTIMISER_SPACE})
+        searched, optimiser = split_optimiser(
+            tuned_hyperparameters(grid, ds.name, arch, variant, storage))
+        hp = {**hp, **searched}
+        settings = replace(settings, **optimiser)
     return variant_spec(ds, arch, variant, hp, seed, variant.settings_for(settings))
 
 

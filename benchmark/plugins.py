@@ -57,8 +57,8 @@ class Origin:
 BUILT_IN = Origin("built-in")
 #: (kind, entry name) -> its origin; absent: built-in.
 _ORIGINS: dict[tuple[str, str], Origin] = {}
-#: The specs loaded in this process, in order (passed on to worker processes).
-_LOADED: list[str] = []
+#: The specs loaded in this process, in order (passed on to worker processes), and their origins.
+_LOADED: dict[str, Origin] = {}
 _ENTRY_POINTS_DONE = False
 
 
@@ -83,7 +83,7 @@ def record(kind: str, name: str, where: Origin) -> None:
 
 
 def loaded() -> tuple[str, ...]:
-    return tuple(_LOADED)
+    return tuple(_LOADED)  # the keys, in loading order
 
 
 def source_hash(path: Path) -> str:
@@ -140,7 +140,7 @@ def load_dataset(name: str, kind: str, path: str | Path) -> Origin:
     path = Path(path).expanduser().resolve()
     key = f"dataset {kind} {name} {path}"
     if key in _LOADED:
-        return origin("dataset", name)
+        return _LOADED[key]
     if name in data.names():
         raise PluginError(f"dataset {name!r} is already registered ({origin('dataset', name)}); "
                           "give your data another name")
@@ -148,7 +148,7 @@ def load_dataset(name: str, kind: str, path: str | Path) -> Origin:
     data.register(spec)
     found = Origin("data", f"{kind}:{path.name}", digest)
     _ORIGINS[("dataset", name)] = found
-    _LOADED.append(key)
+    _LOADED[key] = found
     return found
 
 
@@ -160,8 +160,7 @@ def load(spec: str, base: Path | str | None = None, where: Origin | None = None)
         return load_dataset(name, kind, path)
     key = _resolve(spec, Path(base) if base is not None else None)
     if key in _LOADED:
-        return next((o for (k, _), o in _ORIGINS.items() if o.kind in ("module", "package")
-                     and o.name in (Path(key).name, spec)), BUILT_IN)
+        return _LOADED[key]
     before = _snapshot()
     try:
         _, found = _import(key, None)
@@ -185,7 +184,7 @@ def load(spec: str, base: Path | str | None = None, where: Origin | None = None)
             elif before[kind][name] is not value:
                 raise PluginError(f"plugin {spec!r} registers the {kind} {name!r}, which "
                                   f"{origin(kind, name)} code already registered; rename it")
-    _LOADED.append(key)
+    _LOADED[key] = found
     return found
 
 

@@ -33,7 +33,15 @@ import methods
 from . import data as data_mod
 from . import teachers, train
 from .claims import holder_gone
-from .config import ConfigError, GridConfig, RunSpec, Variant, variant_spec
+from .config import (
+    OPTIMISER_PARAMS,
+    ConfigError,
+    GridConfig,
+    RunSpec,
+    Variant,
+    split_optimiser,
+    variant_spec,
+)
 from .runner import load_data, run_cell
 from .runtime import Runtime
 from .tracking import Tracker
@@ -88,9 +96,8 @@ def study_name(dataset: str, arch: str, variant: Variant) -> str:
     return f"{dataset}/{arch}/{label}"
 
 
-#: The shared optimiser settings every study searches under ``tune.optimiser: true`` (CE
-#: included): ``lr`` per batch of 128 (scaled linearly, as the grid's) and ``weight_decay``.
-OPTIMISER_SPACE = {"lr": (0.01, 0.5, True), "weight_decay": (1e-5, 1e-3, True)}
+#: The optimiser's search space (``config.OPTIMISER_PARAMS``) as (low, high, log).
+OPTIMISER_SPACE = {k: (p.low, p.high, p.log) for k, p in OPTIMISER_PARAMS.items()}
 
 
 @dataclass(frozen=True)
@@ -233,9 +240,8 @@ def _prepare(study_def: Study, tracker: Tracker, rt: Runtime, seeds=None):
 def trial_spec(study_def: Study, params: dict[str, Any], seed: int) -> RunSpec:
     """The run a trial's ``params`` mean for ``seed``: the searched hyperparameters resolved by
     the method, the optimiser settings (``lr``, ``weight_decay``) in the training settings."""
-    hp = dict(study_def.spec.hyperparameters)
-    train_values = {k: v for k, v in params.items() if k in OPTIMISER_SPACE}
-    hp.update({k: v for k, v in params.items() if k not in OPTIMISER_SPACE})
+    searched, train_values = split_optimiser(params)
+    hp = {**study_def.spec.hyperparameters, **searched}
     return dataclasses.replace(
         study_def.spec, seed=seed, hyperparameters=methods.get(study_def.spec.method).resolve(hp),
         train=dataclasses.replace(study_def.spec.train, **train_values))

@@ -24,13 +24,14 @@ def clean_registries():
     process-wide)."""
     saved = (dict(methods.registry._REGISTRY), dict(models._MODELS), dict(data._DATASETS),
              dict(teachers.SOURCES), dict(plans.PLANS), dict(plugins._ORIGINS),
-             list(plugins._LOADED))
+             dict(plugins._LOADED))
     yield
     for live, old in zip((methods.registry._REGISTRY, models._MODELS, data._DATASETS,
                           teachers.SOURCES, plans.PLANS, plugins._ORIGINS), saved):
         live.clear()
         live.update(old)
-    plugins._LOADED[:] = saved[-1]
+    plugins._LOADED.clear()
+    plugins._LOADED.update(saved[-1])
 
 
 @pytest.fixture
