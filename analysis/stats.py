@@ -186,11 +186,6 @@ def control_of(variant: str) -> str:
     return variant + CONTROL_SUFFIX
 
 
-#: The settings (question families) a comparison can belong to, in report order.
-SETTINGS = ("reference", "tuned", "tuned vs reference", "vs control", "equal compute",
-            "compute ladder", "rectification lattice")
-
-
 def reference_of(variant: str) -> str:
     """The reference-value twin of a tuned variant's label (the label itself otherwise)."""
     return variant.removesuffix(TUNED_SUFFIX)

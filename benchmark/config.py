@@ -317,8 +317,6 @@ GRID_KEYS = ("name", "description", "plugins", "seeds", "datasets", "architectur
              "train", "data_root", "tune", "analysis", "compute", "lattice")
 COMPUTE_KEYS = ("baseline", "ladder", "match")
 LATTICE_KEYS = ("methods", "teacher", "alpha", "temperature")
-#: Lattice hyperparameters as they appear in a variant's label: ``drkd-online-a0.5-T4``.
-LATTICE_LABELS = {"alpha": "a", "temperature": "T"}
 TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout", "seeds_per_trial",
              "budget", "optimiser", "pruning", "rescore")
 DATASET_KEYS = ("kind", "path", "val_fraction", "split_seed", "train_subset", "augment", "split",
