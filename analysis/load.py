@@ -95,7 +95,8 @@ def epochs_from_csv(path: Path | str) -> pd.DataFrame:
 
 def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: identity, final-epoch metrics (``final_*``), ``best_val_test_top1`` (the
-    test accuracy at the epoch of best validation accuracy, first such epoch) and
+    test accuracy at the epoch of best validation accuracy, first such epoch, among the epochs
+    evaluated on the test split) and
     ``best_test_top1`` (max over epochs of test accuracy: the papers' optimistic protocol)."""
     if epochs.empty:
         return pd.DataFrame(columns=IDENTITY)
@@ -110,8 +111,12 @@ def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
             for c in g.columns:
                 if c not in IDENTITY and c != "epoch" and not c.startswith("param."):
                     row[f"final_{c}"] = last[c]
-            if "val_top1" in timed and timed["val_top1"].notna().any():
-                best = timed.loc[timed["val_top1"].idxmax()]
+            # with the test split evaluated every k epochs (train.test_every), the selection is
+            # among the epochs that have a test value
+            scored = timed[timed["test_top1"].notna()] \
+                if "test_top1" in timed and timed["test_top1"].notna().any() else timed
+            if "val_top1" in scored and scored["val_top1"].notna().any():
+                best = scored.loc[scored["val_top1"].idxmax()]
                 row["best_val_epoch"] = int(best["epoch"])
                 row["best_val_test_top1"] = best.get("test_top1", np.nan)
             if "test_top1" in timed:

@@ -41,6 +41,8 @@ class TrainSettings:
     gamma: float = 0.2
     precision: str = "fp32"  # or "bf16": bfloat16 autocast (changes results: part of the hash)
     compile: bool = False  # torch.compile the student's training forward (part of the hash when on)
+    test_every: int = 1  # the test split is evaluated every this many epochs and at the last one
+    #                     (training is unchanged; part of the hash when not 1: the record differs)
 
     @property
     def effective_lr(self) -> float:
@@ -76,7 +78,7 @@ SPLITS = ("fixed", "per-seed")
 
 #: Settings that enter a cell's identity only when they differ from this value (they came after
 #: cells were tracked: a store made before them keeps its finished cells), per section.
-HASH_WHEN_ON = {"train": {"compile": False}, "data": {"split": "fixed"}}
+HASH_WHEN_ON = {"train": {"compile": False, "test_every": 1}, "data": {"split": "fixed"}}
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,8 @@ def check_train(s: TrainSettings, where: str) -> None:
              (s.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
              (s.schedule in SCHEDULES, f"schedule must be one of: {', '.join(SCHEDULES)}"),
              (0 < s.gamma <= 1, "gamma must lie in (0, 1]"),
-             (s.precision in PRECISIONS, f"precision must be one of: {', '.join(PRECISIONS)}")]
+             (s.precision in PRECISIONS, f"precision must be one of: {', '.join(PRECISIONS)}"),
+             (s.test_every >= 1, "test_every must be >= 1 (1: the test split after every epoch)")]
     for ok, message in rules:
         if not ok:
             raise ConfigError(f"{where}: {message}")

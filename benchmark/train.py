@@ -100,10 +100,12 @@ def predict(model: nn.Module, x: torch.Tensor, pipeline: Pipeline, batch: int = 
     return torch.cat(outs)
 
 
-def evaluate(model: nn.Module, data: TensorData, pipeline: Pipeline, amp: bool) -> dict:
-    """Validation metrics, and test metrics when the data has a test split (not when tuning)."""
+def evaluate(model: nn.Module, data: TensorData, pipeline: Pipeline, amp: bool,
+             test: bool = True) -> dict:
+    """Validation metrics, and test metrics when ``test`` and the data has a test split (not
+    when tuning)."""
     row = classification_metrics(predict(model, data.val_x, pipeline, amp=amp), data.val_y, "val")
-    if data.test_x is not None:
+    if test and data.test_x is not None:
         row.update(classification_metrics(predict(model, data.test_x, pipeline, amp=amp),
                                            data.test_y, "test"))
     return row
@@ -340,7 +342,8 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
     (``torch.compile`` of the training forward; fused kernels change the last bits);
     ``channels_last`` (a memory layout)
     defaults to on for CUDA, off on the CPU. When ``data.test_x`` is None
-    no test metrics are computed (tuning)."""
+    no test metrics are computed (tuning); otherwise after every ``spec.train.test_every``-th
+    epoch and the last (evaluation changes no weight, statistic or random stream)."""
     dev = resolve_device(device)
     amp = spec.train.precision == "bf16"
     channels_last = dev.type == "cuda" if channels_last is None else channels_last
@@ -361,7 +364,8 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
             raise TrainingDiverged(f"loss is {row['train_loss']} at epoch {epoch}")
         row["cost_train_seconds"] = time.perf_counter() - started
         row["cost_teacher_state_mb"] = state_mb
-        row.update(evaluate(run.model, data, run.pipeline, amp))
+        tested = epoch % spec.train.test_every == 0 or epoch == spec.train.epochs
+        row.update(evaluate(run.model, data, run.pipeline, amp, test=tested))
         row["epoch_seconds"] = time.perf_counter() - started
         result.history.append(row)
         if on_epoch:

@@ -5,6 +5,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.entities import Metric
@@ -284,3 +285,15 @@ def test_every_published_row_was_checked_and_its_baseline_is_its_tables():
     for key, gain in TFKD_PRINTED_GAINS.items():
         row = tfkd.loc[key]
         assert round(row["top1"] - row["ce_top1"], 2) == gain, key
+
+
+def test_model_selection_with_a_sparse_test_record_chooses_among_tested_epochs():
+    # train.test_every = 2 over 3 epochs: the test split at epochs 2 and 3 only; the best
+    # validation epoch overall (1) has no test value, so the selection is among 2 and 3
+    epochs = pd.DataFrame({
+        "run_id": ["r"] * 3, "dataset": "digits", "arch": "cnn8", "variant": "ce", "seed": 0,
+        "kind": "train", "status": "FINISHED", "epoch": [1, 2, 3],
+        "val_top1": [0.9, 0.8, 0.7], "test_top1": [np.nan, 0.85, 0.75]})
+    run = load.runs_from_epochs(epochs).iloc[0]
+    assert run["best_val_epoch"] == 2 and run["best_val_test_top1"] == 0.85
+    assert run["final_test_top1"] == 0.75 and run["best_test_top1"] == 0.85

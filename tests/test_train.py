@@ -111,6 +111,19 @@ def test_divergence_is_reported(monkeypatch):
         train.train(s, DIGITS)
 
 
+def test_test_every_k_epochs_evaluates_the_test_split_there_and_last_and_trains_the_same():
+    every = train.train(spec("drkd", 5, teacher="previous-epoch"), DIGITS).history
+    s = config.make_spec("digits", "cnn8", "drkd", 0, {"teacher": "previous-epoch"},
+                         {"epochs": 5, "test_every": 2})
+    sparse = train.train(s, DIGITS).history
+    assert [r["epoch"] for r in sparse if "test_top1" in r] == [2, 4, 5]
+    for a, b in zip(drop(every), drop(sparse)):  # evaluation changes no weight or random stream
+        assert b == {k: v for k, v in a.items() if "test_" not in k or b["epoch"] in (2, 4, 5)}
+    assert s.hash != spec("drkd", 5, teacher="previous-epoch").hash  # the record differs
+    with pytest.raises(config.ConfigError, match="test_every must be >= 1"):
+        config.check_train(config.TrainSettings(test_every=0), "train")
+
+
 def test_tuning_data_without_test_split_computes_no_test_metrics():
     d = data.load("digits")
     d.test_x = d.test_y = None
