@@ -103,7 +103,8 @@ def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, g in epochs.groupby("run_id", sort=False):
         g = g.sort_values("epoch")
-        row = {c: g.iloc[0][c] for c in IDENTITY if c in g.columns}
+        first = g.iloc[0]
+        row = {c: first[c] for c in IDENTITY if c in g.columns}
         timed = g[g["epoch"].notna()]
         if len(timed):
             last = timed.iloc[-1]

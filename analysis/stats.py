@@ -17,6 +17,8 @@ The arithmetic comes from scipy and statsmodels; ``docs/statistics.md`` explains
 """
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import gc
 import math
@@ -252,13 +254,18 @@ def mde(sd: float, n: int, analysis: Analysis = Analysis()) -> float:
     """The minimum detectable paired difference: the true mean difference that a two-sided
     paired t-test at ``alpha`` detects with probability ``power``, given ``n`` pairs with
     standard deviation ``sd`` (statsmodels' ``TTestPower``, effect size × sd)."""
-    from statsmodels.stats.power import TTestPower
-
     if n < 2 or not sd > 0:
         return float("nan")
-    effect = TTestPower().solve_power(effect_size=None, nobs=n, alpha=analysis.alpha,
-                                      power=analysis.power, alternative="two-sided")
-    return float(effect) * sd
+    return _detectable_effect(n, analysis.alpha, analysis.power) * sd
+
+
+@functools.lru_cache(maxsize=None)
+def _detectable_effect(n: int, alpha: float, power: float) -> float:
+    """The standardised effect a two-sided paired t-test detects (a root-finding: one per n)."""
+    from statsmodels.stats.power import TTestPower
+
+    return float(TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power,
+                                          alternative="two-sided"))
 
 
 def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0.8,
@@ -301,9 +308,10 @@ def paired(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
     rows = []
     data = runs.dropna(subset=[metric])
     for _, g in data.groupby(["dataset", "arch"], sort=True):
+        wide = g.groupby(["seed", "variant"])[metric].mean().unstack("variant")
         for variant, baseline in comparisons(g, analysis.baseline):
             rows.append(_pair_row(g, variant, baseline, metric, analysis, scale,
-                                  setting_of(variant, baseline)))
+                                  setting_of(variant, baseline), wide))
     return adjust(pd.DataFrame(rows, columns=PAIR_COLUMNS), analysis)
 
 
@@ -312,11 +320,13 @@ PAIR_COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", 
 
 
 def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysis: Analysis,
-              scale: float, setting: str) -> dict:
-    """One paired comparison of ``variant`` against ``baseline`` over their common seeds."""
+              scale: float, setting: str, wide: pd.DataFrame | None = None) -> dict:
+    """One paired comparison of ``variant`` against ``baseline`` over their common seeds
+    (``wide``: ``g``'s seeds × variants of ``metric``, when the caller has it already)."""
     from statsmodels.stats.weightstats import ttost_paired
 
-    both = seed_matrix(g, [variant, baseline], metric)
+    both = (seed_matrix(g, [variant, baseline], metric) if wide is None
+            else wide.reindex(columns=[variant, baseline]).dropna())
     x, y = both[variant].to_numpy(float), both[baseline].to_numpy(float)
     diff = x - y
     mean, lo, hi = t_interval(diff)

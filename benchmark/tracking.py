@@ -243,6 +243,41 @@ def store_lock(uri: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def template_path() -> Path | None:
+    """Where a freshly created, empty SQLite store of this MLflow version is kept, so that a new
+    store is a copy (milliseconds) instead of MLflow's schema migrations (seconds, in every new
+    results folder). ``$DRKD_CACHE`` (default ``~/.cache/drkd-bench``); ``DRKD_CACHE=off``:
+    none."""
+    root = os.environ.get("DRKD_CACHE", "")
+    if root.lower() in ("off", "0", "no"):
+        return None
+    base = Path(root) if root else Path.home() / ".cache" / "drkd-bench"
+    return base / f"mlflow-{metadata.version('mlflow')}-empty.db"
+
+
+def _copy_sqlite(src: Path, dst: Path) -> bool:
+    """``src`` into ``dst`` through SQLite's backup (consistent even while ``src`` is open),
+    written beside ``dst`` and renamed into place only when whole. False when it cannot be done
+    (an unwritable folder, a broken template): the caller goes on without it."""
+    import sqlite3
+
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+        os.close(fd)
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as a, \
+                    contextlib.closing(sqlite3.connect(tmp)) as b:
+                a.backup(b)
+            os.replace(tmp, dst)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
+    except (OSError, sqlite3.Error):
+        return False
+
+
 class Tracker:
     def __init__(self, uri: str | None = None, experiment: str = EXPERIMENT,
                  results: Path | str = "results"):
@@ -259,13 +294,37 @@ class Tracker:
         relocate(uri, self.results)
         try:
             with store_lock(uri):  # two processes never create the schema at once
+                fresh = self._from_template(uri)
                 self.client = MlflowClient(uri)
+                if fresh is not None:  # MLflow just made the schema: keep an empty copy
+                    _retry(lambda: self.client.search_experiments(max_results=1))
+                    _copy_sqlite(fresh, template_path())
                 self.experiment_id = self._experiment(experiment)
         except TrackingError:
             raise
         except Exception as e:  # noqa: BLE001 - MLflow's many error types: one line for the user
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise TrackingError(f"tracking URI {uri!r} cannot be used: {first}") from None
+
+    @staticmethod
+    def _from_template(uri: str) -> Path | None:
+        """A new SQLite store starts as a copy of the cached empty store of this MLflow version
+        (:func:`template_path`). Returns the store's path when MLflow has to create the schema
+        itself and there is no template yet (the caller keeps a copy), else None."""
+        template = template_path()
+        if template is None or not uri.startswith("sqlite:///"):
+            return None
+        path = Path(uri[len("sqlite:///"):])
+        if path.exists():
+            return None
+        if template.is_file() and _copy_sqlite(template, path):
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(path)) as db, db:  # as MLflow would set it
+                db.execute("update experiments set artifact_location = ? where experiment_id = 0",
+                           (str(Path.cwd() / "mlruns" / "0"),))
+            return None
+        return path
 
     def _experiment(self, name: str) -> str:
         found = _retry(lambda: self.client.get_experiment_by_name(name))

@@ -114,3 +114,34 @@ def test_restart_without_checkpoint_supersedes_the_partial_run(results):
     assert runs[second.run_id].info.status == "FINISHED"
     client = MlflowClient(tracker.uri)
     assert [m.step for m in client.get_metric_history(second.run_id, "test_top1")] == [1, 2, 3]
+
+
+def test_a_new_store_is_a_copy_of_the_cached_empty_store_with_mlflows_own_schema(tmp_path,
+                                                                                  monkeypatch):
+    import sqlite3
+
+    def schema(folder):  # tables, indexes and every column (MLflow writes its CHECK lists in
+        # set order, which varies between processes, so the CREATE texts are not compared)
+        with sqlite3.connect(folder / "mlflow.db") as db:
+            names = sorted(db.execute("select type, name from sqlite_master"))
+            columns = {n: db.execute(f"pragma table_info('{n}')").fetchall()
+                       for kind, n in names if kind == "table"}
+            return names, columns, db.execute("select version_num from alembic_version").fetchall()
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DRKD_CACHE", "off")
+    tracking.Tracker(results=tmp_path / "mlflows")  # MLflow's migrations, no template
+    monkeypatch.setenv("DRKD_CACHE", str(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
+    tracking.Tracker(results=tmp_path / "first")  # migrations, then the empty copy is kept
+    template = tracking.template_path()
+    assert template.is_file() and template.parent == tmp_path / "cache"
+    copied = tracking.Tracker(results=tmp_path / "second")  # a copy of the template
+    assert schema(tmp_path / "second") == schema(tmp_path / "mlflows") == schema(tmp_path / "first")
+    with sqlite3.connect(tmp_path / "second" / "mlflow.db") as db:
+        assert db.execute("select name, artifact_location from experiments order by 1").fetchall() \
+            == [("Default", str(tmp_path / "mlruns" / "0")),
+                ("drkd-bench", (tmp_path / "second" / "mlartifacts").as_uri())]
+    run = copied.client.create_run(copied.experiment_id)
+    copied.client.log_metric(run.info.run_id, "val_top1", 0.5)
+    assert copied.client.get_run(run.info.run_id).data.metrics == {"val_top1": 0.5}
