@@ -850,7 +850,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .models import ModelError
     from .plugins import PluginError
-    from .tracking import TrackingError
+    from .runtime import TrackingError
 
     try:
         _load_plugins(sys.argv[1:] if argv is None else argv)

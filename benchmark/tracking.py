@@ -39,8 +39,7 @@ EXPERIMENT = "drkd-bench"
 MODEL_ARTIFACT = "checkpoint/model.pt"
 
 
-class TrackingError(ValueError):
-    """A tracking URI or store location that cannot be used (one line at the command line)."""
+from .runtime import TrackingError  # noqa: E402,F401 - defined without MLflow: the CLI catches it
 
 
 def default_uri(results: Path | str = "results") -> str:

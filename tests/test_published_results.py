@@ -8,7 +8,8 @@ from analysis import report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
-EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field", RESULTS / "digits-field"]
+EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field", RESULTS / "digits-field",
+            RESULTS / "fashion-mnist-power"]
 
 
 def _figure_names_only(fig, folder, name):
@@ -64,3 +65,24 @@ def test_second_edition_covers_every_variant_reference_and_tuned_on_two_archs_5_
     done = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
     per_study = done.groupby("study")["run_id"].nunique()
     assert len(per_study) == 2 * 14 and set(per_study) == {10}  # the equal budget
+
+
+def test_third_edition_has_15_seeds_per_cell_and_a_table_for_each_question():
+    edition = EDITIONS[3]
+    frame = pd.read_csv(edition / "runs.csv")
+    finished = frame[(frame["status"] == "FINISHED") & (frame["kind"] == "train")]
+    seeds = finished.groupby(["arch", "variant"])["seed"].nunique()
+    assert set(finished["arch"]) == {"mlp", "cnn28s"} and seeds.min() >= 15
+    variants = set(finished["variant"])
+    assert {"ce", "ce@2x", "dlb", "dlb-control", "cs-kd", "cs-kd-control", "zipf-ls",
+            "ce-tuned", "drkd-online-tuned"} <= variants
+    for source in ("online", "previous-epoch", "pretrained"):  # the lattice, per source
+        assert {f"drkd-{source}-a0.95-T6", f"tfkd-self-{source}-a0.95-T6"} <= variants
+    assert set(finished.loc[finished["variant"] == "zipf-ls", "fidelity"]) == {"paper"}
+    stats = pd.read_csv(edition / "tables" / "statistics.csv")
+    assert set(stats["verdict"]) <= {"better", "worse", "equivalent", "inconclusive"}
+    assert {"equal compute", "vs control", "rectification lattice", "tuned"} <= \
+        set(stats["setting"])
+    # the honest protocol: equal budgets in images, 3 seeds per trial, re-scored winners
+    choice = pd.read_csv(edition / "tables" / "tuning_choice.csv")
+    assert len(choice) == 4 and choice["images"].nunique() == 1
