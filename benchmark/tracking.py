@@ -261,7 +261,6 @@ def _copy_sqlite(src: Path, dst: Path) -> bool:
     import sqlite3
 
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
         os.close(fd)
         try:
@@ -297,7 +296,9 @@ class Tracker:
                 self.client = MlflowClient(uri)
                 if fresh is not None:  # MLflow just made the schema: keep an empty copy
                     _retry(lambda: self.client.search_experiments(max_results=1))
-                    _copy_sqlite(fresh, template_path())
+                    with contextlib.suppress(OSError):
+                        template_path().parent.mkdir(parents=True, exist_ok=True)
+                        _copy_sqlite(fresh, template_path())
                 self.experiment_id = self._experiment(experiment)
         except TrackingError:
             raise
