@@ -17,9 +17,8 @@ The arithmetic comes from scipy and statsmodels; ``docs/statistics.md`` explains
 """
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 import gc
 import math
 import re
@@ -259,7 +258,7 @@ def mde(sd: float, n: int, analysis: Analysis = Analysis()) -> float:
     return _detectable_effect(n, analysis.alpha, analysis.power) * sd
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _detectable_effect(n: int, alpha: float, power: float) -> float:
     """The standardised effect a two-sided paired t-test detects (a root-finding: one per n)."""
     from statsmodels.stats.power import TTestPower
