@@ -73,28 +73,33 @@ class Cell:
     spec: RunSpec
     published: dict[str, float]
     threads: int | None = None  # the CPU threads its run recorded (None: not recorded)
+    problem: str | None = None  # why this code cannot rebuild it (None: it can)
 
 
 def published_cells(frame: pd.DataFrame) -> list[Cell]:
-    """Every finished training run of an exported runs frame that rebuilds to its own hash."""
+    """Every finished training run of an exported runs frame; a run whose recorded parameters
+    do not rebuild to its own hash carries the reason in ``problem`` (it cannot be retrained,
+    but it does not stop the others: an edition made before a method changed keeps its other
+    cells checkable)."""
     runs = frame[(frame["kind"] == "train") & (frame["status"] == "FINISHED")]
     out = []
     for _, g in runs.groupby("run_id", sort=False):
         g = g.sort_values("epoch")
         first, last = g.iloc[0], g.iloc[-1]
         params = {c[len("param."):]: first[c] for c in g.columns if c.startswith("param.")}
+        problem = spec = None
         try:
             spec = spec_from_params(params)
         except (ConfigError, KeyError, ValueError) as e:
-            raise ConfigError(f"{first['cell_key']}: cannot rebuild the cell from its recorded "
-                              f"parameters ({e})") from None
-        if spec.hash != first["cell_hash"]:
-            raise ConfigError(f"{first['cell_key']}: its recorded parameters hash to "
-                              f"{spec.hash}, not to the recorded {first['cell_hash']}")
+            problem = (f"{first['cell_key']}: cannot rebuild the cell from its recorded "
+                       f"parameters ({e})")
+        if spec is not None and spec.hash != first["cell_hash"]:
+            problem = (f"{first['cell_key']}: its recorded parameters hash to {spec.hash}, not "
+                       f"to the recorded {first['cell_hash']}")
         threads = first.get("tag.threads")
         out.append(Cell(str(first["cell_key"]), spec,
                         {m: float(last[m]) for m in METRICS if m in g and pd.notna(last[m])},
-                        int(threads) if pd.notna(threads) else None))
+                        int(threads) if pd.notna(threads) else None, problem))
     return sorted(out, key=lambda c: c.key)
 
 
@@ -106,7 +111,11 @@ def choose(cells: list[Cell], keys: list[str], count: int, seed: int) -> list[Ce
         if missing:
             raise ConfigError(f"--cell {missing[0]!r} is not a finished cell of this edition; "
                               f"e.g. {', '.join(sorted(by_key)[:3])}")
+        for k in keys:
+            if by_key[k].problem:
+                raise ConfigError(by_key[k].problem)
         return [by_key[k] for k in keys]
+    cells = [c for c in cells if not c.problem]  # the draw is among the cells that rebuild
     return sorted(random.Random(seed).sample(cells, min(count, len(cells))), key=lambda c: c.key)
 
 
@@ -146,7 +155,12 @@ def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: 
     from . import grid
     from .runtime import Runtime
 
-    chosen = choose(published_cells(frame), keys, count, seed)
+    cells = published_cells(frame)
+    chosen = choose(cells, keys, count, seed)
+    stale = [c for c in cells if c.problem]
+    if stale and not keys:
+        say(f"{len(stale)} cell(s) left out of the draw: this code does not rebuild them "
+            f"({stale[0].problem})")
     specs: dict[str, RunSpec] = {}
     for c in chosen:
         teacher = c.spec.teacher_spec()
