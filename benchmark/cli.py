@@ -696,7 +696,8 @@ def _store_uri(args) -> str:
     if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
         raise UsageError(f"no tracking store at {Path(args.results) / 'mlflow.db'}; run a "
                          "grid first or pass --tracking-uri / --from")
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    db = tracking.sqlite_file(uri)
+    if db is not None and not db.is_file():
         raise UsageError(f"--tracking-uri {uri}: no such store (reading never creates one)")
     tracking.check_uri(uri)
     tracking.relocate(uri, args.results)

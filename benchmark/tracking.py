@@ -30,6 +30,8 @@ import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 
+from .runtime import TrackingError  # noqa: E402,F401 - defined there: the CLI catches it unloaded
+
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
 # its store logs each database error with a traceback before raising it; the harness reports
 # the raised error itself, in one line (a full disk: "no space left on device")
@@ -39,7 +41,9 @@ EXPERIMENT = "drkd-bench"
 MODEL_ARTIFACT = "checkpoint/model.pt"
 
 
-from .runtime import TrackingError  # noqa: E402,F401 - defined without MLflow: the CLI catches it
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI; None for any other URI."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
 def default_uri(results: Path | str = "results") -> str:
@@ -62,9 +66,9 @@ def relocate(uri: str, results: Path | str) -> bool:
     from urllib.parse import urlparse
     from urllib.request import url2pathname
 
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_file(uri)
+    if db is None:
         return False
-    db = Path(uri[len("sqlite:///"):])
     new = artifact_root(results)
     if not db.is_file() or not Path(url2pathname(urlparse(new).path)).is_dir():
         return False
@@ -223,12 +227,13 @@ def store_lock(uri: str):
     on a fresh file, its schema created), so that processes started together take turns; two
     that ran the schema migrations at once failed with "duplicate column" or "table already
     exists". Other stores: nothing (their servers serialise it)."""
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_file(uri)
+    if db is None:
         yield
         return
     import fcntl
 
-    path = Path(uri[len("sqlite:///"):] + ".lock")
+    path = Path(f"{db}.lock")
     try:
         f = open(path, "a")
     except OSError:  # a read-only folder: nobody creates a schema there
@@ -311,11 +316,8 @@ class Tracker:
         """A new SQLite store starts as a copy of the cached empty store of this MLflow version
         (:func:`template_path`). Returns the store's path when MLflow has to create the schema
         itself and there is no template yet (the caller keeps a copy), else None."""
-        template = template_path()
-        if template is None or not uri.startswith("sqlite:///"):
-            return None
-        path = Path(uri[len("sqlite:///"):])
-        if path.exists():
+        template, path = template_path(), sqlite_file(uri)
+        if template is None or path is None or path.exists():
             return None
         if template.is_file() and _copy_sqlite(template, path):
             import sqlite3
