@@ -38,13 +38,13 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
         dashboard = proc.stdout.readline()
         if ui.dashboard_command() is not None:  # optional; installed with the test extra
             with urllib.request.urlopen(re.search(r"http://\S+", dashboard).group(0)
-                                        + "api/studies", timeout=30) as answer:
+                                        + "api/studies", timeout=120) as answer:
                 studies = json.loads(answer.read())["study_summaries"]
             assert [s["study_name"] for s in studies] == ["digits/mlp/tfkd-self"]
             attrs = {a["key"] for a in studies[0]["user_attrs"]}
             assert {"dataset", "arch", "variant", "search_space", "storage"} <= attrs
         base = url.split("/#/")[0]
-        with urllib.request.urlopen(base + "/", timeout=30) as page:
+        with urllib.request.urlopen(base + "/", timeout=120) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
         assert "workflowType=machine_learning" in url  # training mode, not the GenAI pages
         experiment_id = re.search(r"experiments/(\d+)/runs\?", url).group(1)
@@ -53,25 +53,30 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
                            "max_results": 100}).encode()
         req = urllib.request.Request(base + "/api/2.0/mlflow/runs/search", data=body,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as answer:
+        with urllib.request.urlopen(req, timeout=120) as answer:
             runs = json.loads(answer.read())["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)  # grid runs only: no trials
         assert names == ["digits/mlp/ce/seed0", "digits/mlp/ce/seed1",
                          "digits/mlp/tfkd-self/seed0", "digits/mlp/tfkd-self/seed1"]
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get?experiment_id="
-                                    f"{experiment_id}", timeout=30) as answer:
+                                    f"{experiment_id}", timeout=120) as answer:
             tags = {t["key"]: t["value"] for t in
                     json.loads(answer.read())["experiment"]["tags"]}
         assert tags["mlflow.experimentKind"] == "custom_model_development"
         assert json.loads(tags["mlflow.sharedViewState." + ui.VIEW_KEY]) == view  # round trip
         assert proc.poll() is None  # still serving
+        # one viewer's server: the MLflow UI and one web worker, no job runner (15 otherwise)
+        server = [cmd for _pid, cmd in _session_of(tracking.default_uri(results))]
+        assert len(server) == 2 and not any("huey" in cmd for cmd in server), server
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     # stopping the command stops every server process it started
     time.sleep(1)
     left = []
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
@@ -79,6 +84,23 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
         if str(results) in cmd or ("huey" in cmd and str(Path(sys.executable).parent) in cmd):
             left.append(cmd)
     assert not left, left
+
+
+def _session_of(marker: str) -> list[tuple[int, str]]:
+    """(pid, command line) of every process in the session of the process whose command line
+    holds ``marker``."""
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            sid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        procs[int(entry.name)] = (sid, cmd)
+    leader = next(pid for pid, (_sid, cmd) in procs.items() if marker in cmd and "mlflow" in cmd)
+    return [(pid, cmd) for pid, (sid, cmd) in procs.items() if sid == procs[leader][0]]
 
 
 def test_every_run_says_what_it_is_in_mlflows_own_fields(tmp_path, results):
