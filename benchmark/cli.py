@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .runtime import Runtime
+from .runtime import Runtime, start_worker_server
 
 EPILOG = """examples:
   drkd-bench list
@@ -475,9 +475,11 @@ def cmd_grid(args) -> int:
             print(line)
         return 0
     rt = runtime(args)
+    workers = args.workers or rt.default_workers(len(cells))
+    if workers > 1 and args.executor == "local":
+        start_worker_server()
     runner.check_data(cells, rt.data_root)
     tracker = rt.tracker()
-    workers = args.workers or rt.default_workers(len(cells))
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address, tags={"grid": cfg.name})
@@ -536,6 +538,8 @@ def cmd_tune(args) -> int:
             print(line)
         return 0
     rt = runtime(args)
+    if (args.workers or 1) > 1 and args.executor == "local":
+        start_worker_server()
     runner.check_data([d.spec for d in defs], rt.data_root)
     if "://" in storage:  # an RDB URL that cannot be opened fails before the store is touched
         tune.open_storage(storage, args.results)

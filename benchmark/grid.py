@@ -7,7 +7,7 @@ resumes from its last epoch checkpoint; a failing cell is recorded and the rest 
 """
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
 import queue
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -18,7 +18,7 @@ from tqdm import tqdm
 from .claims import Claims
 from .config import ConfigError, GridConfig, RunSpec, Variant, split_optimiser, variant_spec
 from .runner import CellFailed, cell_task
-from .runtime import Runtime
+from .runtime import Runtime, adopt_environment, worker_context
 from .tracking import Tracker
 
 
@@ -119,7 +119,8 @@ class GridOutcome:
 _worker: dict = {}
 
 
-def _init_worker(rt: Runtime, lines, devices) -> None:
+def _init_worker(rt: Runtime, lines, devices, env: dict) -> None:
+    adopt_environment(env)
     rt = replace(rt, device=devices.get())  # this worker's GPU (round-robin), or rt's device
     rt.apply()
     rt.die_with_parent()
@@ -332,12 +333,12 @@ def _worker_runtime(rt: Runtime, tracker: Tracker, workers: int) -> Runtime:
 
 def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: dict,
                   claims: Claims | None = None, tracker: Tracker | None = None) -> None:
-    ctx = mp.get_context("spawn")
+    ctx = worker_context()
     lines, devices = ctx.Queue(), ctx.Queue()
     for device in rt.worker_devices(workers):
         devices.put(device)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(rt, lines, devices)) as pool:
+                             initargs=(rt, lines, devices, dict(os.environ))) as pool:
         _dispatch(p, lambda c: pool.submit(_run_in_worker, c, verbose, tags),
                   lambda fs: wait(fs, timeout=0.3, return_when=FIRST_COMPLETED)[0],
                   lambda f: f.result(), workers, lambda: _drain(lines, p.say), claims, tracker)

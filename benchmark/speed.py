@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import os
 import resource
 import statistics
 import time
@@ -29,6 +30,7 @@ import methods
 
 from . import config, models, train
 from . import data as data_mod
+from .runtime import adopt_environment, worker_context
 
 SHAPES = {"digits": (1, 8), "fashion-mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32),
           "tiny-imagenet": (3, 64)}
@@ -344,10 +346,11 @@ def _compiled(dataset: str, arch: str, batch: int, steps: int, repeats: int,
 # --- several cells on one device ------------------------------------------------------------------
 
 def _cell_worker(dataset: str, arch: str, batch: int, steps: int, device: str, threads: int,
-                 inbox, outbox) -> None:
+                 inbox, outbox, env: dict) -> None:
     """One CE cell's training steps in a process of its own (as a grid worker runs a cell): warm
     up, report ready with its resident GPU memory, then time ``steps`` steps from each start
     time it is sent until it is sent None."""
+    adopt_environment(env)
     torch.set_num_threads(threads)
     dev = torch.device(device)
     cuda = dev.type == "cuda"
@@ -375,17 +378,16 @@ def cells_per_device(dataset: str, arch: str, batch: int, steps: int, repeats: i
                      say: Callable[[str], None] = lambda s: None) -> list[Row]:
     """Aggregate images/s of K CE cells training at once on one device (K processes, started
     together), for each K in ``ks``, against one cell alone (median of ``repeats``)."""
-    import multiprocessing as mp
-
     dev = train.resolve_device(device)
     where = f"cuda:{dev.index or 0}" if dev.type == "cuda" else "cpu"
-    ctx = mp.get_context("spawn")
+    ctx = worker_context()  # as the grid starts its workers
     most = max(ks)
     threads = max(1, torch.get_num_threads() // most) if dev.type == "cpu" else 1
     outbox = ctx.Queue()
     inboxes = [ctx.Queue() for _ in range(most)]
     procs = [ctx.Process(target=_cell_worker, daemon=True,
-                         args=(dataset, arch, batch, steps, where, threads, q, outbox))
+                         args=(dataset, arch, batch, steps, where, threads, q, outbox,
+                               dict(os.environ)))
              for q in inboxes]
     say(f"{most} cell processes of {arch}: starting")
     for proc in procs:

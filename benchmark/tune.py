@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import multiprocessing as mp
+import os
 import sys
 import time
 import warnings
@@ -43,7 +43,7 @@ from .config import (
     variant_spec,
 )
 from .runner import load_data, run_cell
-from .runtime import Runtime
+from .runtime import Runtime, adopt_environment, worker_context
 from .tracking import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -469,7 +469,10 @@ def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
     return (digest + seed + worker) % 2 ** 31
 
 
-def _worker(study_def: Study, kwargs: dict, worker: int, rt: Runtime) -> None:
+def _worker(study_def: Study, kwargs: dict, worker: int, rt: Runtime,
+            env: dict | None = None) -> None:
+    if env is not None:  # a local process (a Ray task keeps its own)
+        adopt_environment(env)
     rt.apply()
     rt.die_with_parent()  # a local process dies with the study (a Ray task: nothing)
     run_study(study_def, tracker=rt.tracker(), rt=rt, worker=worker, **kwargs)
@@ -582,10 +585,11 @@ def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str |
     elif workers <= 1:
         return run_study(s, trials=trials, tracker=tracker, rt=rt, **kwargs)
     else:
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         devices = wrt.worker_devices(len(per_worker))  # round-robin over the GPUs
         procs = [ctx.Process(target=_worker,
-                             args=(s, kw, w, dataclasses.replace(wrt, device=devices[w])))
+                             args=(s, kw, w, dataclasses.replace(wrt, device=devices[w]),
+                                   dict(os.environ)))
                  for w, kw in enumerate(per_worker)]
         for p in procs:
             p.start()

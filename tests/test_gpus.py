@@ -45,7 +45,7 @@ def test_cpu_runtime_keeps_one_worker_per_core_and_asks_ray_for_no_gpu(monkeypat
 def test_a_grid_worker_takes_its_device_from_the_slots():
     slots = queue.Queue()
     slots.put("cuda:1")
-    grid._init_worker(Runtime(device="cuda", threads=1), queue.Queue(), slots)
+    grid._init_worker(Runtime(device="cuda", threads=1), queue.Queue(), slots, dict(os.environ))
     assert grid._worker["rt"].device == "cuda:1"
 
 

@@ -5,12 +5,13 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
-from benchmark import cli, config, grid, tracking, tune
+from benchmark import cli, config, grid, runtime, tracking, tune
 
 TINY = {
     "name": "tiny",
@@ -69,6 +70,31 @@ def test_tiny_grid_end_to_end_then_rerun_skips_everything(tmp_path, capsys):
     assert len(finished_runs(results)[1]) == 6
 
 
+def test_a_worker_forked_by_the_server_takes_the_commands_environment(monkeypatch):
+    """Workers are forked by a fork server that imported torch and MLflow once; they must see
+    the environment of the command that starts them (a data root, CUDA_VISIBLE_DEVICES), not
+    the one the server inherited when it started."""
+    runtime.start_worker_server()  # the server's environment: without DRKD_PROBE
+    monkeypatch.setenv("DRKD_PROBE", "set after the server started")
+    ctx = runtime.worker_context()
+    devices = ctx.Queue()
+    devices.put("cpu")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=grid._init_worker,
+                             initargs=(runtime.Runtime(device="cpu", threads=1), ctx.Queue(),
+                                       devices, dict(os.environ))) as pool:
+        seen = pool.submit(_env, "DRKD_PROBE").result(timeout=600)
+        assert "torch._dynamo" in pool.submit(_imported).result(timeout=600)  # preloaded
+    assert seen == "set after the server started"
+
+
+def _imported() -> set[str]:
+    return set(sys.modules)
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name)
+
+
 def test_two_workers_respect_teacher_dependencies(tmp_path, capsys):
     results = tmp_path / "results"
     cfg = {**TINY, "methods": ["ce", "tfkd-self", {"method": "drkd", "teacher": "pretrained"}]}
@@ -110,18 +136,18 @@ def _final_metrics(results):
 
 
 def test_sigkilled_grid_resumes_every_cell_exactly_once_with_identical_metrics(tmp_path):
-    # mlp: its epochs take milliseconds, so the run's cost is the three grids' start-up; the
-    # kill still lands mid-cell (the grid is killed as soon as the first epoch checkpoint exists)
+    # mlp: its epochs take milliseconds, so the run's cost is the killed grid's start-up; the
+    # kill still lands mid-cell (the grid is killed as soon as the first epoch checkpoint exists).
+    # The resumed and the clean grid run here, with the same two workers of one thread each.
     cfg = {**TINY, "seeds": [0], "architectures": ["mlp"], "train": {"epochs": 6}}
     path = write(tmp_path, cfg)
     killed = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
     def cmd(results):
-        return [sys.executable, "-m", "benchmark.cli", "grid", path, "--results", str(results),
-                "--quiet", "--no-report", "--checkpoint-every", "0"]
-    proc = subprocess.Popen(cmd(killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+        return ["grid", path, "--results", str(results), "--quiet", "--no-report",
+                "--checkpoint-every", "0", "--workers", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli"] + cmd(killed),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600  # a bound on a hang, not a speed target
     ckpts = []
     while time.time() < deadline and not ckpts:  # kill once a cell has a mid-run checkpoint
         ckpts = list((killed / "checkpoints").glob("*/last.pt"))
@@ -131,13 +157,13 @@ def test_sigkilled_grid_resumes_every_cell_exactly_once_with_identical_metrics(t
     assert ckpts, "the grid never reached a mid-run checkpoint"
     before = {r.info.run_name: r.info.status for r in tracking.Tracker(results=killed).runs()}
     assert "RUNNING" in before.values()  # a cell was interrupted mid-way
-    assert subprocess.run(cmd(killed), env=env).returncode == 0
+    assert cli.main(cmd(killed)) == 0
     t = tracking.Tracker(results=killed)
     hashes = [r.data.tags["cell_hash"] for r in t.runs()]
     assert len(hashes) == len(set(hashes)) == 3  # every cell exactly once
     assert all(r.info.status == "FINISHED" for r in t.runs())
     clean = tmp_path / "clean"
-    assert subprocess.run(cmd(clean), env=env).returncode == 0
+    assert cli.main(cmd(clean)) == 0
     assert _final_metrics(killed) == _final_metrics(clean)
 
 

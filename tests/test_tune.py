@@ -179,6 +179,13 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_killed_tune_leaves_no_orphan_worker(cfg_path, tmp_path):
     """Killing `tune --workers 2` used to leave both workers training (and then failing on a
@@ -186,19 +193,19 @@ def test_killed_tune_leaves_no_orphan_worker(cfg_path, tmp_path):
     cmd = [sys.executable, "-m", "benchmark.cli", "tune", cfg_path, "--results",
            str(tmp_path / "r"), "--workers", "2", "--trials", "50"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, workers = time.time() + 120, []
+    deadline, workers, server = time.time() + 600, [], []  # bounds a hang only
     while time.time() < deadline and len(workers) < 2:
-        # the spawn workers (not multiprocessing's resource tracker)
-        workers = [c for c in _children(proc.pid)
-                   if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        # the workers: forked by the fork server (not multiprocessing's resource tracker)
+        server = [c for c in _children(proc.pid) if _cmdline(c).find(b"forkserver") >= 0]
+        workers = [w for c in server for w in _children(c)]
         time.sleep(0.1)
     assert len(workers) == 2, "the tuning workers never started"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.time() + 20
-    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+    deadline = time.time() + 120
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers + server):
         time.sleep(0.1)
-    alive = [w for w in workers if Path(f"/proc/{w}").exists()]
+    alive = [w for w in workers + server if Path(f"/proc/{w}").exists()]
     for w in alive:
         os.kill(w, signal.SIGKILL)
     assert not alive
