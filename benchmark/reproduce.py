@@ -125,7 +125,10 @@ def environment(frame: pd.DataFrame) -> list[str]:
     from .tracking import cpu_model
 
     now = {f"version.{p}": _version(p) for p in PACKAGES}
-    now.update({"python": platform.python_version(), "device": "cpu", "cpu": cpu_model()})
+    import torch
+
+    now.update({"python": platform.python_version(), "device": "cpu", "cpu": cpu_model(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()})
     lines = []
     for key, value in now.items():
         column = f"tag.{key}"

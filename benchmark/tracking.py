@@ -118,9 +118,13 @@ def cpu_model() -> str:
 
 
 def provenance() -> dict[str, str]:
-    """Git commit, package versions and platform, logged as tags with every run."""
+    """Git commit, package versions and platform, logged as tags with every run. The model name
+    alone does not fix a CPU result: ``cpu_capability`` is the instruction set whose kernels
+    torch dispatches to here (AVX2, AVX512, ...), which sets the rounding of every sum."""
+    import torch
+
     tags = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": cpu_model()}
+            "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     for pkg in ("drkd-bench", "torch", "torchvision", "timm", "numpy", "mlflow", "optuna"):
         try:
             tags[f"version.{pkg}"] = metadata.version(pkg)

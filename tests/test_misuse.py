@@ -122,7 +122,10 @@ def test_runs_are_tagged_with_their_device(results):
     t = tracking.Tracker(results=results)
     s = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 1})
     runner.run_cell(s, t)
-    assert t.finished(s.hash).data.tags["device"] == "cpu"
+    tags = t.finished(s.hash).data.tags
+    assert tags["device"] == "cpu"
+    # the kernels' instruction set, which a CPU model name does not fix
+    assert tags["cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
 
 
 # --- the store ------------------------------------------------------------------------------------

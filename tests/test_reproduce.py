@@ -48,3 +48,19 @@ def test_recorded_parameters_read_back_as_values():
     assert reproduce._value("none") is None and reproduce._value("true") is True
     assert reproduce._value("60,120") == [60, 120] and reproduce._value(128.0) == 128
     assert reproduce._value("cosine") == "cosine" and reproduce._value("0.1") == 0.1
+
+
+def test_the_environment_lines_name_what_the_edition_recorded_differently():
+    import platform
+
+    import torch
+
+    here = torch.backends.cpu.get_cpu_capability()
+    other = "AVX512" if here != "AVX512" else "AVX2"
+    frame = pd.DataFrame({"tag.cpu_capability": [other], "tag.python": [platform.python_version()],
+                          "tag.version.torch": ["0.1"]})
+    lines = reproduce.environment(frame)
+    assert f"cpu_capability: now {here}, recorded {other}" in lines
+    assert not any(line.startswith("python:") for line in lines)  # the same: not printed
+    assert any(line.startswith("version.torch: now ") and "recorded 0.1" in line for line in lines)
+    assert "device: now cpu, not recorded by the edition" in lines
