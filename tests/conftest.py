@@ -20,3 +20,4 @@ def results(tmp_path):
     path = tmp_path / "results"
     path.mkdir()
     return path
+

@@ -67,6 +67,7 @@ def test_help_lists_every_registered_method():
         assert name in text and name in train, name
 
 
+@pytest.mark.slow
 def test_console_script_help_and_error_without_traceback():
     exe = [sys.executable, "-m", "benchmark.cli"]
     out = subprocess.run(exe + ["--help"], capture_output=True, text=True)

@@ -68,6 +68,7 @@ def _metrics(results):
             for r in t.runs() if r.info.status == "FINISHED"}
 
 
+@pytest.mark.slow
 def test_ray_grid_matches_local_and_fetches_the_teacher_through_artifacts(tmp_path):
     pytest.importorskip("ray")
     path = _grid(tmp_path)
@@ -89,6 +90,7 @@ def test_ray_grid_matches_local_and_fetches_the_teacher_through_artifacts(tmp_pa
     assert not (on_ray / "checkpoints" / ce.data.tags["cell_hash"]).exists()
 
 
+@pytest.mark.slow
 def test_two_tuning_workers_share_a_postgres_study(tmp_path, postgres):
     url = f"{postgres}/optuna"
     results = tmp_path / "results"
@@ -100,6 +102,7 @@ def test_two_tuning_workers_share_a_postgres_study(tmp_path, postgres):
                                                optuna.trial.TrialState.PRUNED}
 
 
+@pytest.mark.slow
 def test_mlflow_server_backed_by_postgres_serves_runs_and_teachers(tmp_path, postgres):
     port = free_port()
     artifacts = tmp_path / "artifacts"

@@ -28,6 +28,7 @@ def _grid(path, results):
 
 
 @pytest.mark.parametrize("initialised", [False, True], ids=["fresh store", "initialised store"])
+@pytest.mark.slow
 def test_two_grids_started_together_share_the_cells(tmp_path, initialised):
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(TWO))
@@ -183,6 +184,7 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypat
                            f"({tmp_path / 'r' / 'tables'})")
 
 
+@pytest.mark.slow
 def test_a_label_whose_settings_changed_never_pools_old_and_new_runs(tmp_path, capsys):
     import pandas as pd
 

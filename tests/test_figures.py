@@ -68,6 +68,7 @@ def _figures(field):
             "landscape": plots.landscape_figure(trials)}
 
 
+@pytest.mark.slow
 def test_every_figure_fits_a_page_and_no_legend_or_title_overlaps_a_text(field, tmp_path):
     for name, fig in _figures(field).items():
         assert fig is not None, name
@@ -137,6 +138,7 @@ def test_landscape_never_counts_a_running_trial_as_pruned_or_best(field):
     assert len(hollow) == 1 and tuple(hollow[0].get_offsets()[0]) == (0.3, 3)
 
 
+@pytest.mark.slow
 def test_report_page_embeds_every_figure_links_every_table_and_states_the_seeds(field,
                                                                                 tmp_path):
     epochs = field[0]

@@ -54,6 +54,7 @@ def test_dry_run_prints_cells_without_training(tmp_path, capsys):
     assert not results.exists()
 
 
+@pytest.mark.slow
 def test_tiny_grid_end_to_end_then_rerun_skips_everything(tmp_path, capsys):
     results = tmp_path / "results"
     path = write(tmp_path, TINY)
@@ -95,6 +96,7 @@ def _env(name: str) -> str | None:
     return os.environ.get(name)
 
 
+@pytest.mark.slow
 def test_two_workers_respect_teacher_dependencies(tmp_path, capsys):
     results = tmp_path / "results"
     cfg = {**TINY, "methods": ["ce", "tfkd-self", {"method": "drkd", "teacher": "pretrained"}]}
@@ -110,6 +112,7 @@ def test_two_workers_respect_teacher_dependencies(tmp_path, capsys):
             assert by_key[f"digits/mlp/{kd}/seed{seed}"].info.start_time >= ce.info.end_time
 
 
+@pytest.mark.slow
 def test_failing_cell_does_not_stop_the_others(tmp_path, capsys):
     results = tmp_path / "results"
     cfg = {**TINY, "seeds": [0], "architectures": {"mlp": {"train": {"lr": 1.0e6}},
@@ -135,6 +138,7 @@ def _final_metrics(results):
             for r in runs}
 
 
+@pytest.mark.slow
 def test_sigkilled_grid_resumes_every_cell_exactly_once_with_identical_metrics(tmp_path):
     # mlp: its epochs take milliseconds, so the run's cost is the killed grid's start-up; the
     # kill still lands mid-cell (the grid is killed as soon as the first epoch checkpoint exists).

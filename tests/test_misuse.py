@@ -58,6 +58,7 @@ def test_two_studies_never_propose_the_same_first_trial(tmp_path):
     assert tune.sampler_seed("x", 0) == tune.sampler_seed("x", 0)  # stable across processes
 
 
+@pytest.mark.slow
 def test_tuning_distils_from_the_grids_own_tracked_ce_cell(tmp_path, results):
     path = write_cfg(tmp_path, methods=["tfkd-self"],
                      tune={"trials": 2, "epochs": 1, "seed": 0})
@@ -73,6 +74,7 @@ def test_tuning_distils_from_the_grids_own_tracked_ce_cell(tmp_path, results):
     assert ce_cell.key in out.skipped
 
 
+@pytest.mark.slow
 def test_study_parent_run_ends_and_links_to_its_trials(tmp_path, results):
     path = write_cfg(tmp_path, methods=[{"method": "lsr"}], tune={"trials": 2, "seed": 0})
     other = str(tmp_path / "other.journal")
@@ -341,6 +343,7 @@ def test_gzip_idx_reads_when_well_formed(tmp_path):  # the fix keeps good files 
     np.testing.assert_array_equal(data.read_idx(tmp_path / "x.gz"), [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_console_errors_carry_no_traceback_for_a_bad_tracking_uri(tmp_path):
     out = subprocess.run([sys.executable, "-m", "benchmark.cli", "report", "--tracking-uri",
                           "foo://x", "--out", str(tmp_path / "o")], capture_output=True,

@@ -45,6 +45,7 @@ def example(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_example_plugin_runs_in_a_grid_is_reported_and_its_hash_recorded(example, tmp_path,
                                                                           capsys):
     from analysis import load

@@ -26,6 +26,7 @@ def _figure_names_only(fig, folder, name):
 
 
 @pytest.mark.parametrize("edition", EDITIONS, ids=lambda p: p.name)
+@pytest.mark.slow
 def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition, tmp_path,
                                                                        monkeypatch):
     from analysis import plots

@@ -113,6 +113,7 @@ def test_verdicts():
     assert stats.verdict({"mean_diff": 1.0, "p_holm": 0.05, "p_tost_holm": 0.9}) == "inconclusive"
 
 
+@pytest.mark.slow
 def test_report_files_regenerate_identically_and_from_the_exported_csv(store, results, tmp_path):
     out_a, out_b, out_c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     written = report.from_tracking(store.uri, out_a)

@@ -104,6 +104,7 @@ def test_speed_rejects_a_projection_without_every_arch(capsys):
     assert cli.main(["speed", "--arch", "mlp", "--compile", "resnet18"]) == 2
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_in_tiny_mode_on_the_cpu(tmp_path):
     """scripts/gpu-check.sh --tiny: every step of the GPU script at toy sizes (figures mean
     nothing); every CSV written, the projection covers paper-cifar100's 54 cells."""

@@ -89,6 +89,7 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
         best.params["temperature"])
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_sqlite_study(cfg_path, results, tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert cli.main(["tune", cfg_path, "--results", str(results), "--storage", url,
@@ -187,6 +188,7 @@ def _cmdline(pid: int) -> bytes:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.slow
 def test_killed_tune_leaves_no_orphan_worker(cfg_path, tmp_path):
     """Killing `tune --workers 2` used to leave both workers training (and then failing on a
     deleted journal): they now die with it."""

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 from mlflow import MlflowClient
 
@@ -24,6 +25,7 @@ def small_grid(tmp_path, **extra):
     return str(path)
 
 
+@pytest.mark.slow
 def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
     path = small_grid(tmp_path, tune={"trials": 1, "seed": 0})
     assert cli.main(["grid", path, "--results", str(results), "--no-report", "--quiet",
