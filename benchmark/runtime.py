@@ -125,6 +125,8 @@ def worker_context():
     environment with :func:`adopt_environment`, since it inherits the server's."""
     import multiprocessing as mp
 
+    if "forkserver" not in mp.get_all_start_methods():  # Windows: spawned workers, as before
+        return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     # torch._dynamo: the first optimiser a process builds imports it (torch.optim wraps its
     # __init__ in torch._disable_dynamo), 2 s of every worker's start-up otherwise
@@ -135,10 +137,10 @@ def worker_context():
 def start_worker_server() -> None:
     """Start the fork server of :func:`worker_context` now, so that its imports run beside the
     rest of the command's start-up (the store, the data check) instead of after it."""
-    from multiprocessing import forkserver
+    if worker_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
 
-    worker_context()
-    forkserver.ensure_running()
+        forkserver.ensure_running()
 
 
 def adopt_environment(env: dict[str, str]) -> None:
