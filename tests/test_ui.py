@@ -68,29 +68,21 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
         assert json.loads(tags["mlflow.sharedViewState." + ui.VIEW_KEY]) == view  # round trip
         assert proc.poll() is None  # still serving
         # one viewer's server: the MLflow UI and one web worker, no job runner (15 otherwise)
-        server = [cmd for _pid, cmd in _session_of(tracking.default_uri(results))]
+        server = _session_of(tracking.default_uri(results))
         assert len(server) == 2 and not any("huey" in cmd for cmd in server), server
     finally:
         proc.terminate()
         proc.wait(timeout=120)
     # stopping the command stops every server process it started
     time.sleep(1)
-    left = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(results) in cmd or ("huey" in cmd and str(Path(sys.executable).parent) in cmd):
-            left.append(cmd)
+    venv = str(Path(sys.executable).parent)
+    left = [cmd for _sid, cmd in _processes().values()
+            if str(results) in cmd or ("huey" in cmd and venv in cmd)]
     assert not left, left
 
 
-def _session_of(marker: str) -> list[tuple[int, str]]:
-    """(pid, command line) of every process in the session of the process whose command line
-    holds ``marker``."""
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (session id, command line) of every process there is."""
     procs = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -98,11 +90,18 @@ def _session_of(marker: str) -> list[tuple[int, str]]:
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             sid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError, IndexError):  # gone meanwhile
             continue
         procs[int(entry.name)] = (sid, cmd)
-    leader = next(pid for pid, (_sid, cmd) in procs.items() if marker in cmd and "mlflow" in cmd)
-    return [(pid, cmd) for pid, (sid, cmd) in procs.items() if sid == procs[leader][0]]
+    return procs
+
+
+def _session_of(marker: str) -> list[str]:
+    """The command lines of every process in the session of the MLflow process whose command
+    line holds ``marker``."""
+    procs = _processes()
+    leader = next(sid for sid, cmd in procs.values() if marker in cmd and "mlflow" in cmd)
+    return [cmd for sid, cmd in procs.values() if sid == leader]
 
 
 def test_every_run_says_what_it_is_in_mlflows_own_fields(tmp_path, results):
