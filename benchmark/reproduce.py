@@ -122,13 +122,11 @@ def choose(cells: list[Cell], keys: list[str], count: int, seed: int) -> list[Ce
 def environment(frame: pd.DataFrame) -> list[str]:
     """What differs between the environment the edition recorded and this one (version tags,
     device, Python), or that the edition recorded none."""
-    import torch
-
-    from .tracking import cpu_model
+    from .tracking import cpu_capability, cpu_model
 
     now = {f"version.{p}": _version(p) for p in PACKAGES}
     now.update({"python": platform.python_version(), "device": "cpu", "cpu": cpu_model(),
-                "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+                "cpu_capability": cpu_capability()})
     lines = []
     for key, value in now.items():
         column = f"tag.{key}"

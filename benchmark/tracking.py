@@ -117,14 +117,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def provenance() -> dict[str, str]:
-    """Git commit, package versions and platform, logged as tags with every run. The model name
-    alone does not fix a CPU result: ``cpu_capability`` is the instruction set whose kernels
-    torch dispatches to here (AVX2, AVX512, ...), which sets the rounding of every sum."""
+def cpu_capability() -> str:
+    """The instruction set whose kernels torch dispatches to here (AVX2, AVX512, ...): it sets
+    the rounding of every sum, and a CPU model name does not fix it."""
     import torch
 
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def provenance() -> dict[str, str]:
+    """Git commit, package versions and platform, logged as tags with every run."""
     tags = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+            "cpu": cpu_model(), "cpu_capability": cpu_capability()}
     for pkg in ("drkd-bench", "torch", "torchvision", "timm", "numpy", "mlflow", "optuna"):
         try:
             tags[f"version.{pkg}"] = metadata.version(pkg)
