@@ -520,3 +520,60 @@ def overlaps(fig) -> list[tuple[str, str]]:
             if (ka or kb) and a.overlaps(b) and a.width > 0 and b.width > 0:
                 out.append((na, nb))
     return out
+
+
+def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods: dict[str, str],
+                     baseline: str = "ce"):
+    """The answer across tasks: per variant the IQM of its score against the baseline (points,
+    95% stratified-bootstrap interval), its probability of improvement over the baseline, and
+    the performance profiles (share of runs whose score exceeds tau). Colour = method; a
+    variant's teacher source or setting is in its label."""
+    _theme()
+    order = list(agg["variant"])
+    colours = method_colours(set(methods.values()))
+    height = max(2.4, 0.22 * len(order) + 1.2)
+    fig, (ax_iqm, ax_poi, ax_prof) = _figure(height, ncols=3)
+    y = np.arange(len(order))[::-1]
+    for yi, (_, r) in zip(y, agg.iterrows()):
+        c = colours[methods.get(r["variant"], r["variant"])]
+        ax_iqm.errorbar(r["iqm"], yi, xerr=[[r["iqm"] - r["iqm_low"]], [r["iqm_high"] - r["iqm"]]],
+                        fmt="o", color=c, ms=4, capsize=2, lw=1.2)
+        ax_poi.errorbar(r["p_improve_ce"], yi,
+                        xerr=[[r["p_improve_ce"] - r["p_improve_ce_low"]],
+                              [r["p_improve_ce_high"] - r["p_improve_ce"]]],
+                        fmt="o", color=c, ms=4, capsize=2, lw=1.2)
+    for ax in (ax_iqm, ax_poi):
+        ax.set_yticks(y, order)
+        ax.set_ylim(-0.7, len(order) - 0.3)
+    ax_poi.set_yticklabels([])
+    ax_iqm.axvline(0, color="0.2", lw=0.8, ls="--")
+    ax_poi.axvline(0.5, color="0.2", lw=0.8, ls="--")
+    lo = min(agg["iqm_low"].min(), 0)
+    hi = max(agg["iqm_high"].max(), 0)
+    pad = 0.08 * (hi - lo or 1)
+    ax_iqm.set_xlim(lo - pad, hi + pad)
+    ax_poi.set_xlim(0, 1)
+    ax_iqm.set_xlabel(f"IQM of score − {baseline} (points)")
+    ax_poi.set_xlabel(f"P(variant > {baseline})")
+    ax_iqm.set_title("interquartile mean")
+    ax_poi.set_title("probability of improvement")
+    for v in order:
+        if v not in curves:
+            continue
+        curve, low, high = curves[v]
+        c = colours[methods.get(v, v)]
+        ax_prof.plot(taus, curve, color=c, lw=1.2, label=v)
+        ax_prof.fill_between(taus, low, high, color=c, alpha=0.15, lw=0)
+    ax_prof.axvline(0, color="0.2", lw=0.8, ls="--")
+    if len(taus):
+        ax_prof.set_xlim(taus[0], taus[-1])
+    ax_prof.set_ylim(0, 1)
+    ax_prof.set_xlabel(f"tau: score − {baseline} (points)")
+    ax_prof.set_ylabel("share of runs with score > tau")
+    ax_prof.set_title("performance profiles")
+    return fig
+
+
+def aggregate(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods: dict[str, str],
+              folder: Path, baseline: str = "ce") -> list[Path]:
+    return save(aggregate_figure(agg, taus, curves, methods, baseline), folder, "aggregate")

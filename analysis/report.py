@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import load, plots, stats, tables
+from . import aggregate, load, plots, stats, tables
 
 PROTOCOL = """## Protocol and statistics
 
@@ -34,6 +34,14 @@ detectable difference (MDE) at {power:.0%} power. Its verdict is one of *better*
 RANKING_CAPTION = ("Rank of the mean (1 = best; ties share the lower rank); its 95% interval and "
                    "P(rank 1) from {n} paired bootstrap resamples of the seeds; P(> {base}) = "
                    "P(X > {base}) over all seed pairs (Mann-Whitney U / nm, Agarwal et al. 2021).")
+
+
+AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − {base}'s of the same task and seed, in "
+                     "points. IQM: 25% trimmed mean over all runs of all tasks; "
+                     "p_improve: P(X > Y), per task Mann-Whitney U / nm, mean over tasks "
+                     "(rliable.metrics); intervals: 95% percentiles of {n} stratified bootstrap "
+                     "resamples (runs within each task). The per-task verdicts are the primary "
+                     "evidence.")
 
 
 @dataclass
@@ -221,6 +229,23 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         add(plots.landscape(t, fdir),
             "Optuna: validation accuracy over each study's searched hyperparameters (finished "
             "trials; trials still running drawn hollow)")
+    if analysis.aggregate and len(runs):
+        agg = aggregate.aggregate(runs, analysis)
+        if len(agg):
+            methods = dict(zip(runs["variant"], runs["method"]))
+            taus, curves = aggregate.profiles(runs, list(agg["variant"]), analysis)
+            add(plots.aggregate(agg, taus, curves, methods, fdir, base),
+                f"across {int(agg['tasks'].iloc[0])} tasks (dataset × condition × architecture): "
+                f"IQM of each variant's score − {base} (points), its probability of improvement "
+                f"over {base}, and performance profiles; 95% stratified-bootstrap intervals "
+                "(rliable)", forest=True)
+            shown = agg.round({c: 2 for c in ("iqm", "iqm_low", "iqm_high", "mean")}).round(
+                {c: 3 for c in agg.columns if c.startswith("p_improve")})
+            caption = AGGREGATE_CAPTION.format(base=base, n=analysis.bootstrap)
+            add(tables.write(shown, tdir, "aggregate", numeric=agg, caption=caption),
+                f"one answer across tasks: IQM of score − {base} (points), probability of "
+                f"improvement over {base} and over Tf-KD self, 95% stratified-bootstrap "
+                "intervals (rliable)")
     n_bad = len(tables.failures_table(train))
     if eq is not None and len(eq):  # its verdicts and sentences beside the others
         st = pd.concat([st, eq[st.columns]], ignore_index=True)

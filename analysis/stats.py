@@ -49,6 +49,8 @@ class Analysis:
     bootstrap: int = 2000
     bootstrap_seed: int = 0
     baseline: str = "ce"
+    #: The report adds one answer across tasks (analysis/aggregate.py; at least two tasks).
+    aggregate: bool = False
 
     @classmethod
     def from_mapping(cls, values, where: str = "analysis") -> Analysis:
@@ -75,6 +77,10 @@ class Analysis:
                 out[key] = tuple(k for k in FAMILY_KEYS if k in parts)
             elif key == "baseline":
                 out[key] = str(value)
+            elif key == "aggregate":
+                if not isinstance(value, bool):
+                    raise ValueError(f"{where}.aggregate: expected true or false, got {value!r}")
+                out[key] = value
             else:
                 kind = int if key in ("bootstrap", "bootstrap_seed") else float
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (

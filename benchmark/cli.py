@@ -292,6 +292,10 @@ def _analysis_flags(p: argparse.ArgumentParser) -> None:
                    "TOST test, in percentage points (default 0.5)")
     p.add_argument("--alpha", type=float, help="the level of every test (default 0.05)")
     p.add_argument("--power", type=float, help="the power of the MDE and the plan (default 0.8)")
+    p.add_argument("--aggregate", action="store_true", default=None,
+                   help="add one answer across tasks (dataset x condition x architecture; at "
+                        "least two): IQM, probability of improvement and performance profiles "
+                        "with stratified-bootstrap intervals (rliable)")
 
 
 def analysis_settings(args):
@@ -303,8 +307,9 @@ def analysis_settings(args):
         from . import config
 
         values.update(config.load_grid(args.config).analysis)
-    values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power")
-                   if getattr(args, k) is not None})
+    values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power",
+                                                  "aggregate")
+                   if getattr(args, k, None) is not None})
     try:
         return Analysis.from_mapping(values, "analysis")
     except ValueError as e:
@@ -631,6 +636,14 @@ def cmd_report(args) -> int:
     epochs, source = _pilot(args)
     if epochs.empty or not (epochs["kind"] == "train").any():
         raise UsageError(f"no runs in {source}: nothing to report")
+    if analysis.aggregate:
+        from analysis import aggregate, load
+
+        done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
+        tasks = aggregate.tasks_of(load.runs_from_epochs(done))
+        if len(tasks) < 2:
+            raise UsageError(f"--aggregate: an aggregate across tasks needs at least two tasks "
+                             f"(dataset x condition x architecture); {source} has {len(tasks)}")
     _writable(out)
     mixed = report.mixed_cells(epochs)
     if len(mixed):

@@ -65,20 +65,41 @@ class DataSettings:
     train_subset: int | None = None
     augment: data.Augment | None = None  # None: the dataset's default
     split: str = "fixed"
+    #: Label noise on the training and validation labels (never the test labels): ``none``,
+    #: ``symmetric`` (a label replaced by a uniformly drawn other class) or ``pair`` (class c
+    #: flipped to c + 1 mod K), ``noise_rate`` of each class exactly, drawn from ``noise_seed``.
+    noise: str = "none"
+    noise_rate: float = 0.0
+    noise_seed: int = 0
+    #: The condition's name in a config with ``conditions:`` (a label: not part of the hash).
+    condition: str = ""
+
+    @property
+    def task(self) -> str:
+        """The data's name in keys, tags and reports: ``dataset`` or ``dataset:condition``."""
+        return f"{self.name}:{self.condition}" if self.condition else self.name
 
     def for_seed(self, seed: int) -> DataSettings:
         """The settings one run of ``seed`` loads its data with: with ``split: per-seed`` the
-        split seed is ``split_seed + seed``."""
+        split seed is ``split_seed + seed`` and the noise seed ``noise_seed + seed``."""
         if self.split != "per-seed":
             return self
-        return dataclasses.replace(self, split_seed=self.split_seed + seed)
+        noise_seed = self.noise_seed + seed if self.noise != "none" else self.noise_seed
+        return dataclasses.replace(self, split_seed=self.split_seed + seed, noise_seed=noise_seed)
+
+    def noise_text(self) -> str:
+        """``symmetric 40% (seed 3)`` or ``none``."""
+        if self.noise == "none":
+            return "none"
+        return f"{self.noise} {100 * self.noise_rate:g}% (seed {self.noise_seed})"
 
 
 SPLITS = ("fixed", "per-seed")
 
 #: Settings that enter a cell's identity only when they differ from this value (they came after
 #: cells were tracked: a store made before them keeps its finished cells), per section.
-HASH_WHEN_ON = {"train": {"compile": False, "test_every": 1}, "data": {"split": "fixed"}}
+HASH_WHEN_ON = {"train": {"compile": False, "test_every": 1},
+                "data": {"split": "fixed", "noise": "none", "noise_rate": 0.0, "noise_seed": 0}}
 
 
 @dataclass(frozen=True)
@@ -99,12 +120,13 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.data.name}/{self.arch}/{self.label}/seed{self.seed}"
+        return f"{self.data.task}/{self.arch}/{self.label}/seed{self.seed}"
 
     def identity(self) -> dict:
-        """What changes results (the variant label does not)."""
+        """What changes results (the variant and condition labels do not)."""
         d = dataclasses.asdict(self)
         d.pop("variant")
+        d["data"].pop("condition")
         for section, defaults in HASH_WHEN_ON.items():  # added later: old cells keep their hash
             for key, off in defaults.items():
                 if d[section][key] == off:
@@ -148,15 +170,22 @@ class RunSpec:
     def tags(self) -> dict[str, str]:
         """What identifies the cell in the tracking store (searchable tags)."""
         method = methods.get(self.method)
-        tags = {"cell_hash": self.hash, "cell_key": self.key, "dataset": self.data.name,
+        tags = {"cell_hash": self.hash, "cell_key": self.key, "dataset": self.data.task,
                 "arch": self.arch, "method": self.method, "variant": self.label,
                 "seed": str(self.seed), "teacher_source": method.teacher_source(
                     self.hyperparameters), "batch_plan": method.batch_plan}
         if "fidelity" in self.hyperparameters:
             tags["fidelity"] = str(self.hyperparameters["fidelity"])
+        if self.data.condition:
+            tags["condition"] = self.data.condition
         described = dict(method.diagnostics)
         if tags["teacher_source"] != "none":
             described.update(teachers.DIAGNOSTICS)
+        if self.data.noise != "none":
+            tags["label_noise"] = self.data.noise_text()
+            described.update(data.NOISE_DIAGNOSTICS)
+            described.update({f"{k}_noisy": f"{v}: the share of them on noisy-labelled samples"
+                              for k, v in method.events.items()})
         tags.update({f"diag.{k}": v for k, v in described.items()})  # what each diag_* means
         return tags
 
@@ -183,9 +212,10 @@ def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
 def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str, Any],
                  seed: int, settings: TrainSettings) -> RunSpec:
     """The spec of one grid cell (or tuning study): a variant's method with ``hp`` on ``ds``."""
+    settings_of_data = {f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)
+                        if f.name != "name"}
     spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
-                     val_fraction=ds.val_fraction, split_seed=ds.split_seed,
-                     train_subset=ds.train_subset, augment=ds.augment, split=ds.split)
+                     **settings_of_data)
     return dataclasses.replace(spec, train=settings)
 
 
@@ -249,6 +279,44 @@ def check_data(d: DataSettings, where: str) -> None:
         raise ConfigError(f"{where}: train_subset must be >= 10")
     if d.split not in SPLITS:
         raise ConfigError(f"{where}: split must be one of: {', '.join(SPLITS)}")
+    if d.noise not in data.NOISE_KINDS:
+        raise ConfigError(f"{where}: noise.kind {d.noise!r} is not valid; choose one of: "
+                          + ", ".join(k for k in data.NOISE_KINDS if k != "none"))
+    if not 0 <= d.noise_rate < 1:  # also NaN
+        raise ConfigError(f"{where}: noise.rate must lie in [0, 1), got {d.noise_rate!r}")
+    if d.noise == "none" and (d.noise_rate or d.noise_seed):
+        raise ConfigError(f"{where}: noise.rate and noise.seed need a noise.kind")
+    if d.noise != "none" and d.noise_rate == 0:
+        raise ConfigError(f"{where}: noise.rate must be > 0 for {d.noise} noise (clean: omit "
+                          "noise)")
+    if d.noise != "none" and data.get_spec(d.name).num_classes < 2:
+        raise ConfigError(f"{where}: noise needs labels to corrupt: {d.name} has fewer than "
+                          "two classes")
+
+
+NOISE_KEYS = ("kind", "rate", "seed")
+
+
+def noise_settings(raw: Any, where: str) -> dict[str, Any]:
+    """A config's ``noise: {kind, rate, seed}`` as DataSettings fields."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}.noise: expected a mapping of {', '.join(NOISE_KEYS)}")
+    for key in raw:
+        if key not in NOISE_KEYS:
+            raise ConfigError(f"{where}.noise: unknown key {key!r}; valid: {', '.join(NOISE_KEYS)}")
+    if "kind" not in raw or "rate" not in raw:
+        raise ConfigError(f"{where}.noise: give kind ({', '.join(data.NOISE_KINDS[1:])}) and rate")
+    out = {"noise": raw["kind"], "noise_rate": raw["rate"], "noise_seed": raw.get("seed", 0)}
+    if not isinstance(out["noise"], str):
+        raise ConfigError(f"{where}.noise.kind: expected one of: {', '.join(data.NOISE_KINDS[1:])}")
+    if isinstance(out["noise_rate"], bool) or not isinstance(out["noise_rate"], (int, float)):
+        raise ConfigError(f"{where}.noise.rate: expected a number in [0, 1), got "
+                          f"{out['noise_rate']!r}")
+    if isinstance(out["noise_seed"], bool) or not isinstance(out["noise_seed"], int) \
+            or out["noise_seed"] < 0:
+        raise ConfigError(f"{where}.noise.seed: expected a non-negative integer")
+    out["noise_rate"] = float(out["noise_rate"])
+    return out
 
 
 # --- grid configs -------------------------------------------------------------------------------
@@ -296,6 +364,17 @@ class GridConfig:
     tune: Mapping[str, Any] = field(default_factory=dict)
     analysis: Mapping[str, Any] = field(default_factory=dict)
     compute: Mapping[str, Any] = field(default_factory=dict)
+    #: The architectures each dataset entry (task data) trains; all of ``architectures`` when
+    #: its entry names none.
+    dataset_archs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def archs_for(self, dataset: str) -> tuple[str, ...]:
+        return tuple(self.dataset_archs.get(dataset) or self.architectures)
+
+    def tasks(self) -> list[tuple[str, DataSettings, str]]:
+        """Every (data name, its settings, architecture) the grid trains: a task is dataset x
+        condition x architecture."""
+        return [(d, ds, a) for d, (ds, _) in self.datasets.items() for a in self.archs_for(d)]
 
     def analysis_settings(self):
         """The report's statistics settings (``analysis:``), validated when the config loaded."""
@@ -316,14 +395,16 @@ class GridConfig:
         return [v for v in self.variants if not v.role]
 
 
-GRID_KEYS = ("name", "description", "plugins", "seeds", "datasets", "architectures", "methods",
-             "train", "data_root", "tune", "analysis", "compute", "lattice")
+GRID_KEYS = ("name", "description", "plugins", "seeds", "datasets", "conditions", "architectures",
+             "methods", "train", "data_root", "tune", "analysis", "compute", "lattice")
 COMPUTE_KEYS = ("baseline", "ladder", "match")
 LATTICE_KEYS = ("methods", "teacher", "alpha", "temperature")
 TUNE_KEYS = ("trials", "epochs", "seed", "space", "storage", "timeout", "seeds_per_trial",
              "budget", "optimiser", "pruning", "rescore")
 DATASET_KEYS = ("kind", "path", "val_fraction", "split_seed", "train_subset", "augment", "split",
-                "train")
+                "noise", "architectures", "train")
+#: What a condition may set on each dataset of the config (the rest stays the dataset's).
+CONDITION_KEYS = ("noise", "train_subset")
 VARIANT_KEYS = ("method", "label", "per_arch", "hyperparameters", "control")
 
 
@@ -416,21 +497,6 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     train = dict(raw.get("train") or {})
     check_train(build_dataclass(TrainSettings, train, f"{path}: train"), f"{path}: train")
 
-    datasets = {}
-    for name, entry in _mapping_or_list(raw["datasets"], f"{path}: datasets").items():
-        where = f"{path}: datasets.{name}"
-        if "kind" in entry or "path" in entry:  # the user's own images: registered by name
-            _load_user_dataset(name, entry, path, where)
-        if name not in data.names():
-            raise ConfigError(f"{where}: unknown dataset; choose one of: {', '.join(data.names())}")
-        for key in entry:
-            if key not in DATASET_KEYS:
-                raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(DATASET_KEYS)}")
-        ds_train = dict(entry.pop("train", None) or {})
-        ds = build_dataclass(DataSettings, {"name": name, **entry}, where)
-        check_data(ds, where)
-        datasets[name] = (ds, ds_train)
-
     architectures = {}
     for name, entry in _mapping_or_list(raw["architectures"], f"{path}: architectures").items():
         where = f"{path}: architectures.{name}"
@@ -442,6 +508,43 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
         if unknown:
             raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; valid: train")
         architectures[name] = dict(entry.get("train") or {})
+
+    conditions = _parse_conditions(raw.get("conditions"), path)
+    datasets, dataset_archs = {}, {}
+    for name, entry in _mapping_or_list(raw["datasets"], f"{path}: datasets").items():
+        where = f"{path}: datasets.{name}"
+        if "kind" in entry or "path" in entry:  # the user's own images: registered by name
+            _load_user_dataset(name, entry, path, where)
+        if name not in data.names():
+            raise ConfigError(f"{where}: unknown dataset; choose one of: {', '.join(data.names())}")
+        for key in entry:
+            if key not in DATASET_KEYS:
+                raise ConfigError(f"{where}: unknown key {key!r}; valid: {', '.join(DATASET_KEYS)}")
+        ds_train = dict(entry.pop("train", None) or {})
+        archs = entry.pop("architectures", None)
+        if archs is not None and (not isinstance(archs, list) or not archs
+                                  or any(a not in architectures for a in archs)):
+            raise ConfigError(f"{where}.architectures: expected a non-empty list of names from "
+                              f"architectures ({', '.join(architectures)})")
+        if "noise" in entry:
+            entry.update(noise_settings(entry.pop("noise"), where))
+        for cname, cset in (conditions or {"": {}}).items():
+            cwhere = f"{where} (condition {cname})" if cname else where
+            settings = {**entry, **cset, "condition": cname}
+            ds = build_dataclass(DataSettings, {"name": name, **settings}, cwhere)
+            check_data(ds, cwhere)
+            datasets[ds.task] = (ds, ds_train)
+            if archs is not None:
+                dataset_archs[ds.task] = tuple(archs)
+        if conditions:
+            same: dict[str, str] = {}
+            for cname in conditions:
+                ident = json.dumps({k: v for k, v in dataclasses.asdict(
+                    datasets[f"{name}:{cname}"][0]).items() if k != "condition"}, default=str)
+                if ident in same:
+                    raise ConfigError(f"{path}: conditions: {cname!r} and {same[ident]!r} give "
+                                      f"{name} the same data; keep one, or make them differ")
+                same[ident] = cname
 
     variants = _parse_variants(raw["methods"], path, list(architectures))
     variants += _parse_lattice(raw.get("lattice"), path, variants)
@@ -455,11 +558,44 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
                       seeds=tuple(seeds), datasets=datasets, architectures=architectures,
                       variants=tuple(variants), train=train, data_root=raw.get("data_root"),
                       description=str(raw.get("description") or ""), tune=tune,
-                      analysis=_parse_analysis(raw.get("analysis"), path), compute=compute)
-    for d in datasets:
-        for a in architectures:
-            check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
+                      analysis=_parse_analysis(raw.get("analysis"), path), compute=compute,
+                      dataset_archs=dataset_archs)
+    for d, _, a in grid.tasks():
+        check_train(grid.train_for(d, a), f"{path}: train ({d}, {a})")
+    if grid.analysis.get("aggregate") and len(grid.tasks()) < 2:
+        raise ConfigError(f"{path}: analysis.aggregate: an aggregate across tasks needs at least "
+                          f"two tasks (dataset x condition x architecture); this config has "
+                          f"{len(grid.tasks())}")
     return grid
+
+
+def _parse_conditions(raw: Any, path: str) -> dict[str, dict[str, Any]]:
+    """The optional ``conditions:`` section: named settings (``noise``, ``train_subset``) that
+    each dataset of the config runs under; a condition's data is ``<dataset>:<name>``."""
+    if raw is None:
+        return {}
+    where = f"{path}: conditions"
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"{where}: expected a mapping of condition names to settings "
+                          f"({', '.join(CONDITION_KEYS)}), e.g. clean: {{}}")
+    out = {}
+    for name, entry in raw.items():
+        cwhere = f"{where}.{name}"
+        if not isinstance(name, str) or not name or not all(
+                c.isalnum() or c in "-_." for c in name):
+            raise ConfigError(f"{cwhere}: a condition's name is letters, digits, '-', '_', '.'")
+        entry = {} if entry is None else entry
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{cwhere}: expected a mapping of {', '.join(CONDITION_KEYS)}")
+        for key in entry:
+            if key not in CONDITION_KEYS:
+                raise ConfigError(f"{cwhere}: unknown key {key!r}; valid: "
+                                  f"{', '.join(CONDITION_KEYS)}")
+        settings = dict(entry)
+        if "noise" in settings:
+            settings.update(noise_settings(settings.pop("noise"), cwhere))
+        out[name] = settings
+    return out
 
 
 def _check_distinct(variants: list[Variant], archs: list[str], path: str) -> None:

@@ -457,6 +457,9 @@ class TensorData:
     val_y: torch.Tensor
     test_x: torch.Tensor | None = field(repr=False)  # None for tuning: no test split at all
     test_y: torch.Tensor | None = field(repr=False)
+    #: Which training / validation labels label noise changed (None: clean labels).
+    train_noisy: torch.Tensor | None = field(default=None, repr=False)
+    val_noisy: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -464,15 +467,19 @@ class TensorData:
 
     def to(self, device: torch.device | str) -> TensorData:
         moved = {k: None if getattr(self, k) is None else getattr(self, k).to(device) for k in
-                 ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+                 ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y", "train_noisy",
+                  "val_noisy")}
         return TensorData(self.name, self.num_classes, self.mean, self.std, self.augment, **moved)
 
 
 def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
          split_seed: int = 0, train_subset: int | None = None,
-         augment: Augment | None = None) -> TensorData:
+         augment: Augment | None = None, noise: Noise | None = None) -> TensorData:
     """Load ``name`` whole; carve a stratified validation split (``split_seed``) from the
-    training set, after an optional stratified training subset of ``train_subset`` images."""
+    training set, after an optional stratified training subset of ``train_subset`` images. The
+    split is drawn on the clean labels, so a noisy condition trains on the very images of the
+    clean one; then ``noise`` corrupts the training and the validation labels (never the test
+    labels)."""
     spec = get_spec(name)
     tx, ty, sx, sy = spec.load(Path(root) if root else None)
     if train_subset and train_subset < len(ty):
@@ -481,11 +488,59 @@ def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
     check_split(name, ty, val_fraction)
     val = stratified_indices(ty, val_fraction, seed=split_seed)
     train = np.setdiff1d(np.arange(len(ty)), val)
+    train_y, val_y = ty[train], ty[val]
+    train_noisy = val_noisy = None
+    if noise is not None and noise.kind != "none":
+        train_y, val_y = noise.apply(train_y, val_y, spec.num_classes)
+        train_noisy, val_noisy = (torch.from_numpy(train_y != ty[train]),
+                                  torch.from_numpy(val_y != ty[val]))
     as_t = torch.from_numpy
     return TensorData(spec.name, spec.num_classes, spec.mean, spec.std, augment or spec.augment,
-                      as_t(np.ascontiguousarray(tx[train])), as_t(ty[train]),
-                      as_t(np.ascontiguousarray(tx[val])), as_t(ty[val]),
-                      as_t(np.ascontiguousarray(sx)), as_t(sy))
+                      as_t(np.ascontiguousarray(tx[train])), as_t(train_y),
+                      as_t(np.ascontiguousarray(tx[val])), as_t(val_y),
+                      as_t(np.ascontiguousarray(sx)), as_t(sy), train_noisy, val_noisy)
+
+
+# --- label noise --------------------------------------------------------------------------------
+
+NOISE_KINDS = ("none", "symmetric", "pair")
+
+#: What the harness measures on every run with noisy labels (``diag_<name>``, per epoch).
+NOISE_DIAGNOSTICS = {
+    "memorised": "share of the noisy-labelled training samples of the epoch that the student, "
+                 "in its training forward, predicts as their given (wrong) label",
+}
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Label noise: ``symmetric`` replaces a label by a class drawn uniformly from the K - 1
+    others; ``pair`` flips class c to c + 1 (mod K), the pair-flip noise of Han et al.
+    (Co-teaching, NeurIPS 2018). Exactly ``round(rate * n_c)`` labels of each class c of each
+    split are changed, the samples drawn without replacement from ``seed``."""
+
+    kind: str = "none"
+    rate: float = 0.0
+    seed: int = 0
+
+    def corrupt(self, labels: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
+        out = labels.copy()
+        for c in np.unique(labels):
+            idx = np.flatnonzero(labels == c)
+            chosen = np.sort(rng.permutation(idx)[:int(round(self.rate * len(idx)))])
+            if self.kind == "pair":
+                out[chosen] = (c + 1) % classes
+            else:  # symmetric: an offset of 1..K-1 is a uniform draw among the other classes
+                out[chosen] = (c + rng.integers(1, classes, size=len(chosen))) % classes
+        return out
+
+    def apply(self, train_y: np.ndarray, val_y: np.ndarray, classes: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The noisy training and validation labels (the training split's drawn first)."""
+        if classes < 2:
+            raise DataError("label noise needs at least two classes")
+        rng = np.random.default_rng([self.seed, 0x6E6F697365])  # "noise": its own stream
+        return self.corrupt(train_y, classes, rng), self.corrupt(val_y, classes, rng)
 
 
 # --- batched augmentation -----------------------------------------------------------------------

@@ -27,19 +27,17 @@ def expand(grid: GridConfig, storage: str | None = None) -> list[RunSpec]:
     that needs a pretrained teacher gets its CE cell added even when ``ce`` is not listed."""
     cells: list[RunSpec] = []
     seen: set[str] = set()
-    for dataset, (ds, _) in grid.datasets.items():
-        for arch in grid.architectures:
-            settings = grid.train_for(dataset, arch)
-            for seed in grid.seeds:
-                group = [_spec(grid, ds, arch, seed, v, settings, storage)
-                         for v in grid.variants]
-                teachers = [s.teacher_spec() for s in group if s.teacher_spec() is not None]
-                ordered = teachers + [s for s in group if s.method == "ce"] + [
-                    s for s in group if s.method != "ce"]
-                for spec in ordered:
-                    if spec.hash not in seen:
-                        seen.add(spec.hash)
-                        cells.append(spec)
+    for dataset, ds, arch in grid.tasks():
+        settings = grid.train_for(dataset, arch)
+        for seed in grid.seeds:
+            group = [_spec(grid, ds, arch, seed, v, settings, storage) for v in grid.variants]
+            teachers = [s.teacher_spec() for s in group if s.teacher_spec() is not None]
+            ordered = teachers + [s for s in group if s.method == "ce"] + [
+                s for s in group if s.method != "ce"]
+            for spec in ordered:
+                if spec.hash not in seen:
+                    seen.add(spec.hash)
+                    cells.append(spec)
     return cells
 
 
@@ -50,7 +48,7 @@ def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings
         from .tune import tuned_hyperparameters
 
         searched, optimiser = split_optimiser(
-            tuned_hyperparameters(grid, ds.name, arch, variant, storage))
+            tuned_hyperparameters(grid, ds.task, arch, variant, storage))
         hp = {**hp, **searched}
         settings = replace(settings, **optimiser)
     return variant_spec(ds, arch, variant, hp, seed, variant.settings_for(settings))
@@ -71,7 +69,7 @@ def describe_variants(grid: GridConfig) -> list[str]:
         lines.append(f"compute: {base.label} at other epoch budgets")
         for b in budgets:
             epochs = sorted({b.settings_for(grid.train_for(d, a)).epochs
-                             for d in grid.datasets for a in grid.architectures})
+                             for d, _, a in grid.tasks()})
             why = [f"ladder {b.epochs_factor:g}x"] if b.epochs_factor in grid.compute["ladder"] \
                 else []
             if grid.compute.get("match") == "images":

@@ -35,13 +35,14 @@ class CellOutcome:
 @lru_cache(maxsize=4)
 def load_data(settings: DataSettings, root: str | None) -> data.TensorData:
     return data.load(settings.name, root, settings.val_fraction, settings.split_seed,
-                     settings.train_subset, settings.augment)
+                     settings.train_subset, settings.augment,
+                     data.Noise(settings.noise, settings.noise_rate, settings.noise_seed))
 
 
 def check_data(specs, root: str | None) -> None:
     """Load each dataset of ``specs`` once, so that a missing or inconsistent file, or a split
     that leaves a class without validation images, is one line before any store is written."""
-    for settings in {s.data.name: s.data for s in specs}.values():
+    for settings in {s.data.task: s.data for s in specs}.values():
         load_data(settings, root)
 
 
@@ -60,7 +61,7 @@ def describe(spec: RunSpec, tags: dict) -> str:
     """MLflow's run description: what the run is, in one line."""
     where = f" (grid {tags['grid']})" if "grid" in tags else ""
     teacher = tags.get("teacher_source", "none")
-    return (f"{spec.label} ({spec.method}, teacher {teacher}) on {spec.data.name} with "
+    return (f"{spec.label} ({spec.method}, teacher {teacher}) on {spec.data.task} with "
             f"{spec.arch}, seed {spec.seed}, {spec.train.epochs} epochs{where}")
 
 
@@ -74,7 +75,8 @@ def dataset_input(settings: DataSettings, root: str | None) -> dict[str, str]:
         if t is not None:
             h.update(t.cpu().numpy().tobytes())
     subset = f", {settings.train_subset} training images" if settings.train_subset else ""
-    return {"name": f"{settings.name}{subset}", "digest": h.hexdigest()[:16],
+    noise = f", label noise {settings.noise_text()}" if settings.noise != "none" else ""
+    return {"name": f"{settings.name}{subset}{noise}", "digest": h.hexdigest()[:16],
             "source": data.get_spec(settings.name).source}
 
 

@@ -166,6 +166,7 @@ class Step:
                 teacher_logits = self.teacher.logits(view)
             teacher_logits = teacher_logits.float()
         terms = self.method.terms(logits, y, teacher_logits, **self.loss_kwargs, **extra)
+        events = terms.pop("events", {})
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.optimizer.step()
@@ -177,34 +178,62 @@ class Step:
             if rows:
                 diag = teachers.diagnostics(teacher_logits, view.student_logits[:rows], y[:rows])
         self.count += 1
-        return {k: v.detach() for k, v in terms.items()}, diag, view.student_logits, y
+        events = {k: v.detach() for k, v in events.items()}
+        return {k: v.detach() for k, v in terms.items()}, diag, view.student_logits, y, events
+
+
+def noise_counts(logits: torch.Tensor, y: torch.Tensor, noisy: torch.Tensor,
+                 events: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per batch, as (numerator, denominator) pairs of ``diag_<name>`` under label noise:
+    ``memorised`` (noisy-labelled samples predicted as their given label / noisy-labelled
+    samples) and, for each per-sample event a method declares, ``<event>_noisy`` (events on
+    noisy-labelled samples / events). ``noisy`` is aligned with ``y``; an event's mask covers
+    the first rows of the batch (the rows its teacher saw)."""
+    out = {"memorised": torch.stack([((logits.argmax(1) == y) & noisy).sum(), noisy.sum()])}
+    for name, mask in events.items():
+        mask = mask.bool()
+        out[f"{name}_noisy"] = torch.stack([(mask & noisy[:len(mask)]).sum(), mask.sum()])
+    return out
 
 
 def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
-                plan: plans.Shuffle) -> dict[str, float]:
+                plan: plans.Shuffle, noisy: torch.Tensor | None = None) -> dict[str, float]:
     """One epoch of ``plan``: per-term means (``train_<term>``, ``diag_<name>``), ``train_acc``
-    and the images forwarded, read from the device once."""
+    and the images forwarded, read from the device once. With ``noisy`` (which training labels
+    label noise changed) also the noise diagnostics of :func:`noise_counts`, as ratios over the
+    epoch's samples (NaN when the epoch had none to count)."""
     step.model.train()
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
+    ratios: dict[str, torch.Tensor] = {}
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     trained = student_images = teacher_images = 0
     diagnostics = set(step.method.diagnostics)
     for batch in plan.epoch():
-        terms, diag, logits, y = step(images, targets, batch)
+        terms, diag, logits, y, events = step(images, targets, batch)
         named = {("diag_" if k in diagnostics else "train_") + k: v for k, v in terms.items()}
         named.update({f"diag_{k}": v for k, v in diag.items()})
         for k, v in named.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
             counts[k] = counts.get(k, 0) + 1
+        if noisy is not None:
+            for k, v in noise_counts(logits, y, noisy[batch.idx], events).items():
+                ratios[f"diag_{k}"] = ratios[f"diag_{k}"] + v if f"diag_{k}" in ratios else v
         correct += (logits.argmax(1) == y).sum()
         trained += len(y)
         s_images, t_images = compute.forwarded(
             batch, step.teacher is not None and step.teacher.extra_forward)
         student_images += s_images
         teacher_images += t_images
-    values = torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
+    pairs = [v.float() for v in ratios.values()]
+    values = torch.cat([torch.stack([*sums.values(), correct.float()]).flatten(),
+                        *pairs]).tolist() if pairs else \
+        torch.stack([*sums.values(), correct.float()]).tolist()  # one sync per epoch
     row = {k: v / counts[k] for k, v in zip(sums, values)}
+    tail = values[len(sums) + 1:]
+    for i, k in enumerate(ratios):
+        hit, total = tail[2 * i], tail[2 * i + 1]
+        row[k] = hit / total if total else float("nan")
     row["train_acc"] = values[-1] / max(1, trained)
     row["cost_student_images"] = float(student_images)
     row["cost_teacher_images"] = float(teacher_images)
@@ -359,7 +388,8 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
         started = time.perf_counter()
         run.step.set_epoch(epoch)
         row = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"]}
-        row.update(train_epoch(run.step, data.train_x, data.train_y, run.plan))
+        row.update(train_epoch(run.step, data.train_x, data.train_y, run.plan,
+                               data.train_noisy))
         if not math.isfinite(row["train_loss"]):
             raise TrainingDiverged(f"loss is {row['train_loss']} at epoch {epoch}")
         row["cost_train_seconds"] = time.perf_counter() - started

@@ -145,44 +145,43 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
     names: set[str] = set()
     tune = grid.tune
     proto = protocol(tune)
-    for dataset, (ds, _) in grid.datasets.items():
-        for arch in grid.architectures:
-            for v in grid.tunable_variants():
-                if method and method not in (v.method, v.label):
-                    continue
-                m = methods.get(v.method)
-                space = {k: (p.low, p.high, p.log) for k, p in m.search_space().items()}
-                if proto["optimiser"]:
-                    space.update(OPTIMISER_SPACE)
-                for k, bounds in (tune.get("space") or {}).items():
-                    if k in space:
-                        space[k] = (float(bounds[0]), float(bounds[1]), space[k][2])
-                name = study_name(dataset, arch, v)
-                if not space or name in names:
-                    continue
-                names.add(name)
-                hp = v.hyperparameters_for(arch)
-                seed = int(tune.get("seed", grid.seeds[0]))
-                grid_settings = grid.train_for(dataset, arch)
-                settings = dataclasses.replace(grid_settings, **({"epochs": tune["epochs"]}
-                                                                 if tune.get("epochs") else {}))
-                spec = variant_spec(ds, arch, v, hp, seed, settings)
-                # the self-teacher is the grid's own CE cell (the grid's epochs, not tune's)
-                teacher = variant_spec(ds, arch, v, hp, seed, grid_settings).teacher_spec()
-                k = proto["seeds_per_trial"]
-                per_trial = k * settings.epochs * cost_factor(v.method, hp)
-                trials = None
-                if proto["budget"] is not None:
-                    trials = int(float(proto["budget"]) // per_trial)
-                    if trials < 1:
-                        raise ConfigError(
-                            f"{grid.path}: tune.budget {proto['budget']:g} is less than one "
-                            f"trial of {name} ({per_trial:g}: {k} seeds x {settings.epochs} "
-                            f"epochs x {per_trial / k / settings.epochs:g} images per epoch)")
-                out.append(Study(name, spec, space, teacher,
-                                 seeds=tuple(seed + i for i in range(k)), trials=trials,
-                                 images_per_trial=per_trial, pruning=proto["pruning"],
-                                 rescore=proto["rescore"]))
+    for dataset, ds, arch in grid.tasks():
+        for v in grid.tunable_variants():
+            if method and method not in (v.method, v.label):
+                continue
+            m = methods.get(v.method)
+            space = {k: (p.low, p.high, p.log) for k, p in m.search_space().items()}
+            if proto["optimiser"]:
+                space.update(OPTIMISER_SPACE)
+            for k, bounds in (tune.get("space") or {}).items():
+                if k in space:
+                    space[k] = (float(bounds[0]), float(bounds[1]), space[k][2])
+            name = study_name(dataset, arch, v)
+            if not space or name in names:
+                continue
+            names.add(name)
+            hp = v.hyperparameters_for(arch)
+            seed = int(tune.get("seed", grid.seeds[0]))
+            grid_settings = grid.train_for(dataset, arch)
+            settings = dataclasses.replace(grid_settings, **({"epochs": tune["epochs"]}
+                                                             if tune.get("epochs") else {}))
+            spec = variant_spec(ds, arch, v, hp, seed, settings)
+            # the self-teacher is the grid's own CE cell (the grid's epochs, not tune's)
+            teacher = variant_spec(ds, arch, v, hp, seed, grid_settings).teacher_spec()
+            k = proto["seeds_per_trial"]
+            per_trial = k * settings.epochs * cost_factor(v.method, hp)
+            trials = None
+            if proto["budget"] is not None:
+                trials = int(float(proto["budget"]) // per_trial)
+                if trials < 1:
+                    raise ConfigError(
+                        f"{grid.path}: tune.budget {proto['budget']:g} is less than one "
+                        f"trial of {name} ({per_trial:g}: {k} seeds x {settings.epochs} "
+                        f"epochs x {per_trial / k / settings.epochs:g} images per epoch)")
+            out.append(Study(name, spec, space, teacher,
+                             seeds=tuple(seed + i for i in range(k)), trials=trials,
+                             images_per_trial=per_trial, pruning=proto["pruning"],
+                             rescore=proto["rescore"]))
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space unless "
@@ -292,7 +291,7 @@ def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
         tracker.set_status(found[0].info.run_id, "RUNNING")
         return found[0].info.run_id
     return tracker.new_run(f"study {study.name}", {
-        "kind": "study", "study": study.name, "storage": where, "dataset": study.spec.data.name,
+        "kind": "study", "study": study.name, "storage": where, "dataset": study.spec.data.task,
         "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
 
 
@@ -348,7 +347,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
         spec = trial_spec(study_def, params, study_def.seeds[0])
         run_id = _safe(tracker.new_run, f"{study_def.name} trial {trial.number}",
                        {"kind": "trial", "study": study_def.name, "trial": str(trial.number),
-                        "optuna_storage": where, "dataset": spec.data.name, "arch": spec.arch,
+                        "optuna_storage": where, "dataset": spec.data.task, "arch": spec.arch,
                         "method": spec.method, "variant": spec.label, "seed": str(spec.seed)},
                        {**spec.flat_params()}, parent)
         if run_id:
@@ -440,7 +439,7 @@ def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
     # attributes table beside it shows its first rows
     attrs = {"objective": "val_top1: final-epoch validation top-1 (fraction); ties broken by "
                           "validation NLL",
-             "dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
+             "dataset": spec.data.task, "arch": spec.arch, "method": spec.method,
              "variant": spec.label, "epochs": spec.train.epochs, "seed": spec.seed,
              "seeds_per_trial": len(study_def.seeds), "pruning": study_def.pruning,
              "images_per_trial": study_def.images_per_trial,
@@ -553,7 +552,7 @@ def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker
         spec = trial_spec(s, dict(best.params), seeds[0])
         run_id = _safe(tracker.new_run, f"{s.name} rescore trial {best.number}",
                        {"kind": "rescore", "study": s.name, "trial": str(best.number),
-                        "dataset": spec.data.name, "arch": spec.arch, "method": spec.method,
+                        "dataset": spec.data.task, "arch": spec.arch, "method": spec.method,
                         "variant": spec.label, "seed": str(seeds[0])}, spec.flat_params())
         if run_id:
             _safe(tracker.log_epoch, run_id, {

@@ -53,13 +53,16 @@ def drkd_terms(student_logits: torch.Tensor, targets: torch.Tensor,
     """The KD term of Tf-KD self, with the teacher's logits rectified first.
 
     Diagnostic: ``rectified`` (fraction of the batch whose teacher was swapped; the teacher's
-    accuracy and agreement are measured by the harness for every teacher source).
+    accuracy and agreement are measured by the harness for every teacher source). Event:
+    ``rectified``, the same rows as a mask (``terms["events"]``), so that under label noise the
+    harness measures how many rectifications wrote a wrong label into the teacher.
     """
     if teacher_logits is None:
         raise ValueError("drkd needs teacher logits")
     fixed, wrong = rectify(teacher_logits, targets)
     terms = kd_terms(student_logits, targets, fixed, alpha, temperature, kl_reduction, multiplier)
     terms["rectified"] = wrong.float().mean()
+    terms["events"] = {"rectified": wrong}
     return terms
 
 
@@ -70,5 +73,7 @@ DRKD = register(Method(
             "multiplier": MULTIPLIER},
     presets=KD_PRESETS,
     diagnostics={"rectified": "share of training samples whose teacher was rectified"},
+    events={"rectified": "a rectification (the teacher's top class swapped with the given "
+                         "label)"},
     paper="Amik et al., arXiv 2201.11319 (DR-KD), our reading",
     summary="self-KD with the teacher's wrong top logit swapped with the true one"))

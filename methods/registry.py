@@ -124,6 +124,12 @@ class Method:
     #: the overlap batches. A grid asks for it with ``control: true``; empty: no control.
     control: Mapping[str, Any] = field(default_factory=dict)
     control_summary: str = ""
+    #: Per-sample events the terms return under ``terms["events"]`` (name -> boolean mask over
+    #: the batch's rows, and what it means): under label noise the harness logs, per epoch,
+    #: ``diag_<name>_noisy``, the share of the events that fell on noisy-labelled samples (for
+    #: DR-KD's ``rectified``: the share of rectifications that wrote a wrong label into the
+    #: teacher). Empty: none.
+    events: Mapping[str, str] = field(default_factory=dict)
     #: ``needs_features(hp)``: whether the loss takes the student's feature map and head (the
     #: ``features`` and ``head`` keyword arguments: ``forward_features`` and ``forward_head``);
     #: the training step computes them only then. None: never.

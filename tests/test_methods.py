@@ -193,7 +193,7 @@ def test_drkd_diagnostics():
     y = torch.tensor([0, 0, 1, 0])  # wrong, right, tie (right), wrong
     terms = methods.get("drkd").terms(torch.zeros(4, 3), y, zt)  # noqa: E501
     assert terms["rectified"].item() == pytest.approx(0.5)
-    assert set(terms) == {"loss", "ce", "kd", "rectified"}
+    assert set(terms) == {"loss", "ce", "kd", "rectified", "events"}
     assert set(methods.get("drkd").diagnostics) == {"rectified"}
 
 

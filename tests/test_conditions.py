@@ -1,0 +1,218 @@
+"""Conditions as an axis: label noise (exact, deterministic, never on the test split, in the
+hash), conditions of one config, the noise diagnostics on a worked example, and the aggregate
+across tasks against rliable's own statistics."""
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import methods
+from analysis import aggregate, stats
+from benchmark import config, data, grid, runner, train
+
+
+def _changed_per_class(clean: torch.Tensor, noisy: torch.Tensor) -> dict[int, tuple[int, int]]:
+    return {int(c): (int(((clean == c) & (noisy != clean)).sum()), int((clean == c).sum()))
+            for c in clean.unique()}
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "pair"])
+@pytest.mark.parametrize("rate", [0.2, 0.4])
+def test_noise_changes_exactly_the_declared_fraction_per_class_and_never_the_test_split(kind,
+                                                                                       rate):
+    clean = data.load("digits", val_fraction=0.2)
+    noisy = data.load("digits", val_fraction=0.2, noise=data.Noise(kind, rate, 3))
+    again = data.load("digits", val_fraction=0.2, noise=data.Noise(kind, rate, 3))
+    assert torch.equal(noisy.train_y, again.train_y) and torch.equal(noisy.val_y, again.val_y)
+    # the same images (the split is drawn on the clean labels); test labels untouched
+    assert torch.equal(noisy.train_x, clean.train_x) and torch.equal(noisy.val_x, clean.val_x)
+    assert torch.equal(noisy.test_y, clean.test_y) and torch.equal(noisy.test_x, clean.test_x)
+    for split in ("train", "val"):
+        c, n = getattr(clean, f"{split}_y"), getattr(noisy, f"{split}_y")
+        for label, (changed, count) in _changed_per_class(c, n).items():
+            assert changed == round(rate * count), (split, label)
+        assert torch.equal(getattr(noisy, f"{split}_noisy"), n != c)
+        if kind == "pair":  # class c always becomes c + 1 mod K
+            moved = n != c
+            assert torch.equal(n[moved], (c[moved] + 1) % 10)
+    other = data.load("digits", val_fraction=0.2, noise=data.Noise(kind, rate, 4))
+    assert not torch.equal(other.train_y, noisy.train_y)  # another seed, another draw
+
+
+@settings(max_examples=30, deadline=None)
+@given(rate=st.floats(0.0, 0.95), classes=st.integers(2, 7), seed=st.integers(0, 10 ** 6))
+def test_symmetric_noise_draws_another_class_exactly_round_rate_n(rate, classes, seed):
+    labels = np.repeat(np.arange(classes), 13)
+    out = data.Noise("symmetric", rate, seed).corrupt(labels, classes,
+                                                      np.random.default_rng(seed))
+    assert out.min() >= 0 and out.max() < classes
+    for c in range(classes):
+        assert int((out[labels == c] != c).sum()) == round(rate * 13)
+
+
+def _grid(tmp_path, body: str):
+    path = tmp_path / "g.yaml"
+    path.write_text("seeds: [0]\narchitectures: [mlp]\nmethods: [ce]\n" + body)
+    return config.load_grid(str(path))
+
+
+def test_conditions_are_rows_of_one_config_and_noise_enters_the_hash(tmp_path):
+    g = _grid(tmp_path, "datasets: {digits: {val_fraction: 0.1}}\nconditions:\n  clean: {}\n"
+                        "  sym40: {noise: {kind: symmetric, rate: 0.4}}\n"
+                        "  small: {train_subset: 600}\n")
+    cells = {c.key: c for c in grid.expand(g)}
+    assert sorted(cells) == ["digits:clean/mlp/ce/seed0", "digits:small/mlp/ce/seed0",
+                             "digits:sym40/mlp/ce/seed0"]
+    plain = grid.expand(_grid(tmp_path, "datasets: {digits: {val_fraction: 0.1}}\n"))[0]
+    clean, noisy = cells["digits:clean/mlp/ce/seed0"], cells["digits:sym40/mlp/ce/seed0"]
+    assert clean.hash == plain.hash  # a clean condition is the dataset itself (a label only)
+    assert noisy.hash != clean.hash
+    assert "noise" not in clean.identity()["data"] and noisy.identity()["data"]["noise"] == \
+        "symmetric"
+    tags = noisy.tags()
+    assert tags["dataset"] == "digits:sym40" and tags["condition"] == "sym40"
+    assert tags["label_noise"] == "symmetric 40% (seed 0)" and "diag.memorised" in tags
+    loaded = runner.load_data(noisy.data, None)
+    assert loaded.train_noisy is not None and 0.35 < loaded.train_noisy.float().mean() < 0.45
+    assert runner.dataset_input(noisy.data, None)["digest"] != \
+        runner.dataset_input(clean.data, None)["digest"]
+
+
+def test_per_seed_split_redraws_the_noise_per_seed(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("seeds: [0, 1]\narchitectures: [mlp]\nmethods: [ce]\ndatasets: {digits: "
+                    "{split: per-seed, noise: {kind: pair, rate: 0.2, seed: 5}}}\n")
+    a, b = grid.expand(config.load_grid(str(path)))
+    assert (a.data.noise_seed, b.data.noise_seed) == (5, 6)
+    da, db = runner.load_data(a.data, None), runner.load_data(b.data, None)
+    assert not torch.equal(da.train_noisy, db.train_noisy)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("datasets: {digits: {noise: {kind: symmetric, rate: 1.0}}}",
+     r"noise.rate must lie in \[0, 1\)"),
+    ("datasets: {digits: {noise: {kind: symmetric, rate: -0.1}}}", r"noise.rate must lie in"),
+    ("datasets: {digits: {noise: {kind: symmetric, rate: .nan}}}", r"noise.rate must lie in"),
+    ("datasets: {digits: {noise: {kind: asymmetric, rate: 0.2}}}",
+     "noise.kind 'asymmetric' is not valid; choose one of: symmetric, pair"),
+    ("datasets: {digits: {noise: {kind: pair}}}", "give kind .* and rate"),
+    ("datasets: {digits: {noise: {kind: pair, rate: 0.2, sed: 1}}}", "unknown key 'sed'"),
+    ("datasets: {digits: {}}\nconditions: {a: {noise: {kind: pair, rate: 0.2}}, "
+     "b: {noise: {kind: pair, rate: 0.2}}}", "'b' and 'a' give digits the same data"),
+    ("datasets: {digits: {}}\nconditions: {a: {epochs: 3}}", "unknown key 'epochs'"),
+    ("datasets: {digits: {}}\nanalysis: {aggregate: true}",
+     "an aggregate across tasks needs at least two tasks"),
+])
+def test_bad_conditions_are_one_line_errors(tmp_path, body, message):
+    with pytest.raises(config.ConfigError, match=message):
+        _grid(tmp_path, body)
+
+
+def test_noise_on_a_dataset_without_two_classes_is_refused(tmp_path):
+    folder = tmp_path / "one"
+    (folder / "only").mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(8):
+        Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / "only" / f"{i}.png")
+    with pytest.raises(config.ConfigError, match="fewer than two classes|at least two classes"):
+        _grid(tmp_path, f"datasets: {{mine: {{kind: folder, path: {folder}, val_fraction: 0.5,"
+                        " noise: {kind: pair, rate: 0.2}}}\n")
+
+
+def test_noise_diagnostics_on_a_worked_batch():
+    # six samples; rows 1, 2 and 4 carry a noisy (wrong) given label
+    y = torch.tensor([0, 2, 1, 1, 0, 2])
+    noisy = torch.tensor([False, True, True, False, True, False])
+    logits = torch.tensor([[5., 0, 0],   # predicts 0 = y      (clean)
+                           [0, 0, 5.],   # predicts 2 = y      (noisy: memorised)
+                           [5., 0, 0],   # predicts 0 != y 1   (noisy: not memorised)
+                           [0, 5., 0],   # predicts 1 = y      (clean)
+                           [5., 0, 0],   # predicts 0 = y      (noisy: memorised)
+                           [5., 0, 0]])  # predicts 0 != y 2   (clean)
+    # DR-KD rectifies the rows whose teacher's top class is not the given label
+    teacher = torch.tensor([[5., 0, 0], [0, 5., 0], [5., 0, 0], [0, 5., 0], [0, 5., 0],
+                            [0, 0, 5.]])
+    terms = methods.get("drkd").terms(logits, y, teacher)
+    mask = terms["events"]["rectified"]
+    assert mask.tolist() == [False, True, True, False, True, False]
+    assert terms["rectified"].item() == pytest.approx(3 / 6)
+    counts = train.noise_counts(logits, y, noisy, terms["events"])
+    assert counts["memorised"].tolist() == [2, 3]        # 2 of the 3 noisy samples fitted
+    assert counts["rectified_noisy"].tolist() == [3, 3]  # every rectification wrote a wrong label
+    clean_teacher = teacher.clone()
+    clean_teacher[5] = torch.tensor([5., 0, 0])  # row 5: clean label, wrong teacher: rectified
+    events = methods.get("drkd").terms(logits, y, clean_teacher)["events"]
+    assert train.noise_counts(logits, y, noisy, events)["rectified_noisy"].tolist() == [3, 4]
+
+
+def test_a_noisy_run_logs_the_diagnostics_per_epoch():
+    spec = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "online"},
+                            {"epochs": 2, "batch_size": 128}, noise="symmetric", noise_rate=0.4)
+    d = runner.load_data(spec.data, None)
+    history = train.train(spec, d, device="cpu").history
+    for row in history:
+        assert 0 <= row["diag_memorised"] <= 1 and 0 <= row["diag_rectified_noisy"] <= 1
+    clean = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "online"},
+                             {"epochs": 1, "batch_size": 128})
+    row = train.train(clean, runner.load_data(clean.data, None), device="cpu").history[0]
+    assert "diag_memorised" not in row and "diag_rectified_noisy" not in row
+
+
+def _runs(rng, tasks, variants, seeds=5):
+    rows = []
+    for t, (d, a) in enumerate(tasks):
+        for v, shift in variants.items():
+            for s in range(seeds):
+                rows.append({"dataset": d, "arch": a, "variant": v, "method": v.split("-")[0],
+                             "seed": s, "final_test_top1": 0.8 + 0.01 * t + shift
+                             + 0.01 * rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+def test_aggregate_equals_rliables_statistics_on_a_fixture():
+    from rliable import metrics as rl
+
+    rng = np.random.default_rng(0)
+    tasks = [("digits", "mlp"), ("digits", "cnn8"), ("digits:sym40", "mlp")]
+    runs = _runs(rng, tasks, {"ce": 0.0, "drkd-online": 0.01, "tfkd-self-online": 0.005})
+    agg = aggregate.aggregate(runs, stats.Analysis(bootstrap=200)).set_index("variant")
+    x, y = aggregate.score_matrices(runs, "drkd-online", "ce")
+    assert x.shape == (5, 3)
+    scores = x - y
+    row = agg.loc["drkd-online"]
+    assert row["iqm"] == pytest.approx(rl.aggregate_iqm(scores))
+    assert row["iqm"] == pytest.approx(scipy.stats.trim_mean(scores.ravel(), 0.25))
+    assert row["p_improve_ce"] == pytest.approx(rl.probability_of_improvement(x, y))
+    # P(X > Y) by hand: per task the share of (x, y) pairs with x > y, mean over tasks
+    by_hand = np.mean([np.mean(x[:, t][:, None] > y[:, t][None, :]) for t in range(3)])
+    assert row["p_improve_ce"] == pytest.approx(by_hand)
+    assert row["tfkd_self"] == "tfkd-self-online"
+    rx, ry = aggregate.score_matrices(runs, "drkd-online", "tfkd-self-online")
+    assert row["p_improve_tfkd_self"] == pytest.approx(rl.probability_of_improvement(rx, ry))
+    assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
+    assert row["p_improve_ce_low"] <= row["p_improve_ce"] <= row["p_improve_ce_high"]
+    taus, curves = aggregate.profiles(runs, ["drkd-online"], stats.Analysis(bootstrap=200))
+    curve, low, high = curves["drkd-online"]
+    assert curve[0] == 1.0 or curve[0] == pytest.approx(np.mean(scores > taus[0]))
+    assert np.all(np.diff(curve) <= 0) and np.all(low <= curve + 1e-12)
+
+
+def test_stratified_bootstrap_draws_runs_within_each_task():
+    m = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    idx = aggregate.stratified_resamples(3, 2, 50, np.random.default_rng(1))
+    res = aggregate._resample(m, idx)
+    assert set(np.unique(res[..., 0])) <= {1.0, 2.0, 3.0}  # task 0 only ever shows its own runs
+    assert set(np.unique(res[..., 1])) <= {10.0, 20.0, 30.0}
+    same = np.ones((4, 2))
+    assert aggregate.interval(same, lambda s: float(s.mean()), 100,
+                              np.random.default_rng(0)) == (1.0, 1.0)
+
+
+def test_aggregate_over_one_task_is_refused():
+    runs = _runs(np.random.default_rng(0), [("digits", "mlp")], {"ce": 0.0, "lsr": 0.01})
+    with pytest.raises(aggregate.AggregateError, match="at least two tasks"):
+        aggregate.aggregate(runs)
