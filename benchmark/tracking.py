@@ -218,8 +218,19 @@ def check_sqlite_store(path: Path) -> None:
                             "--tracking-uri")
     import sqlite3
 
+    # Read-write when it can be: a writer killed inside a transaction leaves a *hot* journal
+    # (``<file>-journal``) that SQLite rolls back on the next read-write open, and only there
+    # (a read-only open fails with "attempt to write a readonly database"). ``mode=rw`` never
+    # creates a file; SQLite's own locks make the roll-back safe beside live writers.
+    journal = Path(f"{path}-journal")
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    if journal.exists() and not writable:
+        raise TrackingError(f"{path}: a writer was killed inside a transaction ({journal.name} "
+                            "is left) and this folder is read-only, so SQLite cannot roll it "
+                            "back; open it once where it is writable")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode={'rw' if writable else 'ro'}",
+                                                uri=True, timeout=60)) as db:
             tables = {r[0] for r in db.execute("select name from sqlite_master where "
                                                "type = 'table'")}
     except sqlite3.DatabaseError as e:

@@ -21,3 +21,35 @@ def results(tmp_path):
     path.mkdir()
     return path
 
+
+
+_KILLED_WRITER = '''
+import os, signal, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA cache_size = 2")   # two pages of cache: the update spills to the file
+con.execute("BEGIN")
+con.execute("UPDATE tags SET value = value || 'x'")  # the store's own rows, and 3 MB more
+con.execute("CREATE TABLE spill (x)")
+con.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+            "INSERT INTO spill SELECT randomblob(1000) FROM n")
+os.kill(os.getpid(), signal.SIGKILL)   # killed inside the transaction, before COMMIT
+'''
+
+
+@pytest.fixture
+def kill_writer_mid_transaction():
+    """A function that runs a SQLite writer on an MLflow store (``tags`` rewritten and 3 MB
+    written with a two-page cache, so pages reach the file) and SIGKILLs it inside the transaction: the store is
+    left with a hot journal, deterministically. Returns the journal's path."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def kill(db) -> Path:
+        proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(db)])
+        assert proc.returncode == -9
+        journal = Path(f"{db}-journal")
+        assert journal.is_file() and journal.stat().st_size > 0
+        return journal
+
+    return kill

@@ -27,6 +27,26 @@ def _grid(path, results):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def test_a_writer_killed_inside_a_transaction_leaves_a_store_that_still_opens(
+        tmp_path, kill_writer_mid_transaction):
+    from benchmark import tracking
+
+    t = tracking.Tracker(results=tmp_path / "r")
+    run_id, _ = t.start("h" * 16, "cell", {"kind": "train", "note": "before"}, {"a": 1})
+    db = tmp_path / "r" / "mlflow.db"
+    journal = kill_writer_mid_transaction(db)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):  # the symptom, read-only
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as ro:
+            ro.execute("select count(*) from tags").fetchall()
+    tracking.check_sqlite_store(db)  # no error: the journal is rolled back
+    assert not journal.exists()
+    again = tracking.Tracker(results=tmp_path / "r")  # and the store is whole, as committed
+    assert again.client.get_run(run_id).data.tags["note"] == "before"
+    kill_writer_mid_transaction(db)
+    assert cli.main(["export", "--results", str(tmp_path / "r"), "--out",
+                     str(tmp_path / "runs.csv")]) == 0
+
+
 @pytest.mark.parametrize("initialised", [False, True], ids=["fresh store", "initialised store"])
 @pytest.mark.slow
 def test_two_grids_started_together_share_the_cells(tmp_path, initialised):
