@@ -208,6 +208,7 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
     p = _Progress(cells, tracker, quiet, verbose)
     claims = Claims(tracker.results / "claims")  # several grids on one store share the cells
     try:
+        reap_interrupted(tracker, cells, claims)
         _run(p, rt, tracker, workers, verbose, executor, ray_address, tags, claims)
     finally:
         claims.close()
@@ -215,6 +216,25 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
     p.bar.close()
     p.outcome.seconds = time.perf_counter() - started
     return p.outcome
+
+
+INTERRUPTED = ("interrupted: the process running it ended before the run did (killed, or its "
+               "last write failed for lack of space); the grid resumes it from its checkpoint")
+
+
+def reap_interrupted(tracker: Tracker, cells: list[RunSpec], claims: Claims) -> list[str]:
+    """Mark FAILED (with the reason) every RUNNING training run of these cells that no live
+    process holds: its process was killed, or the store could not take its failure (a full
+    disk). Returns their run ids; the grid then resumes them like any unfinished cell."""
+    hashes = {c.hash for c in cells}
+    reaped = []
+    for r in tracker.runs("attributes.status = 'RUNNING'"):
+        h = r.data.tags.get("cell_hash")
+        if h in hashes and r.data.tags.get("kind", "train") == "train" \
+                and not claims.claimed_elsewhere(h):
+            tracker.fail(r.info.run_id, INTERRUPTED)
+            reaped.append(r.info.run_id)
+    return reaped
 
 
 def _run(p: _Progress, rt: Runtime, tracker: Tracker, workers: int, verbose: bool,

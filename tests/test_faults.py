@@ -79,6 +79,44 @@ def _dead_pid() -> int:
     return p.pid
 
 
+def test_a_run_the_store_could_not_fail_is_marked_failed_at_the_next_start(tmp_path,
+                                                                           monkeypatch):
+    # a full disk: the cell's checkpoint cannot be written and neither can its FAILED status
+    # (the store is on the same disk), so the run was left RUNNING; the next grid marks it
+    # FAILED with the reason before it resumes anything, and leaves a live holder's run alone
+    import errno
+
+    from benchmark import grid, tracking, train
+    from benchmark.tracking import Tracker
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train, "save_atomic", full)
+    monkeypatch.setattr(Tracker, "fail", lambda self, run_id, reason: (_ for _ in ()).throw(
+        sqlite3.OperationalError("database or disk is full")))
+    raw = {**TWO, "seeds": [0], "methods": ["ce", "lsr"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    results = tmp_path / "r"
+    assert cli.main(["grid", str(path), "--results", str(results), "--workers", "1",
+                     "--no-report", "--quiet"]) == 1
+    monkeypatch.undo()
+    t = tracking.Tracker(results=results)
+    [stuck] = t.runs()
+    assert stuck.info.status == "RUNNING"  # what the user saw in the UI
+    cells = grid.expand(config.load_grid(str(path)))
+    live = next(c for c in cells if c.hash != stuck.data.tags["cell_hash"])
+    other_id, _ = t.start(live.hash, live.key, {**live.tags(), "kind": "train"}, {})
+    (results / "claims").mkdir(exist_ok=True)
+    (results / "claims" / live.hash).write_text(f"{socket.gethostname()} 1\n")  # pid 1: alive
+    reaped = grid.reap_interrupted(t, cells, Claims(results / "claims"))
+    assert reaped == [stuck.info.run_id]
+    run = t.client.get_run(stuck.info.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["failure_reason"] == grid.INTERRUPTED
+    assert t.client.get_run(other_id).info.status == "RUNNING"
+
+
 def test_claims_are_respected_while_alive_and_taken_over_when_stale(tmp_path):
     mine, theirs = Claims(tmp_path, grace=60), Claims(tmp_path, grace=60)
     theirs.me = f"{socket.gethostname()} {os.getppid()}"  # a live process of this host
