@@ -802,8 +802,6 @@ def _check_space(space: Mapping[str, Any], variants: list[Variant], where: str,
     if optimiser:
         for name, param in OPTIMISER_PARAMS.items():
             searched[name] = [("the optimiser", param)]
-    if not searched:  # nothing to tune at all: `tune` says so itself
-        return
     for name, (low, high) in space.items():
         if name not in searched:
             raise ConfigError(f"{where}.{name}: no method of this config searches {name!r}; "
