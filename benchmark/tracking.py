@@ -55,12 +55,15 @@ def artifact_root(results: Path | str) -> str:
 
 
 def relocate(uri: str, results: Path | str) -> bool:
-    """Make a results folder that was moved or copied work where it now is.
+    """Make a results folder that was moved or copied work where it now is, on its own.
 
-    MLflow records absolute artifact locations. When the store is a SQLite file whose recorded
-    artifact root no longer exists while ``results/mlartifacts`` does, every recorded location
-    under the old root is rewritten to the new one (runs, experiment), so teacher lookup, resume,
-    reports and the MLflow UI find the artifacts again. Returns whether anything was rewritten.
+    MLflow records absolute artifact locations. When the store is the SQLite file of this
+    results folder (``results/mlflow.db``), its artifact root is ``results/mlartifacts``, where
+    the folder is *now*: every recorded location under another root is rewritten to it (runs,
+    experiment), so that teacher lookup, resume, reports and the MLflow UI read the folder's own
+    artifacts, and a copy never writes into its original. A store kept elsewhere (its own
+    ``--tracking-uri``) is rewritten only when its recorded root is gone and
+    ``results/mlartifacts`` exists. Returns whether anything was rewritten.
     """
     import sqlite3
     from urllib.parse import urlparse
@@ -70,7 +73,8 @@ def relocate(uri: str, results: Path | str) -> bool:
     if db is None:
         return False
     new = artifact_root(results)
-    if not db.is_file() or not Path(url2pathname(urlparse(new).path)).is_dir():
+    own = db.resolve().parent == Path(results).resolve()  # the folder's own store
+    if not db.is_file() or not (own or Path(url2pathname(urlparse(new).path)).is_dir()):
         return False
     with sqlite3.connect(db, timeout=60) as con:
         try:
@@ -81,7 +85,7 @@ def relocate(uri: str, results: Path | str) -> bool:
         if not rows or not rows[0][0] or rows[0][0] == new:
             return False
         old = rows[0][0]
-        if Path(url2pathname(urlparse(old).path)).exists():
+        if not own and Path(url2pathname(urlparse(old).path)).exists():
             return False  # the recorded root is still there: another, deliberate layout
         con.execute("update experiments set artifact_location = ? || substr(artifact_location, ?)"
                     " where artifact_location like ? || '%'", (new, len(old) + 1, old))

@@ -150,6 +150,32 @@ def test_a_moved_results_folder_keeps_working(tmp_path, capsys):
     assert {f.path for f in files} >= {"metrics.json", "checkpoint"}  # what the UI lists
 
 
+def _tree(folder):
+    """Every file under ``folder`` with its bytes' sha256 (the store's bytes included)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_copied_results_folder_is_independent_of_the_original(tmp_path):
+    original = tmp_path / "results"
+    s = config.make_spec("digits", "mlp", "tfkd-self", 0, {}, {"epochs": 1})
+    runner.run_cell(s.teacher_spec(), tracking.Tracker(results=original))
+    before = _tree(original)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)  # cp -a: the original stays where it is
+    t = tracking.Tracker(results=copy)
+    out = runner.run_cell(s, t, train_teacher=False)  # a new cell, and the teacher's artifact
+    assert out.final["test_top1"] > 0.1
+    assert cli.main(["report", "--results", str(copy)]) == 0
+    assert _tree(original) == before  # not a byte of the original changed
+    for run in t.runs():  # every location, old runs' too, is the copy's (what its UI shows)
+        assert run.info.artifact_uri.startswith(copy.resolve().as_uri())
+    assert t.client.get_experiment(t.experiment_id).artifact_location.startswith(
+        copy.resolve().as_uri())
+
+
 def test_save_atomic_uses_a_temporary_name_of_its_own(tmp_path, monkeypatch):
     names = []
     real = torch.save
