@@ -141,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also search the shared optimiser settings lr and weight_decay, for "
                         "every variant, CE included (tune.optimiser)")
     p.add_argument("--pruning", action=argparse.BooleanOptionalAction, default=None,
-                   help="median pruning after epoch 2 (tune.pruning; default on with one seed "
-                        "per trial and no budget, and not allowed with either)")
+                   help="median pruning after epoch 2 (tune.pruning; default off, as the honest "
+                        "protocol; not allowed with a budget or several seeds per trial)")
     p.add_argument("--rescore", type=int, metavar="R", help="after the study, train its winner "
                    "on R fresh seeds and print both scores: the winner's curse, measured "
                    "(tune.rescore)")

@@ -14,6 +14,7 @@ trial whose heartbeat is older than the grace period is failed and its parameter
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import math
 import os
@@ -125,12 +126,14 @@ class Study:
 def protocol(tune: dict) -> dict[str, Any]:
     """The tuning protocol a config's ``tune:`` section (or the flags) declares, defaults filled:
     ``seeds_per_trial`` (1), ``budget`` (None: count trials), ``optimiser`` (false),
-    ``pruning`` (on unless a budget or several seeds per trial make it unfair), ``rescore`` (0)."""
+    ``pruning`` (off unless asked: the honest protocol's rule, so that a short study never ends
+    with a few complete trials and the rest stopped at epoch 2; refused with a budget or
+    several seeds per trial), ``rescore`` (0)."""
     k = int(tune.get("seeds_per_trial") or 1)
     budget = tune.get("budget")
     pruning = tune.get("pruning")
     if pruning is None:
-        pruning = budget is None and k == 1
+        pruning = False
     return {"seeds_per_trial": k, "budget": budget, "optimiser": bool(tune.get("optimiser")),
             "pruning": bool(pruning), "rescore": int(tune.get("rescore") or 0)}
 
@@ -295,18 +298,28 @@ def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
         "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
 
 
+def dead(study: optuna.Study, t: optuna.trial.FrozenTrial, grace: float = GRACE_SECONDS,
+         now: float | None = None) -> bool:
+    """A RUNNING trial whose process is gone (on this host) or, for the journal storage (no
+    built-in heartbeat), whose heartbeat is older than ``grace`` seconds."""
+    now = time.time() if now is None else now
+    journal = isinstance(study._storage, optuna.storages.JournalStorage)
+    beat = t.user_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start
+                            else now)
+    return holder_gone(str(t.user_attrs.get("process", ""))) or (journal and now - beat > grace)
+
+
 def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS,
                               tracker: Tracker | None = None) -> int:
     """Fail RUNNING trials whose process is gone (on this host) or, for the journal storage (no
     built-in heartbeat), whose heartbeat is older than ``grace`` seconds; re-queue their
     parameters and mark their MLflow runs FAILED with the reason. Returns how many."""
-    journal = isinstance(study._storage, optuna.storages.JournalStorage)
     now, count = time.time(), 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start
                                 else now)
         gone = holder_gone(str(t.user_attrs.get("process", "")))
-        if not gone and not (journal and now - beat > grace):
+        if not dead(study, t, grace, now):
             continue
         try:
             study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
@@ -384,7 +397,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
             state = "PRUNED"
             raise
         finally:
-            if run_id:  # a pruned trial stopped early: KILLED in MLflow, never a green tick
+            if run_id:  # a pruned trial stopped early by design: FINISHED, tagged PRUNED
                 _safe(tracker.set_tags, run_id, {"state": state})
                 _safe(tracker.set_status, run_id, RUN_STATUS[state])
 
@@ -411,8 +424,10 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
     return study
 
 
-#: The MLflow status of a trial's run for each Optuna end state.
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+#: The MLflow status of a trial's run for each Optuna end state: a pruned trial did what it was
+#: asked (stop once it trailed the median), so it is not drawn as a failure (MLflow has no
+#: "pruned" status; the run's ``state`` tag says PRUNED and the tables leave it out).
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
 
 
 def trial_line(name: str, trial: optuna.trial.FrozenTrial,
@@ -492,12 +507,16 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
     out = []
     for s in study_defs:
         started = time.perf_counter()
+        since = datetime.datetime.now()
         existing = _existing(s.name, storage, tracker)
+        reaped = 0
         if existing:  # trials (and their MLflow runs) whose process died: FAILED, re-queued
             if not isinstance(existing._storage, optuna.storages.JournalStorage):
-                optuna.storages.fail_stale_trials(existing)
-            fail_stale_journal_trials(existing, tracker=tracker)
-        before = len(existing.trials) if existing else 0
+                reaped += len(optuna.storages.fail_stale_trials(existing) or [])
+            reaped += fail_stale_journal_trials(existing, tracker=tracker)
+        if reaped:
+            say(f"{s.name}: {reaped} trial(s) whose process died marked failed; their "
+                "parameters are queued again")
         todo = trials if s.trials is None else s.trials
         if (up_to or s.trials is not None) and existing:  # a budget is always a total
             done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -523,7 +542,9 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
             if parent:
                 _safe(tracker.set_status, parent, status)
         seconds = time.perf_counter() - started
-        say(summary_line(study, seconds, len(study.trials) - before))
+        new = sum(1 for t in study.trials if t.datetime_start and t.datetime_start >= since
+                  and t.state.is_finished())  # a re-queued trial run now counts as new
+        say(summary_line(study, seconds, new))
         if s.rescore:
             say(rescore(study, s, storage, tracker, rt))
         out.append(study)
@@ -607,10 +628,24 @@ def _existing(name: str, storage: str | None, tracker: Tracker) -> optuna.Study 
         return None
 
 
-def summary_line(study: optuna.Study, seconds: float | None = None, new: int | None = None) -> str:
+def summary_line(study: optuna.Study, seconds: float | None = None, new: int | None = None,
+                 look_for_dead: bool = False) -> str:
+    """The study in one line: trials by state (a failed trial that was re-queued says so; with
+    ``look_for_dead``, a RUNNING trial whose process is gone is counted as dead, not running),
+    the best trial, and the new trials' time."""
     states = [t.state.name for t in study.trials]
-    counts = ", ".join(f"{s.lower()} {states.count(s)}" for s in ("COMPLETE", "PRUNED", "FAIL",
-                                                                  "RUNNING") if s in states)
+    if look_for_dead:
+        now = time.time()
+        states = ["DEAD" if t.state == optuna.trial.TrialState.RUNNING and dead(study, t, now=now)
+                  else t.state.name for t in study.trials]
+    retried = sum(1 for t in study.trials if "retried_from" in t.user_attrs)
+    words = {"FAIL": f"fail {states.count('FAIL')}" + (
+                 f" ({retried} re-queued: its process died)" if retried else ""),
+             "DEAD": f"dead {states.count('DEAD')} (process gone; failed and re-queued at the "
+                     "next tune)"}
+    counts = ", ".join(words.get(s, f"{s.lower()} {states.count(s)}")
+                       for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "DEAD", "WAITING")
+                       if s in states)
     best = best_trial(study)
     best_text = "no complete trial yet" if best is None else (
         f"best val {100 * best.value:.2f}% (trial {best.number}) with "
@@ -625,7 +660,7 @@ def show(study_defs: list[Study], storage: str | None, results: Path | str) -> l
     for s in study_defs:
         try:
             study = optuna.load_study(study_name=s.name, storage=open_storage(storage, results))
-            lines.append(summary_line(study))
+            lines.append(summary_line(study, look_for_dead=True))
         except KeyError:
             lines.append(f"{s.name}: no study yet")
     return lines

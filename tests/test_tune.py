@@ -52,7 +52,7 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
 
     monkeypatch.setattr(train, "classification_metrics", spy_metrics)
     monkeypatch.setattr(train, "train", spy_train)
-    assert cli.main(["tune", cfg_path, "--results", str(results)]) == 0
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--pruning"]) == 0
     assert "test" not in prefixes and "val" in prefixes
     study = load(results)
     states = [t.state for t in study.trials]
@@ -68,7 +68,8 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     assert re.search(r"trial \d+: pruned, last val_top1 \d+\.\d\d% at epoch \d+; best val_top1 "
                      r"\d+\.\d\d% \(trial \d+\)", out)
 
-    assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "3"]) == 0
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "3",
+                     "--pruning"]) == 0
     assert len(load(results).trials) == 11  # the same study goes on
     assert cli.main(["tune", cfg_path, "--results", str(results), "--show"]) == 0
     assert "11 trials" in capsys.readouterr().out
@@ -82,7 +83,7 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert {c.data.tags["state"] for c in children} == {"COMPLETE", "PRUNED"}
     status = {c.data.tags["state"]: c.info.status for c in children}
-    assert status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}  # no green tick when pruned
+    assert status == {"COMPLETE": "FINISHED", "PRUNED": "FINISHED"}  # pruned is not failed
     best = load(results).best_trial
     assert parents[0].data.metrics["best_val_top1"] == pytest.approx(best.value)
     assert parents[0].data.metrics["best_temperature"] == pytest.approx(
@@ -128,6 +129,40 @@ def test_stale_running_journal_trial_is_failed_and_requeued(results):
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
     assert study.trials[1].params == study.trials[0].params or \
         study.trials[1].system_attrs.get("fixed_params") == study.trials[0].params
+
+
+def test_without_a_tune_block_a_study_does_not_prune(tmp_path):
+    path = tmp_path / "plain.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in CFG.items() if k != "tune"}))
+    assert tune.protocol({})["pruning"] is False
+    assert [s.pruning for s in tune.studies(config.load_grid(str(path)))] == [False]
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_show_calls_a_trial_whose_process_died_dead_and_tune_says_it_requeued_it(
+        cfg_path, results, capsys):
+    import socket
+
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "1"]) == 0
+    study = load(results)
+    trial = study.ask()  # a trial whose worker was killed: RUNNING, its process gone
+    trial.suggest_float("alpha", 0.05, 0.99)
+    trial.set_user_attr("process", f"{socket.gethostname()} {_dead_pid()}")
+    trial.set_user_attr("heartbeat", time.time())
+    capsys.readouterr()
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "dead 1 (process gone" in out and "running" not in out
+    assert cli.main(["tune", cfg_path, "--results", str(results), "--trials", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 trial(s) whose process died marked failed" in out
+    assert "fail 1 (1 re-queued: its process died)" in out
+    assert re.search(r"; 1 new in \d+\.\ds", out)  # the re-queued trial ran, and counts
 
 
 def test_ce_only_config_has_nothing_to_tune(tmp_path, capsys):
