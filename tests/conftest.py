@@ -39,8 +39,9 @@ os.kill(os.getpid(), signal.SIGKILL)   # killed inside the transaction, before C
 @pytest.fixture
 def kill_writer_mid_transaction():
     """A function that runs a SQLite writer on an MLflow store (``tags`` rewritten and 3 MB
-    written with a two-page cache, so pages reach the file) and SIGKILLs it inside the transaction: the store is
-    left with a hot journal, deterministically. Returns the journal's path."""
+    written with a two-page cache, so pages reach the file) and SIGKILLs it inside the
+    transaction: the store is left with a hot journal, deterministically. Returns the journal's
+    path."""
     import subprocess
     import sys
     from pathlib import Path
