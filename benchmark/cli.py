@@ -5,6 +5,7 @@ YAML configs supply defaults; flags override. Bad input gives one line and exit 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -524,6 +525,8 @@ def cmd_tune(args) -> int:
     trials = args.trials if args.trials is not None else int(cfg.tune.get("trials", 20))
     if trials < 1:
         raise UsageError("--trials must be >= 1")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):
+        raise UsageError(f"--timeout {args.timeout}: expected a finite number of seconds > 0")
     flags = {"budget": args.budget, "seeds_per_trial": args.seeds_per_trial,
              "optimiser": args.optimiser, "pruning": args.pruning, "rescore": args.rescore}
     given = {k: v for k, v in flags.items() if v is not None}
@@ -683,8 +686,8 @@ def _pilot(args):
 def cmd_plan(args) -> int:
     from analysis import plan
 
-    if not args.detect > 0:
-        raise UsageError("--detect must be > 0 (percentage points)")
+    if not 0 < args.detect < float("inf"):
+        raise UsageError("--detect must be a finite number > 0 (percentage points)")
     if args.seeds is not None and args.seeds < 2:
         raise UsageError("--seeds must be >= 2")
     analysis = analysis_settings(args)
@@ -721,24 +724,26 @@ def _store_uri(args) -> str:
     return uri
 
 
-def _read_runs_csv(path: Path):
+def _read_runs_csv(path: Path, flag: str = "--from "):
+    """An exported runs CSV, or one line naming ``flag`` and the file (``flag=""``: the file
+    is a positional argument)."""
     import pandas as pd
 
     from analysis import load
 
     if not path.is_file():
-        raise UsageError(f"--from {path}: no such file")
+        raise UsageError(f"{flag}{path}: no such file")
     try:
         frame = load.epochs_from_csv(path)
     except KeyError as e:
-        raise UsageError(f"--from {path}: not a runs CSV of drkd-bench export (no column "
+        raise UsageError(f"{flag}{path}: not a runs CSV of drkd-bench export (no column "
                          f"{str(e).strip()})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise UsageError(f"--from {path}: not a CSV ({str(e).strip().splitlines()[0]})") from None
+        raise UsageError(f"{flag}{path}: not a CSV ({str(e).strip().splitlines()[0]})") from None
     missing = [c for c in ("run_id", "status", "kind", "dataset", "arch", "variant", "seed")
                if c not in frame.columns]
     if missing:
-        raise UsageError(f"--from {path}: not a runs CSV of drkd-bench export (no column "
+        raise UsageError(f"{flag}{path}: not a runs CSV of drkd-bench export (no column "
                          f"{missing[0]!r})")
     return frame
 
@@ -765,6 +770,11 @@ def _writable(folder: Path, create: bool = True) -> None:
         raise UsageError(f"cannot write to {folder}: {e.strerror or e}") from None
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: the command unwinds (temporary folders removed, runs marked)."""
+    raise KeyboardInterrupt
+
+
 def cmd_reproduce(args) -> int:
     from . import reproduce
 
@@ -772,9 +782,23 @@ def cmd_reproduce(args) -> int:
     csv = path / "runs.csv" if path.is_dir() else path
     if args.cells < 1:
         raise UsageError("--cells must be >= 1")
-    frame = _read_runs_csv(csv)
+    frame = _read_runs_csv(csv, flag="")
+    cells = reproduce.published_cells(frame)
+    rebuilt = [c for c in cells if not c.problem]
+    if not cells:
+        raise UsageError(f"{csv}: no finished training run: nothing to reproduce")
+    if not rebuilt and not args.cell:
+        raise UsageError(f"{csv}: none of its {len(cells)} cells rebuilds with this code "
+                         f"({cells[0].problem})")
+    if not args.cell and args.cells > len(rebuilt):
+        raise UsageError(f"--cells {args.cells}: the edition has {len(rebuilt)} cells this code "
+                         f"rebuilds; give at most {len(rebuilt)}")
     started = time.perf_counter()
-    results = reproduce.run(frame, args.cell, args.cells, args.seed, args.data_root)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # stopped: its temporary store goes
+    try:
+        results = reproduce.run(frame, args.cell, args.cells, args.seed, args.data_root)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     same = 0
     for cell, new in results:
         ok, line = reproduce.verdict_line(cell, new)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -678,8 +679,10 @@ def _parse_compute(raw: Any, path: str, variants: list[Variant]) -> dict[str, An
                           f"valid: {', '.join(labels)}")
     ladder = raw.get("ladder") or []
     if not isinstance(ladder, list) or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in ladder):
-        raise ConfigError(f"{where}.ladder: expected a list of positive multiples, e.g. [1.5, 2]")
+            isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf
+            for x in ladder):
+        raise ConfigError(f"{where}.ladder: expected a list of finite positive multiples, e.g. "
+                          "[1.5, 2]")
     match = raw.get("match")
     if match is not None and match not in MATCHES:
         raise ConfigError(f"{where}.match: {match!r} is not valid; choose one of: "
@@ -832,9 +835,13 @@ def _parse_tune(raw: Any, path: str) -> dict[str, Any]:
         if key in ("trials", "epochs", "seeds_per_trial") and value < 1:
             raise ConfigError(f"{where}.{key}: must be >= 1, got {value}")
         if key == "budget" and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                or not value > 0):
-            raise ConfigError(f"{where}.budget: expected a number > 0 (images forwarded per "
-                              "study, in passes over the training set)")
+                                or not 0 < value < math.inf):
+            raise ConfigError(f"{where}.budget: expected a finite number > 0 (images forwarded "
+                              "per study, in passes over the training set)")
+        if key == "timeout" and value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not 0 < value < math.inf):
+            raise ConfigError(f"{where}.timeout: expected a finite number of seconds > 0")
         if key in ("optimiser", "pruning") and not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: expected true or false")
     if raw.get("pruning") and (raw.get("budget") is not None

@@ -261,7 +261,8 @@ def _read_images(paths: list[Path]) -> np.ndarray:
         try:
             with Image.open(p) as im:
                 out[i] = np.asarray(im.convert("RGB").resize((64, 64))).transpose(2, 0, 1)
-        except OSError as e:  # missing, truncated or not an image
+        except (OSError, ValueError, Image.DecompressionBombError) as e:  # missing, truncated,
+            # not an image, or over PIL's size limit
             raise DataError(f"{p}: not a readable image ({e})") from None
     return out
 
@@ -290,7 +291,9 @@ def _read_folder_split(path: Path, classes: list[str]) -> tuple[np.ndarray, np.n
                     im.load()
                     mode = "L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB"
                     arr = np.asarray(im.convert(mode))
-            except OSError as e:
+            except Image.DecompressionBombError as e:  # PIL's size limit: refused, not read
+                raise DataError(f"{f}: larger than PIL's image size limit ({e})") from None
+            except (OSError, ValueError) as e:
                 raise DataError(f"{f}: not a readable image ({e})") from None
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
             if shape is None:
@@ -319,6 +322,9 @@ def load_folder(path: Path) -> Arrays:
     classes = [c.name for c in _class_folders(path / "train" if split else path)]
     if not classes:
         raise DataError(f"{path}: no class subfolders; expected {path}/<class>/<image> files")
+    if len(classes) < 2:
+        raise DataError(f"{path}: one class subfolder ({classes[0]}); a classifier needs at "
+                        "least two")
     if split:
         tx, ty = _read_folder_split(path / "train", classes)
         sx, sy = _read_folder_split(path / "test", classes)
@@ -332,12 +338,18 @@ def load_folder(path: Path) -> Arrays:
 def load_npz(path: Path) -> Arrays:
     """An ``.npz`` with ``x_train, y_train, x_test, y_test``: uint8 images as N x H x W
     (grey), N x H x W x C or N x C x H x W (C = 1 or 3), integer labels 0..K-1."""
+    import zipfile
+
     path = Path(path).expanduser()
     try:
         z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: a single array (.npy), not an .npz archive of x_train, "
+                            "y_train, x_test, y_test (np.savez)")
         arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
     except KeyError as e:
         raise DataError(f"{path}: missing array {e}; expected x_train, y_train, x_test, "
                         "y_test") from None
@@ -356,10 +368,37 @@ def load_npz(path: Path) -> Arrays:
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise DataError(f"{path}: x_{split} has shape {x.shape}; expected N x H x W, "
                             "N x H x W x C or N x C x H x W with C = 1 or 3")
+        if y.ndim != 1:
+            raise DataError(f"{path}: y_{split} has shape {y.shape}; expected one integer label "
+                            "per image (N,)")
         if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
             raise DataError(f"{path}: y_{split} must hold integer labels 0..K-1")
+        if len(y) and y.max() >= MAX_CLASSES:
+            raise DataError(f"{path}: y_{split} holds the label {int(y.max())}; labels are class "
+                            f"indices 0..K-1 with K <= {MAX_CLASSES:,}")
         out += [np.ascontiguousarray(x), y.astype(np.int64)]
     return tuple(out)  # type: ignore[return-value]
+
+
+MAX_CLASSES = 100_000
+
+
+def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...],
+                                                              tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) in [0, 1], rounded to 4 digits,
+    computed ``chunk`` images at a time with float64 sums: memory stays near the data's size
+    (one float64 copy of the whole set cost 8x it, and its intermediate results more)."""
+    c = x.shape[1]
+    total, squares, count = np.zeros(c), np.zeros(c), 0
+    for i in range(0, len(x), chunk):
+        part = x[i:i + chunk].astype(np.float32) / 255.0
+        total += part.sum(axis=(0, 2, 3), dtype=np.float64)
+        squares += np.square(part, dtype=np.float32).sum(axis=(0, 2, 3), dtype=np.float64)
+        count += part.shape[0] * part.shape[2] * part.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    return (tuple(round(float(v), 4) for v in mean),
+            tuple(round(float(max(v, 1e-3)), 4) for v in std))
 
 
 def content_digest(arrays: Arrays) -> str:
@@ -382,13 +421,16 @@ def user_dataset(name: str, kind: str, path: str | Path) -> tuple[DatasetSpec, s
                         + ", ".join(USER_KINDS))
     arrays = (load_folder if kind == "folder" else load_npz)(Path(path))
     tx, ty, sx, sy = arrays
+    if len(ty) == 0:
+        raise DataError(f"{path}: no training images")
     if tx.shape[1:] != sx.shape[1:]:
         raise DataError(f"{path}: training images are {tx.shape[1:]} but test images "
                         f"{sx.shape[1:]}")
     classes = int(max(ty.max(), sy.max() if len(sy) else 0)) + 1
-    pixels = tx.astype(np.float64) / 255.0
-    mean = tuple(round(float(v), 4) for v in pixels.mean(axis=(0, 2, 3)))
-    std = tuple(round(float(max(v, 1e-3)), 4) for v in pixels.std(axis=(0, 2, 3)))
+    if len(np.unique(ty)) < 2:
+        raise DataError(f"{path}: the training images hold one class; a classifier needs at "
+                        "least two")
+    mean, std = channel_stats(tx)
     digest = content_digest(arrays)
     spec = DatasetSpec(name, lambda root=None, a=arrays: a, classes, mean, std, Augment(),
                        "cnn28s", f"{kind} {Path(path)} (content sha256 {digest}); mean/std of "

@@ -168,6 +168,9 @@ def load(spec: str, base: Path | str | None = None, where: Origin | None = None)
         raise
     except ModuleNotFoundError as e:
         raise PluginError(f"plugin {spec!r}: cannot be imported ({e})") from None
+    except SystemExit as e:  # sys.exit() at import: the command must not end silently with it
+        raise PluginError(f"plugin {spec!r} called sys.exit({e.code!r}) while being imported; a "
+                          "plugin defines and registers, it never exits") from None
     except Exception as e:  # noqa: BLE001 - a user's module may raise anything: one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "already registered" in first:  # a register() call refused a taken name

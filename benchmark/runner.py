@@ -41,9 +41,40 @@ def load_data(settings: DataSettings, root: str | None) -> data.TensorData:
 
 def check_data(specs, root: str | None) -> None:
     """Load each dataset of ``specs`` once, so that a missing or inconsistent file, or a split
-    that leaves a class without validation images, is one line before any store is written."""
+    that leaves a class without validation images, is one line before any store is written;
+    and pass a batch of its image size through each architecture it trains, so that images the
+    network cannot take (2x2 pixels for ``cnn28s``) are one line too, not a failed cell."""
+    specs = list(specs)
     for settings in {s.data.task: s.data for s in specs}.values():
         load_data(settings, root)
+    for task, arch in sorted({(s.data.task, s.arch) for s in specs}):
+        settings = next(s.data for s in specs if s.data.task == task)
+        d = load_data(settings, root)
+        check_image_size(arch, d)
+
+
+@lru_cache(maxsize=64)
+def _accepts(arch: str, channels: int, classes: int, size: tuple[int, int]) -> str | None:
+    import torch
+
+    from . import models
+
+    try:
+        model = models.build(arch, channels, classes, size[0]).eval()
+        with torch.no_grad():
+            model(torch.zeros(2, channels, *size))
+    except (RuntimeError, ValueError) as e:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return None
+
+
+def check_image_size(arch: str, d: data.TensorData) -> None:
+    c, h, w = d.image_shape
+    why = _accepts(arch, c, d.num_classes, (h, w))
+    if why is not None:
+        raise data.DataError(f"{d.name}: its {w}x{h} images (x{c} channels) do not pass "
+                             f"through {arch} ({why[:160]}); choose an architecture for "
+                             "images of this size")
 
 
 def epoch_line(spec: RunSpec, row: dict) -> str:

@@ -190,9 +190,59 @@ class Method:
 _REGISTRY: dict[str, Method] = {}
 
 
+def check_param(method: str, key: str, p: Any) -> None:
+    """A hyperparameter declaration that the harness can use: a :class:`Param` whose ``valid``
+    is an interval like ``"[0, 1)"``, whose search range (``low``, ``high``) is two numbers with
+    low < high inside ``valid`` (and low > 0 on a log scale), and whose default lies in
+    ``valid``; else one :class:`MethodError` naming the method and the key."""
+    where = f"method {method!r}: hyperparameter {key!r}"
+    if not isinstance(p, Param):
+        raise MethodError(f"{where}: expected a methods.Param, got {type(p).__name__}")
+    if p.valid:
+        try:
+            lo, hi = _bounds(p.valid)
+        except (ValueError, IndexError, AttributeError, TypeError):
+            raise MethodError(f"{where}: valid={p.valid!r} is not an interval like '[0, 1)' or "
+                              "'(0, inf)'") from None
+        if not lo <= hi:
+            raise MethodError(f"{where}: valid={p.valid!r} is empty (lower bound above upper)")
+    if (p.low is None) != (p.high is None):
+        raise MethodError(f"{where}: give both low and high for a search range, or neither")
+    if p.tunable:
+        if any(isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b)
+               for b in (p.low, p.high)):
+            raise MethodError(f"{where}: the search range low={p.low!r}, high={p.high!r} must be "
+                              "two finite numbers")
+        if not p.low < p.high:
+            raise MethodError(f"{where}: the search range has low={p.low!r} >= high={p.high!r}")
+        if p.log and p.low <= 0:
+            raise MethodError(f"{where}: a log-scale search range must start above 0, got "
+                              f"low={p.low!r}")
+        if p.valid and not (_in_interval(p.low, p.valid) and _in_interval(p.high, p.valid)):
+            raise MethodError(f"{where}: the search range [{p.low}, {p.high}] leaves valid="
+                              f"{p.valid!r}")
+    if p.default is not None and not p.choices and not isinstance(p.default, (bool, str)):
+        try:
+            p.check(key, p.default)
+        except MethodError as e:
+            raise MethodError(f"{where}: its default is not valid ({e})") from None
+
+
+def _bounds(spec: str) -> tuple[float, float]:
+    spec = spec.strip()
+    if spec[0] not in "[(" or spec[-1] not in "])" or spec[1:-1].count(",") != 1:
+        raise ValueError(spec)
+    lo_text, hi_text = (part.strip() for part in spec[1:-1].split(","))
+    return float(lo_text), float(hi_text)
+
+
 def register(method: Method) -> Method:
     if method.name in _REGISTRY:
         raise MethodError(f"method {method.name!r} is already registered")
+    if not isinstance(method.params, Mapping):
+        raise MethodError(f"method {method.name!r}: params must be a mapping of name to Param")
+    for key, p in method.params.items():
+        check_param(method.name, key, p)
     for key in method.control:
         if key not in method.params:
             raise MethodError(f"method {method.name!r}: control sets unknown {key!r}")
