@@ -193,3 +193,29 @@ def test_infinities_and_nan_are_refused(tmp_path, capsys, args, needle):
     code = cli.main(args + ["--results", str(tmp_path / "r")])
     _one_line(capsys, code, needle)
     _nothing_written(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_reproduce_stopped_by_sigterm_removes_its_temporary_store(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    edition = Path(__file__).resolve().parents[1] / "results" / "published" / "digits-field"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "reproduce", str(edition),
+                             "--cells", "1"], env={**os.environ, "TMPDIR": str(tmp)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600  # bounds a hang, not a speed target
+    while time.time() < deadline and proc.poll() is None and not list(
+            tmp.glob("drkd-reproduce-*/mlflow.db")):
+        time.sleep(0.05)
+    assert list(tmp.glob("drkd-reproduce-*")), "the reproduce never made its temporary store"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert not list(tmp.glob("drkd-reproduce-*"))
