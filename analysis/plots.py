@@ -151,9 +151,11 @@ def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
             marker, colour = VERDICT_STYLE[r["verdict"]]
             if not np.isnan(r["ci_low"]):
                 ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
+            fragile = bool(r.get("fragile", False))  # hollow: the verdict is fragile
             ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
-                    ls="none")
-        ax.set_yticks(y, g["variant"])
+                    ls="none", markerfacecolor="white" if fragile else colour)
+        ax.set_yticks(y, [f"{v} (fragile)" if bool(f) else v for v, f in zip(
+            g["variant"], g["fragile"] if "fragile" in g else [False] * len(g))])
         ax.set_ylim(-0.7, len(g) - 0.3)
         ax.grid(axis="y", visible=False)
         pad = 0.06 * (high - low)
@@ -175,7 +177,10 @@ def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
     handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1.2, ms=5, label=v)
                for v, (m, c) in VERDICT_STYLE.items()]
     handles.append(matplotlib.patches.Patch(color="0.88", label=f"±{margin:g} equivalence margin"))
-    _legend_below(fig, handles, ncol=5)
+    if "fragile" in d and d["fragile"].astype(bool).any():
+        handles.append(Line2D([], [], marker="o", color="0.3", markerfacecolor="white", ls="none",
+                              ms=5, label="hollow: fragile verdict"))
+    _legend_below(fig, handles, ncol=6 if len(handles) > 5 else 5)
     return fig
 
 

@@ -36,6 +36,11 @@ RANKING_CAPTION = ("Rank of the mean (1 = best; ties share the lower rank); its 
                    "P(X > {base}) over all seed pairs (Mann-Whitney U / nm, Agarwal et al. 2021).")
 
 
+SENSITIVITY_CAPTION = ("eq_bound: the smallest margin (points) at which the unadjusted TOST "
+                       "would call the pair equivalent. A verdict is *fragile* when it changes at "
+                       "half or twice the margin, under Wilcoxon signed-rank tests, or under the "
+                       "next-wider Holm family (columns verdict_*).")
+
 AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − {base}'s of the same task and seed, in "
                      "points. IQM: 25% trimmed mean over all runs of all tasks; "
                      "p_improve: P(X > Y), per task Mann-Whitney U / nm, mean over tasks "
@@ -127,8 +132,14 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
     def add(paths: list[Path], what: str, forest: bool = False) -> None:
         page.add(paths, what, tmp, forest)
 
-    st = tables.stats_table(runs, analysis=analysis) if len(runs) else None
-    eq = tables.equal_compute_table(runs, finished, analysis=analysis) if len(runs) else None
+    # every comparison the report states, adjusted together (one pair, one verdict), then
+    # shown in two tables: the equal-compute ones and the others
+    everything = tables.answer_table(runs, finished, analysis=analysis) if len(runs) else None
+    st = eq = None
+    if everything is not None:
+        at_compute = everything["setting"] == "equal compute"
+        st = everything[~at_compute].drop(columns=stats.COST_COLUMNS).reset_index(drop=True)
+        eq = everything[at_compute].reset_index(drop=True)
     lat = tables.lattice_table(st, runs, finished)
     datasets = sorted(runs["dataset"].unique()) if len(runs) else []
     every_run = runs
@@ -172,19 +183,23 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
                     f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% bootstrap band), "
                     "for the variants that log it: " + _meaning(shown, name))
     if st is not None:
-        add(tables.write(st.drop(columns="family"), tdir, "statistics", numeric=st,
+        add(tables.write(tables.shown(st), tdir, "statistics", numeric=st,
                          caption="Paired differences in percentage points. "
-                                 f"{analysis.describe()}."),
+                                 f"{analysis.describe()}. {SENSITIVITY_CAPTION}"),
             f"paired differences over seeds (percentage points): each method − {base}, DR-KD − "
             "Tf-KD self (same teacher source, same setting), tuned − reference values; 95% CI, "
-            "paired t-test p, Holm-adjusted p, TOST equivalence p, MDE, verdict")
+            "paired t-test p, Holm-adjusted p, TOST equivalence p, MDE, verdict, its family, "
+            "its equivalence bound and whether it is fragile")
         if eq is not None and len(eq):
-            add(tables.write(eq.drop(columns="family"), tdir, "equal_compute", numeric=eq,
+            add(tables.write(tables.shown(eq), tdir, "equal_compute", numeric=eq,
                              caption=f"Each variant against {base} at its own compute "
-                                     f"(percentage points). {analysis.describe()}."),
+                                     f"(percentage points); a tuned variant against tuned {base}; "
+                                     "images and training seconds relative to "
+                                     f"{base} at its epochs. {analysis.describe()}. "
+                                     f"{SENSITIVITY_CAPTION}"),
                 f"gain at equal compute: each variant − {base} re-run at the epochs that "
-                f"forward as many images (`{base}@2x`: twice its epochs); images relative to "
-                f"{base}'s; 95% CI, Holm-adjusted p, verdict")
+                f"forward as many images (`{base}@2x`: twice its epochs); images and measured "
+                f"training time relative to {base}'s; 95% CI, Holm-adjusted p, verdict")
         if not lat.empty:
             add(tables.write(lat, tdir, "lattice"),
                 "the rectification lattice: each point (teacher source, α, T) with the paired "
@@ -247,9 +262,8 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
                 f"improvement over {base} and over Tf-KD self, 95% stratified-bootstrap "
                 "intervals (rliable)")
     n_bad = len(tables.failures_table(train))
-    if eq is not None and len(eq):  # its verdicts and sentences beside the others
-        st = pd.concat([st, eq[st.columns]], ignore_index=True)
-    (tmp / "README.md").write_text(readme(page, every_run, st, trials, source, n_bad, analysis))
+    (tmp / "README.md").write_text(readme(page, every_run, everything, trials, source, n_bad,
+                                          analysis))
 
 
 def readme(page: Page, runs: pd.DataFrame, st: pd.DataFrame | None, trials: pd.DataFrame,
@@ -264,11 +278,15 @@ def readme(page: Page, runs: pd.DataFrame, st: pd.DataFrame | None, trials: pd.D
     if st is not None and len(st):
         lines += ["", "## Verdicts", "",
                   f"Each comparison ends in one of four words ({analysis.describe()}):", ""]
-        lines += ["| family | comparisons | " + " | ".join(stats.VERDICTS) + " |",
-                  "|---|---|" + "---|" * len(stats.VERDICTS)]
+        lines += ["| family | comparisons | " + " | ".join(stats.VERDICTS) + " | fragile |",
+                  "|---|---|" + "---|" * (len(stats.VERDICTS) + 1)]
         for family, g in st.groupby("family", sort=False):
             lines.append(f"| {family} | {len(g)} | " + " | ".join(
-                str(int((g["verdict"] == v).sum())) for v in stats.VERDICTS) + " |")
+                str(int((g["verdict"] == v).sum())) for v in stats.VERDICTS) + " | "
+                + str(int(g["fragile"].astype(bool).sum())) + " |")
+        lines += ["", f"The equivalence margin ±{analysis.margin:g} points: "
+                  f"{analysis.margin_reason}. " + _margin_in_sds(runs, analysis)]
+        lines += _convergence_lines(st, analysis)
         lines += ["", "Every comparison in words: [below](#every-comparison-in-words); the "
                   "numbers: [tables/statistics.md](tables/statistics.md)."]
     for rel, what in page.forests:
@@ -298,6 +316,41 @@ def readme(page: Page, runs: pd.DataFrame, st: pd.DataFrame | None, trials: pd.D
     lines += ["", PROTOCOL.format(base=analysis.baseline, power=analysis.power,
                                   analysis=analysis.describe()).rstrip()]
     return "\n".join(lines) + "\n"
+
+
+def _margin_in_sds(runs: pd.DataFrame, analysis: stats.Analysis) -> str:
+    """The margin in units of the baseline's seed SD (final test top-1), per task."""
+    base = runs[runs["variant"] == analysis.baseline]
+    parts = []
+    for (d, a), g in base.groupby(["dataset", "arch"], sort=True):
+        sd = float(g["final_test_top1"].std(ddof=1)) * 100
+        if sd == sd and sd > 0:
+            parts.append(f"{d}/{a} {analysis.margin / sd:.2f} (SD {sd:.2f})")
+    return ("In units of " + analysis.baseline + "'s seed SD: " + "; ".join(parts) + ".") \
+        if parts else ""
+
+
+def _convergence_lines(st: pd.DataFrame, analysis: stats.Analysis) -> list[str]:
+    """Whether the baseline has saturated per dataset x architecture, and the warning when not."""
+    conv = stats.convergence(st, analysis.baseline)
+    if conv.empty:
+        return []
+    out = ["", "### Has the baseline converged?", "",
+           f"{analysis.baseline} at twice its epochs − {analysis.baseline} per dataset × "
+           "architecture: *equivalent* says more epochs no longer move it.", ""]
+    for _, r in conv.iterrows():
+        if not r["checked"]:
+            out.append(f"- {r['dataset']} / {r['arch']}: not checked (no "
+                       f"`{analysis.baseline}@2x` runs).")
+        elif r["converged"]:
+            out.append(f"- {r['dataset']} / {r['arch']}: converged (*equivalent*, "
+                       f"{r['mean_diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]).")
+        else:
+            out.append(f"- {r['dataset']} / {r['arch']}: **not converged** (*{r['verdict']}*, "
+                       f"{r['mean_diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]): "
+                       "every comparison of this task sits where training longer still moves "
+                       f"{analysis.baseline}; read them as statements about this budget only.")
+    return out
 
 
 def _data_lines(runs: pd.DataFrame, trials: pd.DataFrame) -> list[str]:

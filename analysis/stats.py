@@ -42,8 +42,13 @@ class Analysis:
     """The declared settings of the statistics (a grid config's ``analysis:`` block, or the
     ``report`` flags). ``margin`` is in percentage points of the metric."""
 
-    family: tuple[str, ...] = FAMILY_KEYS
+    #: Holm's family: every comparison the report states for a dataset x architecture (the
+    #: answer's family); a config may pre-register narrower ones (adding ``setting``).
+    family: tuple[str, ...] = ("dataset", "arch")
     margin: float = 0.5
+    #: Why the margin is what it is, printed beside it (a config's ``analysis.margin_reason``).
+    margin_reason: str = ("drkd-bench's default, not derived from this data: the report gives "
+                          "it in units of CE's seed SD per task")
     alpha: float = 0.05
     power: float = 0.8
     bootstrap: int = 2000
@@ -75,7 +80,7 @@ class Analysis:
                     raise ValueError(f"{where}.family: {bad[0]!r} is not one of "
                                      f"{', '.join(FAMILY_KEYS)} (or 'all')")
                 out[key] = tuple(k for k in FAMILY_KEYS if k in parts)
-            elif key == "baseline":
+            elif key in ("baseline", "margin_reason"):
                 out[key] = str(value)
             elif key == "aggregate":
                 if not isinstance(value, bool):
@@ -310,6 +315,13 @@ def paired(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
     p within the comparison's family, the TOST equivalence p at ±margin (raw and Holm-adjusted),
     the minimum detectable difference and the verdict. Differences are multiplied by ``scale``
     (100 for accuracies stored as fractions: the margin is in the scaled unit)."""
+    return adjust(paired_rows(runs, metric, analysis, scale), analysis).drop(columns=HIDDEN)
+
+
+def paired_rows(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
+                scale: float = 1.0) -> pd.DataFrame:
+    """The comparisons of :func:`paired` before any adjustment (with their seeds' values in the
+    hidden ``_x``/``_y`` columns, for the sensitivity analysis)."""
     rows = []
     data = runs.dropna(subset=[metric])
     for _, g in data.groupby(["dataset", "arch"], sort=True):
@@ -317,11 +329,14 @@ def paired(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
         for variant, baseline in comparisons(g, analysis.baseline):
             rows.append(_pair_row(g, variant, baseline, metric, analysis, scale,
                                   setting_of(variant, baseline), wide))
-    return adjust(pd.DataFrame(rows, columns=PAIR_COLUMNS), analysis)
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS + HIDDEN)
 
 
 PAIR_COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
                 "ci_low", "ci_high", "sd_diff", "p_value", "p_tost", "mde"]
+#: The seeds' values of both sides (in the metric's unit) and the scale, kept while a frame of
+#: comparisons is built (the sensitivity analysis re-tests them), dropped from every table.
+HIDDEN = ["_x", "_y", "_scale"]
 
 
 def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysis: Analysis,
@@ -348,7 +363,7 @@ def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysi
             "variant": variant, "baseline": baseline, "n_pairs": len(diff),
             "mean_diff": points(mean), "ci_low": points(lo), "ci_high": points(hi),
             "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
-            "mde": mde(sd, len(diff), analysis) * scale}
+            "mde": mde(sd, len(diff), analysis) * scale, "_x": x, "_y": y, "_scale": scale}
 
 
 #: Decimals kept in differences (in the scaled unit: 1e-4 points of an accuracy in percent).
@@ -376,29 +391,70 @@ def equal_compute(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str,
     lie within ``COMPUTE_TOLERANCE`` of the variant's, paired by seed (setting ``equal
     compute``, its own family). Columns as :func:`paired`, plus ``images_ratio`` (the variant's
     images over CE's at its own epochs) and ``baseline_ratio`` (the matched baseline's)."""
-    images = run_images(epochs)
-    rows, ratios = [], []
+    return adjust(equal_compute_rows(runs, epochs, metric, analysis, scale),
+                  analysis).drop(columns=HIDDEN)
+
+
+#: What the equal-compute comparisons add to :data:`PAIR_COLUMNS`: the images each side
+#: forwarded and the training seconds each side took, relative to the baseline at its epochs.
+COST_COLUMNS = ["images_ratio", "baseline_ratio", "time_ratio", "baseline_time_ratio"]
+
+
+def run_seconds(epochs: pd.DataFrame) -> pd.Series:
+    """Per run: its training-phase seconds (the sum of its per-epoch ``cost_train_seconds``)."""
+    if epochs.empty or "cost_train_seconds" not in epochs:
+        return pd.Series(dtype=float)
+    e = epochs.dropna(subset=["cost_train_seconds"])
+    return e["cost_train_seconds"].groupby(e["run_id"]).sum()
+
+
+def equal_compute_rows(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str,
+                       analysis: Analysis = Analysis(), scale: float = 1.0) -> pd.DataFrame:
+    """The comparisons of :func:`equal_compute` before any adjustment. A tuned variant is read
+    against the tuned baseline only (never against the untuned one: tuning is compute too), and
+    a variant whose images match the baseline at its own epochs is left to the statistics
+    table's comparison of the same pair (one pair, one verdict)."""
+    images, seconds = run_images(epochs), run_seconds(epochs)
+    rows = []
+    if images.empty or "run_id" not in runs:
+        return pd.DataFrame(rows, columns=PAIR_COLUMNS + HIDDEN + COST_COLUMNS)
     data = runs.dropna(subset=[metric])
     data = data[data["run_id"].isin(images.index)]
     for _, g in data.groupby(["dataset", "arch"], sort=True):
-        per = g.assign(images=g["run_id"].map(images)).groupby("variant")["images"].mean()
-        base = analysis.baseline
-        if base not in per:
-            continue
-        ladder = {v: per[v] for v in per.index
-                  if v == base or (v.startswith(base + BUDGET_MARK) and not is_tuned(v))}
+        g = g.assign(images=g["run_id"].map(images), seconds=g["run_id"].map(seconds))
+        per = g.groupby("variant")["images"].mean()
+        per_s = g.groupby("variant")["seconds"].mean()
         method = dict(zip(g["variant"], g["method"]))
         for v in variant_order(per.index):
-            if v in ladder or is_lattice(v) or method[v] == method[base]:
+            base = analysis.baseline + (TUNED_SUFFIX if is_tuned(v) else "")
+            if base not in per or is_lattice(v) or method[v] == method[analysis.baseline]:
                 continue
+            ladder = {u: per[u] for u in per.index
+                      if u == base or (u.startswith(base + BUDGET_MARK) and not is_tuned(u))}
             near = min(ladder, key=lambda u: abs(ladder[u] - per[v]))
-            if abs(ladder[near] - per[v]) > COMPUTE_TOLERANCE * per[v]:
-                continue
-            rows.append(_pair_row(g, v, near, metric, analysis, scale, "equal compute"))
-            ratios.append((per[v] / per[base], ladder[near] / per[base]))
-    out = adjust(pd.DataFrame(rows, columns=PAIR_COLUMNS), analysis)
-    out["images_ratio"] = [r[0] for r in ratios]
-    out["baseline_ratio"] = [r[1] for r in ratios]
+            if abs(ladder[near] - per[v]) > COMPUTE_TOLERANCE * per[v] or near == base:
+                continue  # no baseline at its compute, or the same pair as the reference one
+            row = _pair_row(g, v, near, metric, analysis, scale, "equal compute")
+            row.update({"images_ratio": per[v] / per[base],
+                        "baseline_ratio": ladder[near] / per[base],
+                        "time_ratio": per_s.get(v, np.nan) / per_s.get(base, np.nan),
+                        "baseline_time_ratio": per_s.get(near, np.nan)
+                        / per_s.get(base, np.nan)})
+            rows.append(row)
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS + HIDDEN + COST_COLUMNS)
+
+
+def answer(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str,
+           analysis: Analysis = Analysis(), scale: float = 1.0) -> pd.DataFrame:
+    """Every comparison a report states, adjusted together: the paired comparisons of
+    :func:`paired` and the equal-compute ones of :func:`equal_compute`, each pair once, Holm
+    within the declared family (by default the dataset x architecture: the whole answer for
+    it), with the sensitivity of each verdict (:func:`sensitivity`)."""
+    rows = pd.concat([paired_rows(runs, metric, analysis, scale),
+                      equal_compute_rows(runs, epochs, metric, analysis, scale)],
+                     ignore_index=True)
+    rows = rows.drop_duplicates(["dataset", "arch", "variant", "baseline"]).reset_index(drop=True)
+    out = sensitivity(adjust(rows, analysis), analysis)
     return out
 
 
@@ -439,7 +495,129 @@ def adjust(frame: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
     order = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
              "ci_low", "ci_high", "sd_diff", "p_value", "p_holm", "p_tost", "p_tost_holm", "mde",
              "verdict", "family"]
-    return frame[order]
+    return frame[order + [c for c in frame.columns if c not in order]]
+
+
+SENSITIVITY = ["eq_bound", "verdict_half_margin", "verdict_twice_margin", "verdict_wilcoxon",
+               "verdict_wider_family", "fragile"]
+
+
+def equivalence_bound(diff: np.ndarray, alpha: float = 0.05) -> float:
+    """The smallest margin m at which the paired TOST at ``alpha`` (unadjusted) calls the
+    difference equivalent: the largest |end| of the 1 - 2 alpha Student-t interval (TOST at m
+    rejects both one-sided nulls exactly when that interval lies inside (-m, m))."""
+    if len(diff) < 2:
+        return float("nan")
+    _, lo, hi = t_interval(diff, 1 - 2 * alpha)
+    return max(abs(lo), abs(hi))
+
+
+def _tost_t(x: np.ndarray, y: np.ndarray, margin: float) -> float:
+    from statsmodels.stats.weightstats import ttost_paired
+
+    d = x - y
+    if len(d) < 2 or np.ptp(d) == 0:
+        return float("nan")
+    return float(ttost_paired(x, y, -margin, margin)[0])
+
+
+def _wilcoxon(d: np.ndarray) -> float:
+    """Wilcoxon signed-rank p (two-sided; scipy's exact or normal method by n), NaN when every
+    difference is zero."""
+    if len(d) < 2 or not np.any(d != 0):
+        return float("nan")
+    return float(stats.wilcoxon(d).pvalue)
+
+
+def _tost_wilcoxon(d: np.ndarray, margin: float) -> float:
+    """Two one-sided Wilcoxon signed-rank tests of d against -margin and +margin: the larger p."""
+    if len(d) < 2:
+        return float("nan")
+    lower, upper = d + margin, d - margin
+    if not np.any(lower != 0) or not np.any(upper != 0):
+        return float("nan")
+    return float(max(stats.wilcoxon(lower, alternative="greater").pvalue,
+                     stats.wilcoxon(upper, alternative="less").pvalue))
+
+
+def _verdicts(frame: pd.DataFrame, p: pd.Series, p_tost: pd.Series, family: tuple[str, ...],
+              alpha: float) -> list[str]:
+    """The verdicts of ``frame`` for other p values and another family (Holm within it)."""
+    groups = (frame[list(family)].astype(str).agg("/".join, axis=1) if family
+              else pd.Series("all", index=frame.index))
+    p_holm, t_holm = pd.Series(np.nan, index=frame.index), pd.Series(np.nan, index=frame.index)
+    for _, idx in groups.groupby(groups, sort=False).groups.items():
+        p_holm[idx] = holm(p[idx])
+        t_holm[idx] = holm(p_tost[idx])
+    return [verdict({"p_holm": a, "p_tost_holm": b, "mean_diff": m}, alpha)
+            for a, b, m in zip(p_holm, t_holm, frame["mean_diff"])]
+
+
+def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.DataFrame:
+    """How fragile each verdict is: its equivalence bound (points) and its verdict at half and
+    twice the margin, under Wilcoxon signed-rank tests (difference and two one-sided tests for
+    equivalence) instead of t-tests, and under the next-wider family (the declared family less
+    its last key; all comparisons after the dataset). A verdict that any of them changes is
+    ``fragile``. Needs the hidden seed columns of :func:`paired_rows`; drops them."""
+    if frame.empty or "_x" not in frame:
+        out = frame.drop(columns=[c for c in HIDDEN if c in frame])
+        for c in SENSITIVITY:
+            out[c] = pd.Series(dtype=object)
+        return out
+    frame = frame.copy()
+    diffs = [np.asarray(x, float) - np.asarray(y, float) for x, y in zip(frame["_x"],
+                                                                          frame["_y"])]
+    scales = frame["_scale"].astype(float)
+    frame["eq_bound"] = [equivalence_bound(d, analysis.alpha) * s for d, s in zip(diffs, scales)]
+    fam = tuple(analysis.family)
+    for name, factor in (("verdict_half_margin", 0.5), ("verdict_twice_margin", 2.0)):
+        tost = pd.Series([_tost_t(np.asarray(x, float), np.asarray(y, float),
+                                  factor * analysis.margin / s)
+                          for x, y, s in zip(frame["_x"], frame["_y"], scales)],
+                         index=frame.index)
+        frame[name] = _verdicts(frame, frame["p_value"], tost, fam, analysis.alpha)
+    p_w = pd.Series([_wilcoxon(d) for d in diffs], index=frame.index)
+    t_w = pd.Series([_tost_wilcoxon(d, analysis.margin / s) for d, s in zip(diffs, scales)],
+                    index=frame.index)
+    frame["verdict_wilcoxon"] = _verdicts(frame, p_w, t_w, fam, analysis.alpha)
+    frame["verdict_wider_family"] = (
+        _verdicts(frame, frame["p_value"], frame["p_tost"], fam[:-1], analysis.alpha)
+        if fam else frame["verdict"])
+    alternatives = frame[SENSITIVITY[1:5]]
+    frame["fragile"] = alternatives.ne(frame["verdict"], axis=0).any(axis=1)
+    return frame.drop(columns=HIDDEN)
+
+
+def fragile_why(row) -> str:
+    """Which checks move a fragile verdict, in words (empty for a robust one)."""
+    if not row.get("fragile", False):
+        return ""
+    names = {"verdict_half_margin": "half the margin", "verdict_twice_margin": "twice the margin",
+             "verdict_wilcoxon": "Wilcoxon", "verdict_wider_family": "the wider family"}
+    return "; ".join(f"{row[c]} at {w}" if "margin" in c else f"{row[c]} under {w}"
+                     for c, w in names.items() if row[c] != row["verdict"])
+
+
+def convergence(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
+    """Per dataset x architecture: has the baseline saturated? The verdict of ``<baseline>@2x``
+    − ``<baseline>`` (twice the epochs): *equivalent* says yes; anything else says the
+    comparisons sit where training longer still moves the baseline. ``checked`` is False where
+    the runs have no ``@2x`` budget."""
+    rows = []
+    for (d, a), g in frame.groupby(["dataset", "arch"], sort=True):
+        hit = g[(g["variant"] == f"{baseline}{BUDGET_MARK}2x") & (g["baseline"] == baseline)]
+        if hit.empty:
+            rows.append({"dataset": d, "arch": a, "checked": False, "converged": False,
+                         "verdict": "", "mean_diff": np.nan, "ci_low": np.nan,
+                         "ci_high": np.nan})
+            continue
+        r = hit.iloc[0]
+        rows.append({"dataset": d, "arch": a, "checked": True,
+                     "converged": r["verdict"] == "equivalent", "verdict": r["verdict"],
+                     "mean_diff": r["mean_diff"], "ci_low": r["ci_low"],
+                     "ci_high": r["ci_high"]})
+    return pd.DataFrame(rows, columns=["dataset", "arch", "checked", "converged", "verdict",
+                                       "mean_diff", "ci_low", "ci_high"])
 
 
 def verdict(row, alpha: float = 0.05) -> str:
@@ -466,7 +644,11 @@ def sentence(row, digits: int = 2) -> str:
         text += f", TOST p {_p(row['p_tost_holm'])}"
     if not np.isnan(row["mde"]):
         text += f", MDE {row['mde']:.{digits}f}"
-    return text + f" (n = {int(row['n_pairs'])})"
+    text += f" (n = {int(row['n_pairs'])})"
+    why = fragile_why(row) if "fragile" in row else ""
+    if why:
+        text = f"*fragile* {text}; {why}"
+    return text
 
 
 def _p(p: float) -> str:

@@ -180,6 +180,22 @@ def equal_compute_table(runs: pd.DataFrame, epochs: pd.DataFrame,
     return stats.equal_compute(runs, epochs, metric, analysis, scale=PCT)
 
 
+def answer_table(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str = "final_test_top1",
+                 analysis: stats.Analysis = stats.Analysis()) -> pd.DataFrame:
+    """Every comparison of the report in percentage points, adjusted together, with each
+    verdict's sensitivity (:func:`stats.answer`)."""
+    return stats.answer(runs, epochs, metric, analysis, scale=PCT)
+
+
+def shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """A comparisons frame as the Markdown/LaTeX tables show it: the alternative verdicts
+    folded into one ``fragile`` column naming what moves the verdict."""
+    out = frame.drop(columns=[c for c in stats.SENSITIVITY[1:] if c in frame])
+    if "fragile" in frame:
+        out["fragile"] = [stats.fragile_why(r) for _, r in frame.iterrows()]
+    return out
+
+
 LATTICE_COLUMNS = ["dataset", "arch", "teacher_source", "alpha", "temperature", "variant",
                    "baseline", "teacher_error", "n_pairs", "mean_diff", "ci_low", "ci_high",
                    "p_holm", "verdict"]

@@ -99,7 +99,7 @@ def test_dry_run_shows_matched_cells_with_epochs_and_the_controls(tmp_path, caps
 
 @pytest.mark.parametrize("section,message", [
     ({"compute": {"baseline": "lsr", "ladder": [2]}}, "compute.baseline: 'lsr' is not a variant"),
-    ({"compute": {"ladder": [0]}}, "compute.ladder: expected a list of positive multiples"),
+    ({"compute": {"ladder": [0]}}, "compute.ladder: expected a list of finite positive multiples"),
     ({"compute": {"match": "time"}}, "compute.match: 'time' is not valid; choose one of: images"),
     ({"compute": {}}, "compute: give a ladder, match: images, or both"),
     ({"methods": ["ce", {"method": "lsr", "control": True}]},
@@ -186,12 +186,37 @@ def test_equal_compute_pairs_each_variant_with_the_baseline_at_its_images():
     images = {"ce": 100.0, "ce@2x": 200.0, "dlb": 199.0, "lsr": 100.0}
     epochs = runs[["run_id", "dataset", "arch", "variant"]].assign(
         cost_student_images=runs["variant"].map(images), cost_teacher_images=0.0)
+    seconds = {"ce": 1.0, "ce@2x": 1.9, "dlb": 1.5, "lsr": 1.0}
+    epochs["cost_train_seconds"] = runs["variant"].map(seconds)
     eq = stats.equal_compute(runs, epochs, "final_test_top1", scale=100)
-    assert list(zip(eq["variant"], eq["baseline"])) == [("lsr", "ce"), ("dlb", "ce@2x")]
+    # lsr forwards CE's own images: that pair is the statistics table's, never a second verdict
+    assert list(zip(eq["variant"], eq["baseline"])) == [("dlb", "ce@2x")]
     dlb = eq[eq["variant"] == "dlb"].iloc[0]
     assert dlb["mean_diff"] == pytest.approx(100 * np.mean([.01, .0, .02]))
     assert dlb["images_ratio"] == pytest.approx(1.99) and dlb["baseline_ratio"] == 2.0
+    assert dlb["time_ratio"] == pytest.approx(1.5)
+    assert dlb["baseline_time_ratio"] == pytest.approx(1.9)
     assert set(eq["setting"]) == {"equal compute"}
+
+
+def test_one_pair_one_verdict_and_tuned_meets_tuned_ce_only():
+    runs = _runs({"ce": [.90, .91, .92], "ce@2x": [.91, .93, .93], "dlb": [.92, .93, .95],
+                  "lsr": [.91, .91, .93], "ce-tuned": [.91, .92, .92],
+                  "lsr-tuned": [.92, .91, .94]})
+    images = {"ce": 100.0, "ce@2x": 200.0, "dlb": 199.0, "lsr": 100.0, "ce-tuned": 100.0,
+              "lsr-tuned": 100.0}
+    epochs = runs[["run_id", "dataset", "arch", "variant"]].assign(
+        cost_student_images=runs["variant"].map(images), cost_teacher_images=0.0,
+        cost_train_seconds=1.0)
+    everything = stats.answer(runs, epochs, "final_test_top1", scale=100)
+    pairs = list(zip(everything["dataset"], everything["arch"], everything["variant"],
+                     everything["baseline"]))
+    assert len(pairs) == len(set(pairs))  # no pair twice
+    assert ("lsr-tuned", "ce") not in set(zip(everything["variant"], everything["baseline"]))
+    assert set(everything["family"]) == {"d/a"}  # one Holm family: the whole answer
+    assert everything["p_holm"].tolist() == pytest.approx(
+        __import__("statsmodels.stats.multitest", fromlist=["x"]).multipletests(
+            everything["p_value"], method="holm")[1].tolist())
 
 
 def test_lattice_pairs_twins_only_and_the_table_reads_the_point():

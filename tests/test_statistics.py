@@ -77,8 +77,8 @@ def test_every_column_agrees_with_scipy_and_statsmodels():
     margin = 0.7
     table = stats.paired(runs, "final_test_top1", stats.Analysis(margin=margin), scale=100)
     assert set(table["setting"]) == {"reference", "tuned", "tuned vs reference"}
+    assert set(table["family"]) == {"digits/cnn8"}  # the answer's family: dataset x arch
     for family, g in table.groupby("family"):
-        assert family.startswith("digits/cnn8/")
         assert g["p_holm"].tolist() == pytest.approx(
             multipletests(g["p_value"], method="holm")[1].tolist())
         assert g["p_tost_holm"].tolist() == pytest.approx(
@@ -215,3 +215,69 @@ def test_plan_sizes_each_comparison_from_the_pilot(tmp_path, capsys):
     assert "m1 − ce" in text and "m2 − ce" not in text and "MDE@20" in text
     assert set(pd.read_csv(out)["variant"]) == {"m1"}
     assert cli.main(["plan", "--from", str(csv), "--detect", "0"]) == 2
+
+
+def test_sensitivity_columns_on_a_worked_example_against_scipy_and_statsmodels():
+    """Eight seeds; m1 gains 0.30 +- 0.2 points (a knife-edge 'equivalent' at +-0.5), m2 loses
+    1 point clearly. The equivalence bound is the largest |end| of the 90% t interval; the
+    half/twice-margin verdicts re-run the TOST at 0.25 and 1.0; the Wilcoxon verdicts use
+    scipy's signed-rank tests (two-sided, and two one-sided at -+margin); the wider family is
+    Holm over every comparison of the dataset."""
+    ce = [0.90, 0.91, 0.92, 0.905, 0.915, 0.895, 0.925, 0.91]
+    d1 = [0.001, 0.004, 0.002, 0.005, 0.003, 0.006, 0.000, 0.003]
+    d2 = [-0.010, -0.012, -0.008, -0.011, -0.009, -0.010, -0.013, -0.007]
+    runs = pd.concat([_runs({"ce": ce, "m1": list(np.add(ce, d1)), "m2": list(np.add(ce, d2))}),
+                      _runs({"ce": ce, "m1": list(np.add(ce, d1))}, arch="mlp")])
+    margin = 0.5
+    a = stats.Analysis(margin=margin)
+    table = stats.answer(runs, runs.iloc[:0], "final_test_top1", a, scale=100).set_index(
+        ["arch", "variant"])
+    r = table.loc[("cnn8", "m1")]
+    x = np.add(ce, d1) * 100
+    y = np.array(ce) * 100
+    diff = x - y
+    lo, hi = sps.t.interval(0.90, len(diff) - 1, loc=diff.mean(), scale=sps.sem(diff))
+    assert r["eq_bound"] == pytest.approx(max(abs(lo), abs(hi)))
+    # the margin at which TOST just passes is the bound: below it, not equivalent
+    assert ttost_paired(x, y, -r["eq_bound"] * 1.001, r["eq_bound"] * 1.001)[0] < 0.05
+    assert ttost_paired(x, y, -r["eq_bound"] * 0.999, r["eq_bound"] * 0.999)[0] > 0.05
+    fam = table.loc["cnn8"]
+    p_half = [ttost_paired(np.add(ce, d) * 100, y, -0.25, 0.25)[0] for d in (d1, d2)]
+    holm_half = multipletests(p_half, method="holm")[1]
+    p_holm = multipletests(fam["p_value"].to_numpy(), method="holm")[1][0]
+    assert fam.loc["m1", "p_holm"] == pytest.approx(p_holm)
+    expected_half = ("better" if p_holm < 0.05 else
+                     "equivalent" if holm_half[0] < 0.05 else "inconclusive")
+    assert r["verdict_half_margin"] == expected_half
+    w = sps.wilcoxon(diff).pvalue
+    w_tost = max(sps.wilcoxon(diff + margin, alternative="greater").pvalue,
+                 sps.wilcoxon(diff - margin, alternative="less").pvalue)
+    w2 = sps.wilcoxon((np.add(ce, d2) - np.array(ce)) * 100).pvalue
+    holm_w = multipletests([w, w2], method="holm")[1]
+    expected_w = ("better" if holm_w[0] < 0.05 else
+                  "equivalent" if w_tost < 0.05 else "inconclusive")
+    assert r["verdict_wilcoxon"] == expected_w
+    # the wider family: Holm over the dataset's three comparisons, not the task's two
+    wider = multipletests(table["p_value"].to_numpy(), method="holm")[1]
+    assert table["p_value"].notna().all() and len(wider) == 3
+    changed = r[["verdict_half_margin", "verdict_twice_margin", "verdict_wilcoxon",
+                 "verdict_wider_family"]].ne(r["verdict"]).any()
+    assert bool(r["fragile"]) == bool(changed)
+    m2 = table.loc[("cnn8", "m2")]
+    assert m2["verdict"] == "worse" and not m2["fragile"]  # a clear loss survives every check
+    assert stats.fragile_why(m2) == ""
+    if r["fragile"]:
+        assert "*fragile*" in stats.sentence(r) and stats.fragile_why(r) in stats.sentence(r)
+
+
+def test_convergence_reads_ce_at_twice_its_epochs():
+    frame = pd.DataFrame([
+        {"dataset": "d", "arch": "a", "variant": "ce@2x", "baseline": "ce",
+         "verdict": "better", "mean_diff": 1.7, "ci_low": 1.5, "ci_high": 1.9},
+        {"dataset": "d", "arch": "b", "variant": "ce@2x", "baseline": "ce",
+         "verdict": "equivalent", "mean_diff": 0.1, "ci_low": -0.1, "ci_high": 0.3},
+        {"dataset": "d", "arch": "c", "variant": "lsr", "baseline": "ce",
+         "verdict": "better", "mean_diff": 0.1, "ci_low": 0.0, "ci_high": 0.3}])
+    conv = stats.convergence(frame).set_index("arch")
+    assert conv.loc["a", "checked"] and not conv.loc["a", "converged"]
+    assert conv.loc["b", "converged"] and not conv.loc["c", "checked"]
