@@ -17,7 +17,7 @@ import pandas as pd
 
 IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arch", "method",
             "variant", "seed", "teacher_source", "fidelity", "study", "trial", "state",
-            "failure_reason"]
+            "failure_reason", "reference", "condition"]
 
 #: Provenance tags exported beside ``version.*`` (what ``drkd-bench reproduce`` compares).
 ENVIRONMENT_TAGS = ("device", "threads", "python", "platform", "cpu", "git_commit")
@@ -69,6 +69,13 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
                 history = [{"epoch": np.nan, **run.data.metrics}]
             for row in history or [{"epoch": np.nan}]:
                 rows.append({**base, **row})
+            # a cell that also stands for tuned variants (their study chose its settings):
+            # its rows again under each label, as a run of its own
+            for alias in filter(None, tags.get("aliases", "").split(",")):
+                key = base["cell_key"].replace(f"/{base['variant']}/", f"/{alias}/", 1)
+                for row in history or [{"epoch": np.nan}]:
+                    rows.append({**base, "run_id": f"{base['run_id']}:{alias}",
+                                 "variant": alias, "cell_key": key, **row})
     frame = pd.DataFrame(rows)
     return sort_epochs(frame)
 

@@ -98,7 +98,8 @@ def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
     ``kind`` trial and rescore runs of the export (one row per run, latest metrics)."""
     columns = ["study", "trials", "seeds_per_trial", "images", "winner_trial", "winner",
                "runner_up", "margin", "winner_seed_sd", "rescored", "rescore_seeds", "drop",
-               "margin_vs_sd"]
+               "margin_vs_sd", "chosen_trial", "chosen_rescored", "reference_trial",
+               "reference_rescored"]
     if trials.empty or "study" not in trials:
         return pd.DataFrame(columns=columns)
     last = trials.groupby("run_id", sort=False).last().reset_index()
@@ -127,13 +128,29 @@ def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
                "margin": top["value"] - runner,
                "winner_seed_sd": float(pd.to_numeric(sd, errors="coerce").loc[top.name]) * PCT,
                "rescored": np.nan, "rescore_seeds": 0, "drop": np.nan}
-        again = last[(last["kind"] == "rescore") & (last["study"] == study)
-                     & (last["trial"].astype(str) == str(top["trial"]))]
+        scored = last[(last["kind"] == "rescore") & (last["study"] == study)]
+        again = scored[scored["trial"].astype(str) == str(top["trial"])]
         if len(again):
             r = again.iloc[-1]
             row.update(rescored=float(r["val_top1"]) * PCT,
                        rescore_seeds=int(float(r.get("trial_seeds", 0))),
                        drop=float(r["val_top1"]) * PCT - top["value"])
+        row.update(chosen_trial=top["trial"], chosen_rescored=row["rescored"],
+                   reference_trial="", reference_rescored=np.nan)
+        if len(scored):  # the choice: the best mean on fresh seeds among the re-scored
+            fresh = scored.assign(fresh=pd.to_numeric(scored["val_top1"], errors="coerce")
+                                  * PCT, sel=pd.to_numeric(scored.get("selected_val_top1"),
+                                                           errors="coerce"),
+                                  number=pd.to_numeric(scored["trial"], errors="coerce"))
+            fresh = fresh.sort_values(["fresh", "sel", "number"], ascending=[False, False, True],
+                                      kind="stable")
+            row.update(chosen_trial=fresh["trial"].iloc[0],
+                       chosen_rescored=float(fresh["fresh"].iloc[0]))
+            if "reference" in fresh:
+                ref = fresh[fresh["reference"].astype(str) == "true"]
+                if len(ref):
+                    row.update(reference_trial=ref["trial"].iloc[0],
+                               reference_rescored=float(ref["fresh"].iloc[0]))
         row["margin_vs_sd"] = row["margin"] / row["winner_seed_sd"] \
             if row["winner_seed_sd"] > 0 else np.nan
         rows.append(row)

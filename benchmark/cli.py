@@ -489,6 +489,12 @@ def cmd_grid(args) -> int:
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address, tags={"grid": cfg.name})
+    aliases = grid.coincident(cfg, args.storage or _storage_default(cfg, args.results))
+    if aliases and grid.tag_aliases(tracker, aliases):
+        for h, labels in aliases.items():
+            same = next(c for c in cells if c.hash == h)
+            print(f"  {', '.join(labels)} on {same.data.task}/{same.arch} seed {same.seed}: its "
+                  f"study chose {same.label}'s own settings; that cell stands for both")
     print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
     for key, reason in outcome.failed.items():

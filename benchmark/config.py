@@ -396,6 +396,10 @@ class GridConfig:
         return [v for v in self.variants if not v.role]
 
 
+#: Seeds from here on belong to tuning (benchmark.tune: re-scores from it, trials from twice
+#: it); a config's evaluated seeds lie below.
+RESERVED_SEEDS = 10_000
+
 GRID_KEYS = ("name", "description", "plugins", "seeds", "datasets", "conditions", "architectures",
              "methods", "train", "data_root", "tune", "analysis", "compute", "lattice")
 COMPUTE_KEYS = ("baseline", "ladder", "match")
@@ -494,6 +498,10 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
         raise ConfigError(f"{path}: seeds: expected a count or a non-empty list of integers")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{path}: seeds: duplicate seeds")
+    if any(not 0 <= s < RESERVED_SEEDS for s in seeds):
+        raise ConfigError(f"{path}: seeds: each must lie in [0, {RESERVED_SEEDS}); the seeds from "
+                          f"{RESERVED_SEEDS} on are tuning's (trials and re-scores), so that no "
+                          "evaluated cell is ever a tuning run")
 
     train = dict(raw.get("train") or {})
     check_train(build_dataclass(TrainSettings, train, f"{path}: train"), f"{path}: train")

@@ -41,6 +41,34 @@ def expand(grid: GridConfig, storage: str | None = None) -> list[RunSpec]:
     return cells
 
 
+def coincident(grid: GridConfig, storage: str | None = None) -> dict[str, list[str]]:
+    """Tuned variants whose study chose exactly another cell's settings (its reference values,
+    trial 0): cell hash -> the tuned labels that cell also stands for. The cell is trained
+    once; its run carries the labels (tag ``aliases``) and the report reads it under each."""
+    out: dict[str, list[str]] = {}
+    for dataset, ds, arch in grid.tasks():
+        settings = grid.train_for(dataset, arch)
+        for seed in grid.seeds:
+            first: dict[str, str] = {}
+            for v in grid.variants:
+                spec = _spec(grid, ds, arch, seed, v, settings, storage)
+                if spec.hash in first and v.tuned and v.label != first[spec.hash]:
+                    out.setdefault(spec.hash, []).append(v.label)
+                first.setdefault(spec.hash, v.label)
+    return out
+
+
+def tag_aliases(tracker: Tracker, aliases: dict[str, list[str]]) -> int:
+    """Record on each finished cell the tuned labels it also stands for; returns how many."""
+    n = 0
+    for h, labels in aliases.items():
+        run = tracker.finished(h)
+        if run is not None:
+            tracker.set_tags(run.info.run_id, {"aliases": ",".join(sorted(set(labels)))})
+            n += 1
+    return n
+
+
 def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings,
           storage: str | None = None) -> RunSpec:
     hp = variant.hyperparameters_for(arch)

@@ -36,6 +36,7 @@ from . import teachers, train
 from .claims import holder_gone
 from .config import (
     OPTIMISER_PARAMS,
+    RESERVED_SEEDS,
     ConfigError,
     GridConfig,
     RunSpec,
@@ -164,7 +165,7 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                 continue
             names.add(name)
             hp = v.hyperparameters_for(arch)
-            seed = int(tune.get("seed", grid.seeds[0]))
+            seed = TRIAL_SEED + int(tune.get("seed", 0))  # never a seed the grid evaluates
             grid_settings = grid.train_for(dataset, arch)
             settings = dataclasses.replace(grid_settings, **({"epochs": tune["epochs"]}
                                                              if tune.get("epochs") else {}))
@@ -205,7 +206,7 @@ def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Va
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
         raise ConfigError(hint) from None
-    best = best_trial(study)
+    best = chosen_trial(study)
     if best is None:
         raise ConfigError(hint + " (it has no complete trial)")
     return dict(best.params)
@@ -222,8 +223,8 @@ def _teacher(study: Study, dataset: data_mod.TensorData, tracker: Tracker, rt: R
         return None
     folder = tracker.results / "checkpoints" / "tune-teachers" / tspec.hash
     found = tracker.teacher_checkpoint(tspec.hash, folder)
-    if found is None:
-        run_cell(tspec, tracker, rt)
+    if found is None:  # tracked, but not as a cell a report evaluates: its seed is tuning's
+        run_cell(tspec, tracker, rt, extra_tags={"kind": "tuning-teacher"})
         found = tracker.teacher_checkpoint(tspec.hash, folder)
     c, h, _ = dataset.image_shape
     dev = train.resolve_device(rt.device)
@@ -231,12 +232,14 @@ def _teacher(study: Study, dataset: data_mod.TensorData, tracker: Tracker, rt: R
 
 
 def _prepare(study_def: Study, tracker: Tracker, rt: Runtime, seeds=None):
-    """The study's data without its test split, on the device, and the self-teacher of each of
-    ``seeds`` (default: the study's trial seeds; None for a method without one)."""
+    """Per seed of ``seeds`` (default: the study's trial seeds): the data that seed trains on,
+    without its test split, on the device (with ``split: per-seed`` each seed its own split,
+    as its self-teacher's), and its self-teacher (None for a method without one)."""
     dev = train.resolve_device(rt.device)
-    dataset = without_test(load_data(study_def.spec.data, rt.data_root)).to(dev)
-    return dataset, {s: _teacher(study_def, dataset, tracker, rt, s)
-                     for s in (study_def.seeds if seeds is None else seeds)}
+    seeds = study_def.seeds if seeds is None else seeds
+    data = {s: without_test(load_data(trial_spec(study_def, {}, s).data, rt.data_root)).to(dev)
+            for s in seeds}
+    return data, {s: _teacher(study_def, data[s], tracker, rt, s) for s in seeds}
 
 
 def trial_spec(study_def: Study, params: dict[str, Any], seed: int) -> RunSpec:
@@ -246,17 +249,19 @@ def trial_spec(study_def: Study, params: dict[str, Any], seed: int) -> RunSpec:
     hp = {**study_def.spec.hyperparameters, **searched}
     return dataclasses.replace(
         study_def.spec, seed=seed, hyperparameters=methods.get(study_def.spec.method).resolve(hp),
-        train=dataclasses.replace(study_def.spec.train, **train_values))
+        train=dataclasses.replace(study_def.spec.train, **train_values),
+        data=study_def.spec.data.for_seed(seed - study_def.spec.seed))  # split: per-seed
 
 
-def score(study_def: Study, params: dict[str, Any], seeds, dataset, teachers_by_seed: dict,
+def score(study_def: Study, params: dict[str, Any], seeds, dataset: dict, teachers_by_seed: dict,
           rt: Runtime, on_epoch=None) -> dict[str, Any]:
-    """Train ``params`` once per seed; the mean validation top-1 (the trial's value), its SD over
-    the seeds, the mean validation NLL and the images forwarded (student and teacher models)."""
+    """Train ``params`` once per seed (``dataset``: each seed's data, from :func:`_prepare`); the
+    mean validation top-1 (the trial's value), its SD over the seeds, the mean validation NLL
+    and the images forwarded (student and teacher models)."""
     values, nlls, images = [], [], 0.0
     for i, seed in enumerate(seeds):
         spec = trial_spec(study_def, params, seed)
-        result = train.train(spec, dataset, teacher_model=teachers_by_seed.get(seed),
+        result = train.train(spec, dataset[seed], teacher_model=teachers_by_seed.get(seed),
                              device=rt.device, on_epoch=on_epoch if i == 0 else None)
         value = result.final["val_top1"]
         if not math.isfinite(value):
@@ -527,6 +532,7 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
                     say(rescore(existing, s, storage, tracker, rt))
                 out.append(existing)
                 continue
+        ensure_reference(s, storage, tracker, say)
         url = storage or default_storage(tracker.results)
         parent = _safe(parent_run, tracker, s, url)
         status = "FAILED"
@@ -552,40 +558,119 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
 
 
 #: Fresh seeds for re-scoring start here (never a trial's seed).
-RESCORE_SEED = 10_000
+#: Seeds that no grid cell evaluates (a config's seeds must lie below RESCORE_SEED): a study's
+#: trials train ``TRIAL_SEED + tune.seed + i`` and its re-scores ``RESCORE_SEED + that + i``, so
+#: that tuning never selects on the runs the report then evaluates.
+RESCORE_SEED = RESERVED_SEEDS
+TRIAL_SEED = 2 * RESERVED_SEEDS
+
+
+#: How many of a study's best trials are re-scored on fresh seeds before one is chosen (the
+#: reference trial is re-scored too, wherever it ranked).
+CANDIDATES = 3
+
+
+def candidates(study: optuna.Study, top: int = CANDIDATES) -> list[optuna.trial.FrozenTrial]:
+    """The trials a study's choice is made among: its ``top`` best complete trials (the order of
+    :func:`best_trial`) and its reference trial (trial 0's enqueued reference values)."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    ranked = sorted(done, key=lambda t: (-t.value, t.user_attrs.get("val_nll", math.inf),
+                                         t.number))
+    out = ranked[:top]
+    out += [t for t in ranked[top:] if t.user_attrs.get("reference")]
+    return out
+
+
+def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The trial a grid's tuned variant uses: the study's recorded choice (the best mean on
+    fresh seeds among :func:`candidates`) when it was re-scored, else :func:`best_trial`."""
+    choice = study.user_attrs.get("choice")
+    if choice is not None:
+        for t in study.get_trials(deepcopy=False):
+            if t.number == choice["trial"]:
+                return t
+    return best_trial(study)
 
 
 def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker,
             rt: Runtime) -> str:
-    """Train the study's winner on ``s.rescore`` fresh seeds (validation split, as the trials)
-    and record the result in the study (user attribute ``rescore``) and as an MLflow run
-    (``kind=rescore``): the winner's curse measured, not hidden. Done once per winner."""
-    best = best_trial(study)
-    if best is None:
+    """Train each of the study's :func:`candidates` on ``s.rescore`` fresh seeds (validation
+    split, as the trials; the same seeds for every candidate) and choose the best mean there:
+    the value that picked the candidates is not the value that chooses among them, so the
+    winner's curse is measured, and a tuned variant never ships settings that lose to its
+    reference on fresh seeds unless the table says so. Recorded in the study (user attributes
+    ``rescores`` and ``choice``) and as MLflow runs (``kind=rescore``); a candidate is re-scored
+    once."""
+    pool = candidates(study)
+    if not pool:
         return f"{s.name}: no complete trial to re-score"
-    done = study.user_attrs.get("rescore") or {}
-    if done.get("trial") != best.number or len(done.get("values", [])) != s.rescore:
-        seeds = [RESCORE_SEED + s.spec.seed + i for i in range(s.rescore)]
+    seeds = [RESCORE_SEED + s.spec.seed + i for i in range(s.rescore)]
+    done = {int(k): v for k, v in (study.user_attrs.get("rescores") or {}).items()}
+    todo = [t for t in pool if len(done.get(t.number, {}).get("values", [])) != s.rescore]
+    if todo:
         dataset, teacher_models = _prepare(s, tracker, rt, seeds)
-        got = score(s, dict(best.params), seeds, dataset, teacher_models, rt)
-        done = {"trial": best.number, "selected": best.value, **got}
-        study.set_user_attr("rescore", done)
-        spec = trial_spec(s, dict(best.params), seeds[0])
-        run_id = _safe(tracker.new_run, f"{s.name} rescore trial {best.number}",
-                       {"kind": "rescore", "study": s.name, "trial": str(best.number),
+    for t in todo:
+        got = score(s, dict(t.params), seeds, dataset, teacher_models, rt)
+        done[t.number] = {"selected": t.value, **got}
+        study.set_user_attr("rescores", {str(k): v for k, v in done.items()})
+        spec = trial_spec(s, dict(t.params), seeds[0])
+        run_id = _safe(tracker.new_run, f"{s.name} rescore trial {t.number}",
+                       {"kind": "rescore", "study": s.name, "trial": str(t.number),
+                        "reference": str(bool(t.user_attrs.get("reference"))).lower(),
                         "dataset": spec.data.task, "arch": spec.arch, "method": spec.method,
                         "variant": spec.label, "seed": str(seeds[0])}, spec.flat_params())
         if run_id:
             _safe(tracker.log_epoch, run_id, {
                 "epoch": spec.train.epochs, "val_top1": got["value"],
                 "trial_val_sd": got["sd"], "trial_seeds": len(seeds),
-                "trial_images": got["images"], "selected_val_top1": best.value})
+                "trial_images": got["images"], "selected_val_top1": t.value})
             _safe(tracker.set_status, run_id, "FINISHED")
-    drop = 100 * (done["value"] - done["selected"])
-    return (f"{s.name}: winner trial {done['trial']} scored {100 * done['selected']:.2f}% on "
-            f"its {len(s.seeds)} tuning seed(s), {100 * done['value']:.2f}% "
-            f"(SD {100 * done['sd']:.2f}) on {len(done['values'])} fresh seeds ({drop:+.2f} "
-            "points)")
+    scored = [(t, done[t.number]) for t in pool]
+    win, got = max(scored, key=lambda p: (p[1]["value"], p[0].value, -p[0].number))
+    study.set_user_attr("choice", {"trial": win.number, "rescored": got["value"],
+                                   "selected": win.value, "candidates": [t.number for t in pool]})
+    ref = next((t for t in pool if t.user_attrs.get("reference")), None)
+    ref_text = ""
+    if ref is not None:
+        ref_value = done[ref.number]["value"]
+        ref_text = (f"; the reference (trial {ref.number}) {100 * ref_value:.2f}%"
+                    + (" is the choice" if ref is win else
+                       f", {100 * (got['value'] - ref_value):+.2f} points behind the choice"))
+    best = best_trial(study)
+    drop = 100 * (got["value"] - win.value)
+    return (f"{s.name}: chose trial {win.number} among {len(pool)} re-scored on {len(seeds)} "
+            f"fresh seeds: {100 * win.value:.2f}% on its tuning seeds, {100 * got['value']:.2f}% "
+            f"(SD {100 * got['sd']:.2f}) fresh ({drop:+.2f} points)"
+            + (f"; the study's best by tuning value was trial {best.number}"
+               if best is not None and best.number != win.number else "") + ref_text)
+
+
+def reference_params(s: Study) -> dict[str, float] | None:
+    """The variant's reference values of every searched parameter (the method's resolved
+    hyperparameters, the grid's lr and weight_decay), or None when one lies outside its search
+    range (a narrowed ``tune.space``)."""
+    out = {}
+    for k, (low, high, _) in s.space.items():
+        value = getattr(s.spec.train, k) if k in OPTIMISER_SPACE else s.spec.hyperparameters[k]
+        if value is None or not low <= float(value) <= high:
+            return None
+        out[k] = float(value)
+    return out
+
+
+def ensure_reference(s: Study, storage: str | None, tracker: Tracker, say=print) -> None:
+    """A new study's trial 0 is the variant at its reference values (enqueued), so that the
+    reference always competes and the report can read tuned against reference inside it."""
+    study = optuna.create_study(study_name=s.name, storage=open_storage(storage,
+                                                                         tracker.results),
+                                direction="maximize", load_if_exists=True)
+    if study.trials:
+        return
+    params = reference_params(s)
+    if params is None:
+        say(f"{s.name}: the reference values lie outside the search space; no reference trial")
+        return
+    study.enqueue_trial(params, user_attrs={"reference": True})
 
 
 def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str | None,

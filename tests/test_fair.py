@@ -289,19 +289,50 @@ def test_a_trials_score_is_the_mean_of_its_seeds_and_ce_tunes_its_optimiser(hone
         assert study.user_attrs["pruning"] is False
 
 
-def test_winner_is_rescored_once_on_fresh_seeds(honest_studies, capsys):
+def test_reference_is_trial_0_and_the_choice_is_made_on_fresh_seeds(honest_studies, capsys):
     studies, path, results = honest_studies
-    attrs = studies["digits/mlp/ce"].user_attrs["rescore"]
-    assert attrs["trial"] == tune.best_trial(studies["digits/mlp/ce"]).number
-    assert attrs["seeds"] == [tune.RESCORE_SEED, tune.RESCORE_SEED + 1]
-    assert attrs["value"] == float(np.mean(attrs["values"]))
+    ce = studies["digits/mlp/ce"]
+    first = min(ce.trials, key=lambda t: t.number)
+    assert first.number == 0 and first.user_attrs["reference"] is True
+    assert first.params == {"lr": 0.1, "weight_decay": 5e-4}  # CE at its reference values
+    dlb0 = min(studies["digits/mlp/dlb"].trials, key=lambda t: t.number)
+    assert dlb0.user_attrs["reference"] and dlb0.params["alpha"] == 1.0  # DLB's defaults
+    rescores = {int(k): v for k, v in ce.user_attrs["rescores"].items()}
+    pool = [t.number for t in tune.candidates(ce)]
+    assert sorted(rescores) == sorted(pool) and 0 in pool  # the top 3 and the reference
+    for v in rescores.values():  # fresh seeds: tuning's, never a trial's or the grid's
+        assert v["seeds"] == [tune.RESCORE_SEED + tune.TRIAL_SEED,
+                              tune.RESCORE_SEED + tune.TRIAL_SEED + 1]
+        assert v["value"] == float(np.mean(v["values"]))
+    choice = ce.user_attrs["choice"]
+    assert choice["trial"] == max(rescores, key=lambda n: (rescores[n]["value"],
+                                                          rescores[n]["selected"], -n))
+    assert tune.chosen_trial(ce).number == choice["trial"]
     # a rerun spends nothing more and re-scores nothing
     assert cli.main(["tune", str(path), "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert out.count("budget already spent") == 2 and "on 2 fresh seeds" in out
+    assert out.count("budget already spent") == 2 and "re-scored on 2 fresh seeds" in out
     again = optuna.load_study(study_name="digits/mlp/ce",
                               storage=tune.open_storage(None, results))
-    assert len(again.trials) == 4 and again.user_attrs["rescore"] == attrs
+    assert len(again.trials) == 4 and again.user_attrs["rescores"] == ce.user_attrs["rescores"]
+
+
+def test_no_trial_run_is_an_evaluated_cell(honest_studies):
+    studies, path, _ = honest_studies
+    cfg = config.load_grid(str(path))
+    cells = {c.hash for c in grid.expand(cfg, str(path.parent / "results" / "optuna.journal"))
+             if not c.label.endswith("-tuned")}
+    for s in tune.studies(cfg):
+        study = studies[s.name]
+        for t in study.trials:
+            for seed in s.seeds + tuple(tune.RESCORE_SEED + s.spec.seed + i for i in range(2)):
+                assert tune.trial_spec(s, dict(t.params), seed).hash not in cells
+        assert min(s.seeds) >= tune.TRIAL_SEED > max(cfg.seeds)
+    bad = dict(HONEST, seeds=[tune.RESCORE_SEED])
+    p = path.parent / "bad.yaml"
+    p.write_text(yaml.safe_dump(bad))
+    with pytest.raises(config.ConfigError, match="seeds from 10000 on are tuning's"):
+        config.load_grid(str(p))
 
 
 def test_the_report_shows_each_studys_margin_sd_and_rescore(honest_studies):
@@ -317,8 +348,13 @@ def test_the_report_shows_each_studys_margin_sd_and_rescore(honest_studies):
     assert ce["trials"] == 4 and ce["seeds_per_trial"] == 2
     assert ce["winner"] == pytest.approx(100 * values[0], abs=1e-3)
     assert ce["margin"] == pytest.approx(100 * (values[0] - values[1]), abs=1e-3)
-    assert ce["rescored"] == pytest.approx(100 * study.user_attrs["rescore"]["value"], abs=1e-3)
+    rescores = study.user_attrs["rescores"]
+    best = str(tune.best_trial(study).number)
+    assert ce["rescored"] == pytest.approx(100 * rescores[best]["value"], abs=1e-3)
     assert ce["drop"] == pytest.approx(ce["rescored"] - ce["winner"])
+    assert str(ce["chosen_trial"]) == str(study.user_attrs["choice"]["trial"])
+    assert str(ce["reference_trial"]) == "0"
+    assert ce["reference_rescored"] == pytest.approx(100 * rescores["0"]["value"], abs=1e-3)
 
 
 def test_tuned_optimiser_settings_flow_into_the_grid(honest_studies, tmp_path):
@@ -328,11 +364,35 @@ def test_tuned_optimiser_settings_flow_into_the_grid(honest_studies, tmp_path):
     p = tmp_path / "g.yaml"
     p.write_text(yaml.safe_dump(raw))
     cfg = config.load_grid(str(p))
-    cells = grid.expand(cfg, str(results / "optuna.journal"))
+    storage = str(results / "optuna.journal")
+    cells = grid.expand(cfg, storage)
+    chosen = tune.chosen_trial(studies["digits/mlp/ce"])  # the re-scored choice
+    ce = next(c for c in cells if c.label == "ce")
+    if chosen.user_attrs.get("reference"):  # the reference won: ce's cell stands for ce-tuned
+        assert not any(c.label == "ce-tuned" for c in cells)
+        assert grid.coincident(cfg, storage) == {ce.hash: ["ce-tuned"]}
+        return
     tuned = next(c for c in cells if c.label == "ce-tuned")
-    best = tune.best_trial(studies["digits/mlp/ce"]).params
-    assert tuned.train.lr == best["lr"] and tuned.train.weight_decay == best["weight_decay"]
-    assert tuned.hyperparameters == {}
+    params = chosen.params
+    assert tuned.train.lr == params["lr"] and tuned.train.weight_decay == params["weight_decay"]
+    assert tuned.hyperparameters == {} and grid.coincident(cfg, storage) == {}
+
+
+def test_a_cell_that_stands_for_a_tuned_variant_is_reported_under_both_labels(tmp_path):
+    from analysis import load
+    from benchmark import tracking
+
+    t = tracking.Tracker(results=tmp_path / "r")
+    spec = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 1})
+    from benchmark import runner
+
+    runner.run_cell(spec, t)
+    assert grid.tag_aliases(t, {spec.hash: ["ce-tuned"]}) == 1
+    epochs = load.epochs_from_tracking(t.uri)
+    runs = load.runs_from_epochs(epochs)
+    assert sorted(runs["variant"]) == ["ce", "ce-tuned"]
+    a, b = runs.sort_values("variant")["final_test_top1"]
+    assert a == b and runs["cell_hash"].nunique() == 1
 
 
 def test_tune_help_names_the_protocol_options(capsys):

@@ -59,19 +59,22 @@ def test_two_studies_never_propose_the_same_first_trial(tmp_path):
 
 
 @pytest.mark.slow
-def test_tuning_distils_from_the_grids_own_tracked_ce_cell(tmp_path, results):
+def test_tuning_distils_from_a_tracked_ce_teacher_of_its_own_seed_never_a_grid_cell(tmp_path,
+                                                                                   results):
     path = write_cfg(tmp_path, methods=["tfkd-self"],
                      tune={"trials": 2, "epochs": 1, "seed": 0})
     cfg = config.load_grid(path)
     assert cli.main(["tune", path, "--results", str(results), "--workers", "1"]) == 0
-    ce_cell = next(c for c in grid.expand(cfg) if c.method == "ce")
-    assert ce_cell.train.epochs == 2  # the grid's epochs, not tune's 1
+    [study] = tune.studies(cfg)
+    teacher = study.teacher_for(study.seeds[0])
+    assert teacher.seed == tune.TRIAL_SEED and teacher.train.epochs == 2  # the grid's epochs
     t = tracking.Tracker(results=results)
-    assert t.finished(ce_cell.hash) is not None  # trained and tracked as that cell
-    # and a grid over the same config now reuses it instead of training another teacher
+    run = t.finished(teacher.hash)
+    assert run is not None and run.data.tags["kind"] == "tuning-teacher"  # not a report's cell
     cells = grid.expand(cfg)
-    out = grid.run(cells, t, quiet=True)
-    assert ce_cell.key in out.skipped
+    assert teacher.hash not in {c.hash for c in cells}
+    out = grid.run(cells, t, quiet=True)  # the grid trains its own CE cells
+    assert not out.skipped
 
 
 @pytest.mark.slow

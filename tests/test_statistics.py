@@ -78,7 +78,7 @@ def test_every_column_agrees_with_scipy_and_statsmodels():
     table = stats.paired(runs, "final_test_top1", stats.Analysis(margin=margin), scale=100)
     assert set(table["setting"]) == {"reference", "tuned", "tuned vs reference"}
     assert set(table["family"]) == {"digits/cnn8"}  # the answer's family: dataset x arch
-    for family, g in table.groupby("family"):
+    for _, g in table.groupby("family"):
         assert g["p_holm"].tolist() == pytest.approx(
             multipletests(g["p_value"], method="holm")[1].tolist())
         assert g["p_tost_holm"].tolist() == pytest.approx(
