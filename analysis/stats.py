@@ -211,6 +211,9 @@ def setting_of(variant: str, baseline: str) -> str:
         return "compute ladder"
     if is_lattice(variant):
         return "rectification lattice"
+    point = LATTICE.match(baseline)
+    if is_tuned(variant) and point is not None and point["base"] == reference_of(variant):
+        return "tuned vs reference"  # the reference values, labelled as a lattice point
     if is_control(baseline):
         return "vs control"
     if not is_tuned(variant):
@@ -247,8 +250,18 @@ def comparisons(cells: pd.DataFrame, baseline: str = "ce") -> list[tuple[str, st
             pairs.append((v, same[0]))
         elif rival in present:
             pairs.append((v, rival))
-    pairs += [(v, reference_of(v)) for v in ordered
-              if is_tuned(v) and reference_of(v) in present]
+    for v in ordered:  # each tuned variant against its reference values
+        if not is_tuned(v):
+            continue
+        if reference_of(v) in present:
+            pairs.append((v, reference_of(v)))
+            continue
+        # labelled otherwise (a lattice point at the reference values): the one untuned variant
+        # of the same method and teacher source, when there is exactly one
+        twins = [u for u in ordered if not is_tuned(u) and not is_budget(u)
+                 and not is_control(u) and method[u] == method[v] and source[u] == source[v]]
+        if len(twins) == 1:
+            pairs.append((v, twins[0]))
     pairs += [(v, control_of(v)) for v in ordered if control_of(v) in present]
     return list(dict.fromkeys(pairs))  # each pair once, in order
 

@@ -281,3 +281,17 @@ def test_convergence_reads_ce_at_twice_its_epochs():
     conv = stats.convergence(frame).set_index("arch")
     assert conv.loc["a", "checked"] and not conv.loc["a", "converged"]
     assert conv.loc["b", "converged"] and not conv.loc["c", "checked"]
+
+
+def test_a_tuned_variant_meets_its_reference_when_it_is_labelled_as_a_lattice_point():
+    # the third edition: drkd-online-tuned's reference values ran as drkd-online-a0.95-T6 only
+    finals = {"ce": [.90, .91, .92], "drkd-online-a0.95-T6": [.91, .92, .93],
+              "tfkd-self-online-a0.95-T6": [.90, .92, .92], "drkd-online-tuned": [.92, .92, .93]}
+    runs = _runs(finals)
+    runs["method"] = runs["variant"].map(lambda v: v.split("-online")[0])
+    runs["teacher_source"] = "online"
+    runs.loc[runs["variant"] == "ce", "teacher_source"] = ""
+    table = stats.paired(runs, "final_test_top1", scale=100)
+    row = table[(table["variant"] == "drkd-online-tuned")
+                & (table["baseline"] == "drkd-online-a0.95-T6")]
+    assert len(row) == 1 and row["setting"].iloc[0] == "tuned vs reference"
