@@ -297,45 +297,30 @@ COST_WINDOW = 6.0
 
 
 def cost_figure(points: pd.DataFrame, dataset: str, baseline: str = "ce"):
-    """Accuracy against compute: one point per variant (mean final-epoch test top-1 with its
-    95% bootstrap interval) at the images it forwarded over its whole run relative to the
-    baseline's, one panel per architecture; the baseline's variants (an epoch ladder, when the
-    grid has one) joined by a line. ``points``: dataset, arch, variant, method, rel_images,
-    mean, low, high."""
+    """Accuracy against compute, counted two ways: one point per variant (mean final-epoch test
+    top-1 with its 95% bootstrap interval) at the images it forwarded over its whole run (top
+    row) and at its measured training seconds (bottom row, when recorded), both relative to the
+    baseline's, one column per architecture; the baseline's variants (an epoch ladder, when the
+    grid has one) joined by a dashed line. ``points``: dataset, arch, variant, method,
+    rel_images, rel_seconds, mean, low, high."""
     _theme()
     d = points[points["dataset"] == dataset]
     if d.empty:
         return None
     archs = sorted(d["arch"].unique())
     colours = method_colours(d["method"].unique())
-    fig, axes = _figure(3.0, ncols=len(archs), squeeze=False)
-    for ax, arch in zip(axes[0], archs):
-        a = d[d["arch"] == arch].sort_values(["rel_images", "mean"])
-        ladder = a[a["method"] == baseline].sort_values("rel_images")
-        ax.plot(ladder["rel_images"], ladder["mean"], color=colours[baseline], lw=1, ls="--",
-                zorder=1)
-        base = ladder["mean"].max() if len(ladder) else a["mean"].max()
-        floor = max(a["low"].min(), base - COST_WINDOW) - 0.2
-        order = {v: i for i, v in enumerate(stats.variant_order(a["variant"]))}
-        span = max(a["rel_images"].max() - a["rel_images"].min(), 1.0)
-        below = 0
-        for _, r in a.iterrows():
-            c = colours[r["method"]]
-            x = r["rel_images"] + span * 0.04 * (order[r["variant"]] / max(len(order) - 1, 1)
-                                                - 0.5)  # dodge, so that no point hides another
-            if r["mean"] < floor:
-                below += 1
-                ax.plot([x], [floor + 0.05], marker="v", color=c, ms=3.5, zorder=2)
-                continue
-            ax.errorbar([x], [r["mean"]], yerr=[[r["mean"] - r["low"]],
-                                                [r["high"] - r["mean"]]],
-                        fmt="s" if stats.is_tuned(r["variant"]) else "o", color=c, ms=3.5,
-                        elinewidth=0.9, capsize=1.5, zorder=2)
-        ax.set_ylim(bottom=floor)
-        ax.set_title(arch + (f" ({below} below the axis, ▼)" if below else ""))
-        ax.set_xlabel(f"images forwarded per run / {baseline}'s")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
-    axes[0, 0].set_ylabel("final-epoch test top-1 (%)")
+    xs = [("rel_images", f"images forwarded per run / {baseline}'s")]
+    if "rel_seconds" in d and d["rel_seconds"].notna().all():
+        xs.append(("rel_seconds", f"training seconds per run / {baseline}'s"))
+    fig, axes = _figure(3.0 * len(xs), ncols=len(archs), nrows=len(xs), squeeze=False)
+    for row, (column, label) in enumerate(xs):
+        for ax, arch in zip(axes[row], archs):
+            _cost_panel(ax, d[d["arch"] == arch], column, label, colours, baseline)
+            if row == 0:
+                ax.set_title(arch + ax.get_title())
+            else:
+                ax.set_title("")
+        axes[row, 0].set_ylabel("final-epoch test top-1 (%)")
     fig.suptitle(f"{dataset}: accuracy against compute (95% bootstrap CI; dashed: {baseline}"
                  " at its epoch budgets)")
     handles = [Line2D([], [], color=colours[m], marker="o", ls="none", ms=4, label=m)
@@ -345,6 +330,33 @@ def cost_figure(points: pd.DataFrame, dataset: str, baseline: str = "ce"):
                     Line2D([], [], color="0.3", marker="s", ls="none", ms=4, label="tuned")]
     _legend_below(fig, handles, ncol=6)
     return fig
+
+
+def _cost_panel(ax, a: pd.DataFrame, column: str, label: str, colours: dict,
+                baseline: str) -> None:
+    a = a.sort_values([column, "mean"])
+    ladder = a[a["method"] == baseline].sort_values(column)
+    ax.plot(ladder[column], ladder["mean"], color=colours[baseline], lw=1, ls="--", zorder=1)
+    base = ladder["mean"].max() if len(ladder) else a["mean"].max()
+    floor = max(a["low"].min(), base - COST_WINDOW) - 0.2
+    order = {v: i for i, v in enumerate(stats.variant_order(a["variant"]))}
+    span = max(a[column].max() - a[column].min(), 1.0)
+    below = 0
+    for _, r in a.iterrows():
+        c = colours[r["method"]]
+        x = r[column] + span * 0.04 * (order[r["variant"]] / max(len(order) - 1, 1)
+                                       - 0.5)  # dodge, so that no point hides another
+        if r["mean"] < floor:
+            below += 1
+            ax.plot([x], [floor + 0.05], marker="v", color=c, ms=3.5, zorder=2)
+            continue
+        ax.errorbar([x], [r["mean"]], yerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
+                    fmt="s" if stats.is_tuned(r["variant"]) else "o", color=c, ms=3.5,
+                    elinewidth=0.9, capsize=1.5, zorder=2)
+    ax.set_ylim(bottom=floor)
+    ax.set_title(f" ({below} below the axis, ▼)" if below else "")
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
 
 
 def cost(points: pd.DataFrame, dataset: str, folder: Path, baseline: str = "ce") -> list[Path]:

@@ -167,7 +167,8 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         if not points.empty:
             add(plots.cost(points, d, fdir, base),
                 f"{d}: accuracy against the images forwarded over a run (student and teacher "
-                f"models), relative to {base}; dashed: {base} at its epoch budgets")
+                f"models; top) and against the measured training seconds (bottom), relative to "
+                f"{base}; dashed: {base} at its epoch budgets")
         if not lat.empty:
             add(plots.lattice(lat, d, fdir),
                 f"{d}: the rectification effect at identical (α, T) per teacher source "

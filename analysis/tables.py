@@ -357,7 +357,8 @@ def cost_points(epochs: pd.DataFrame, runs: pd.DataFrame, dataset: str, baseline
     forwarded over a whole run (the sum of the runs' per-epoch cost records, mean over seeds)
     relative to the baseline's, and the final-epoch test top-1 (percent) with its 95% bootstrap
     interval. Empty without cost records or without the baseline."""
-    columns = ["dataset", "arch", "variant", "method", "rel_images", "mean", "low", "high", "n"]
+    columns = ["dataset", "arch", "variant", "method", "rel_images", "rel_seconds", "mean",
+               "low", "high", "n"]
     needed = {"cost_student_images", "cost_teacher_images"}
     if epochs.empty or not needed <= set(epochs.columns) or runs.empty:
         return pd.DataFrame(columns=columns)
@@ -365,6 +366,8 @@ def cost_points(epochs: pd.DataFrame, runs: pd.DataFrame, dataset: str, baseline
     per_run = (e.assign(images=e["cost_student_images"] + e["cost_teacher_images"])
                .groupby(["arch", "variant", "run_id"])["images"].sum()
                .groupby(["arch", "variant"]).mean())
+    seconds = (e.groupby(["arch", "variant", "run_id"])["cost_train_seconds"].sum()
+               .groupby(["arch", "variant"]).mean()) if "cost_train_seconds" in e else None
     rows = []
     r = runs[runs["dataset"] == dataset]
     for (arch, variant), g in r.groupby(["arch", "variant"], sort=True):
@@ -374,6 +377,8 @@ def cost_points(epochs: pd.DataFrame, runs: pd.DataFrame, dataset: str, baseline
         rows.append({"dataset": dataset, "arch": arch, "variant": variant,
                      "method": g["method"].iloc[0],
                      "rel_images": per_run[(arch, variant)] / per_run[(arch, baseline)],
+                     "rel_seconds": (seconds[(arch, variant)] / seconds[(arch, baseline)]
+                                     if seconds is not None else np.nan),
                      "mean": mean, "low": low if low == low else mean,
                      "high": high if high == high else mean, "n": len(g)})
     return pd.DataFrame(rows, columns=columns)

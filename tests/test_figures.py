@@ -154,3 +154,18 @@ def test_report_page_embeds_every_figure_links_every_table_and_states_the_seeds(
     assert stated == {4}
     for word in ("`drkd`", "`tfkd-self`", "`dlb`", "`-tuned`", "`inconclusive`", "`MDE`"):
         assert word in text.split("## Glossary")[1]
+
+
+def test_the_cost_figure_counts_images_and_measured_time():
+    points = pd.DataFrame({"dataset": "d", "arch": "mlp", "variant": ["ce", "ce@2x", "dlb"],
+                           "method": ["ce", "ce", "dlb"], "rel_images": [1.0, 2.0, 2.0],
+                           "rel_seconds": [1.0, 1.93, 1.4], "mean": [90.0, 91.0, 90.5],
+                           "low": [89.5, 90.5, 90.0], "high": [90.5, 91.5, 91.0], "n": 3})
+    fig = plots.cost_figure(points, "d")
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    assert labels == ["images forwarded per run / ce's", "training seconds per run / ce's"]
+    dlb_x = [x for ax in fig.axes[1:] for line in ax.lines for x in line.get_xdata()
+             if 1.3 < x < 1.5]
+    assert dlb_x  # DLB drawn at its measured time, not at its images
+    no_time = plots.cost_figure(points.drop(columns="rel_seconds"), "d")
+    assert len(no_time.axes) == 1
