@@ -28,7 +28,8 @@ def plan(epochs: pd.DataFrame, detect: float, seeds: int | None = None,
     runs = load.runs_from_epochs(train)
     if runs.empty or metric not in runs:
         return pd.DataFrame(columns=COLUMNS)
-    p = stats.paired(runs, metric, analysis, scale=PCT)
+    # the comparisons the report states, in its families (equal compute included): Holm's m
+    p = stats.answer(runs, train, metric, analysis, scale=PCT)
     p["family_size"] = p.groupby("family")["variant"].transform("size")
     p = p[p["sd_diff"].notna()]
     if variants:
