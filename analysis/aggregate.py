@@ -78,16 +78,27 @@ def _resample(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def interval(m: np.ndarray, func: Callable[[np.ndarray], float], reps: int,
              rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
     idx = stratified_resamples(*m.shape, reps, rng)
-    values = np.array([func(r) for r in _resample(m, idx)])
+    values = np.array([func(r) for r in _resample(m, idx)])  # IQM: scipy's trim_mean each
     tail = 100 * (1 - level) / 2
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def poi_many(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``rliable.metrics.probability_of_improvement`` for a stack of resamples at once
+    (``x``: reps x runs x tasks, ``y``: reps x runs' x tasks): per task the Mann-Whitney U of
+    "x greater" over all pairs, (#x > y + #x = y / 2) / (n m) (identical columns give 0.5, as
+    rliable's special case does), then the mean over tasks. Equal to rliable's, run by run
+    (tested); a Python loop over rliable's took two minutes for one report."""
+    gt = (x[:, :, None, :] > y[:, None, :, :]).mean(axis=(1, 2))
+    eq = (x[:, :, None, :] == y[:, None, :, :]).mean(axis=(1, 2))
+    return (gt + 0.5 * eq).mean(axis=1)
 
 
 def poi_interval(x: np.ndarray, y: np.ndarray, reps: int, rng: np.random.Generator,
                  level: float = 0.95) -> tuple[float, float]:
     ix = _resample(x, stratified_resamples(*x.shape, reps, rng))
     iy = _resample(y, stratified_resamples(*y.shape, reps, rng))
-    values = np.array([rl.probability_of_improvement(a, b) for a, b in zip(ix, iy)])
+    values = poi_many(ix, iy)
     tail = 100 * (1 - level) / 2
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
 

@@ -201,6 +201,21 @@ def test_aggregate_equals_rliables_statistics_on_a_fixture():
     assert np.all(np.diff(curve) <= 0) and np.all(low <= curve + 1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 6), m=st.integers(2, 6),
+       tasks=st.integers(1, 4))
+def test_vectorised_probability_of_improvement_equals_rliables(seed, n, m, tasks):
+    from rliable import metrics as rl
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, (3, n, tasks)).astype(float)  # ties on purpose
+    y = rng.integers(0, 4, (3, m, tasks)).astype(float)
+    y[0, :min(n, m)] = x[0, :min(n, m)]
+    many = aggregate.poi_many(x, y)
+    for i in range(3):
+        assert many[i] == pytest.approx(rl.probability_of_improvement(x[i], y[i]))
+
+
 def test_stratified_bootstrap_draws_runs_within_each_task():
     m = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
     idx = aggregate.stratified_resamples(3, 2, 50, np.random.default_rng(1))
