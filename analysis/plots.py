@@ -540,25 +540,30 @@ def overlaps(fig) -> list[tuple[str, str]]:
 
 
 def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods: dict[str, str],
-                     baseline: str = "ce"):
+                     baseline: str = "ce", sources: dict[str, str] | None = None):
     """The answer across tasks: per variant the IQM of its score against the baseline (points,
     95% stratified-bootstrap interval), its probability of improvement over the baseline, and
     the performance profiles (share of runs whose score exceeds tau). Colour = method; a
-    variant's teacher source or setting is in its label."""
+    variant's teacher source is the line style and the marker (named in the legend)."""
     _theme()
     order = list(agg["variant"])
     colours = method_colours(set(methods.values()))
+    sources = sources or {}
+    dashes = source_dashes(set(sources.values()))
+    shown = [s for s in dict.fromkeys(sources.get(v, "") for v in order)]
+    markers = {s: "osD^v<>"[i % 7] for i, s in enumerate(shown)}
     height = max(2.4, 0.22 * len(order) + 1.2)
     fig, (ax_iqm, ax_poi, ax_prof) = _figure(height, ncols=3)
     y = np.arange(len(order))[::-1]
     for yi, (_, r) in zip(y, agg.iterrows()):
         c = colours[methods.get(r["variant"], r["variant"])]
+        mk = markers[sources.get(r["variant"], "")]
         ax_iqm.errorbar(r["iqm"], yi, xerr=[[r["iqm"] - r["iqm_low"]], [r["iqm_high"] - r["iqm"]]],
-                        fmt="o", color=c, ms=4, capsize=2, lw=1.2)
+                        fmt=mk, color=c, ms=4, capsize=2, lw=1.2)
         ax_poi.errorbar(r["p_improve_ce"], yi,
                         xerr=[[r["p_improve_ce"] - r["p_improve_ce_low"]],
                               [r["p_improve_ce_high"] - r["p_improve_ce"]]],
-                        fmt="o", color=c, ms=4, capsize=2, lw=1.2)
+                        fmt=mk, color=c, ms=4, capsize=2, lw=1.2)
     for ax in (ax_iqm, ax_poi):
         ax.set_yticks(y, order)
         ax.set_ylim(-0.7, len(order) - 0.3)
@@ -579,7 +584,7 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
             continue
         curve, low, high = curves[v]
         c = colours[methods.get(v, v)]
-        ax_prof.plot(taus, curve, color=c, lw=1.2, label=v)
+        ax_prof.plot(taus, curve, color=c, lw=1.2, ls=dashes[sources.get(v, "")], label=v)
         ax_prof.fill_between(taus, low, high, color=c, alpha=0.15, lw=0)
     ax_prof.axvline(0, color="0.2", lw=0.8, ls="--")
     if len(taus):
@@ -588,9 +593,15 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     ax_prof.set_xlabel(f"tau: score − {baseline} (points)")
     ax_prof.set_ylabel("share of runs with score > tau")
     ax_prof.set_title("performance profiles")
+    handles = [Line2D([], [], color=colours[methods.get(v, v)], lw=1.2,
+                      ls=dashes[sources.get(v, "")], marker=markers[sources.get(v, "")], ms=4,
+                      label=v) for v in order]
+    _legend_below(fig, handles, ncol=min(4, len(handles)))
     return fig
 
 
 def aggregate(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods: dict[str, str],
-              folder: Path, baseline: str = "ce") -> list[Path]:
-    return save(aggregate_figure(agg, taus, curves, methods, baseline), folder, "aggregate")
+              folder: Path, baseline: str = "ce", sources: dict[str, str] | None = None
+              ) -> list[Path]:
+    return save(aggregate_figure(agg, taus, curves, methods, baseline, sources), folder,
+                "aggregate")

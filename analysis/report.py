@@ -250,7 +250,8 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         if len(agg):
             methods = dict(zip(runs["variant"], runs["method"]))
             taus, curves = aggregate.profiles(runs, list(agg["variant"]), analysis)
-            add(plots.aggregate(agg, taus, curves, methods, fdir, base),
+            sources = dict(zip(runs["variant"], runs["teacher_source"].fillna("")))
+            add(plots.aggregate(agg, taus, curves, methods, fdir, base, sources),
                 f"across {int(agg['tasks'].iloc[0])} tasks (dataset × condition × architecture): "
                 f"IQM of each variant's score − {base} (points), its probability of improvement "
                 f"over {base}, and performance profiles; 95% stratified-bootstrap intervals "
