@@ -224,12 +224,15 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
             tdir, "published_comparison"), note)
         add(tables.write(tables.missing_cells(runs), tdir, "missing_cells"),
             "cells with fewer finished seeds than the most complete cell")
-        cost = tables.cost_table(finished)
+        studies = epochs[epochs["kind"].isin(["trial", "rescore"])] if "kind" in epochs \
+            else epochs.iloc[:0]
+        cost = tables.cost_table(finished, studies)
         if not cost.empty:
             add(tables.write(cost, tdir, "cost"),
                 f"measured cost per variant against {base} of the same architecture: training "
                 "time per epoch, images forwarded per epoch (student and a separate teacher), "
-                "the teacher's extra memory")
+                "the teacher's extra memory, and for a tuned variant the images its study "
+                "forwarded (trials and re-scores)")
     add(tables.write(tables.failures_table(train), tdir, "failed_runs"),
         "runs that failed or did not finish, with the reason")
     trials = epochs[epochs["kind"] == "trial"] if "kind" in epochs else epochs.iloc[:0]

@@ -320,13 +320,24 @@ def missing_cells(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def cost_table(epochs: pd.DataFrame) -> pd.DataFrame:
+def study_images(trials: pd.DataFrame) -> dict[str, float]:
+    """Per study: the images its trials and re-scores forwarded (each run's ``trial_images``,
+    summed): the compute a tuned variant spent before it ran."""
+    if trials.empty or "trial_images" not in trials or "study" not in trials:
+        return {}
+    last = trials.groupby("run_id", sort=False).last()
+    spent = pd.to_numeric(last["trial_images"], errors="coerce")
+    return spent.groupby(last["study"]).sum().to_dict()
+
+
+def cost_table(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (dataset, arch, variant), from the runs' own per-epoch cost records: the training-phase
     seconds per epoch relative to CE of the same dataset and architecture (mean over seeds and
     epochs), the images the student and a separate teacher model forward per epoch (relative to
     CE's), and the teacher's extra memory in MB. Empty when the runs carry no cost records."""
     columns = ["dataset", "arch", "variant", "time_vs_ce", "images_vs_ce", "student_images",
-               "teacher_images", "teacher_state_mb", "n"]
+               "teacher_images", "teacher_state_mb", "n", "study_images"]
+    spent = study_images(trials) if trials is not None else {}
     needed = {"cost_train_seconds", "cost_student_images", "cost_teacher_images"}
     if epochs.empty or not needed <= set(epochs.columns):
         return pd.DataFrame(columns=columns)
@@ -347,8 +358,12 @@ def cost_table(epochs: pd.DataFrame) -> pd.DataFrame:
                                               / base_i, 2),
                          "student_images": int(r["student_images"]),
                          "teacher_images": int(r["teacher_images"]),
-                         "teacher_state_mb": _fmt(r["teacher_state_mb"], 2), "n": int(r["n"])})
-    return _ordered(pd.DataFrame(rows, columns=columns))
+                         "teacher_state_mb": _fmt(r["teacher_state_mb"], 2), "n": int(r["n"]),
+                         "study_images": _fmt(spent.get(
+                             f"{d}/{a}/{stats.reference_of(r['variant'])}", np.nan), 0)
+                         if stats.is_tuned(r["variant"]) else ""})
+    out = _ordered(pd.DataFrame(rows, columns=columns))
+    return out if spent else out.drop(columns="study_images")
 
 
 def cost_points(epochs: pd.DataFrame, runs: pd.DataFrame, dataset: str, baseline: str = "ce"

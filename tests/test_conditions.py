@@ -118,7 +118,7 @@ def test_noise_on_a_dataset_without_two_classes_is_refused(tmp_path):
 
     for i in range(8):
         Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / "only" / f"{i}.png")
-    with pytest.raises(config.ConfigError, match="fewer than two classes|at least two classes"):
+    with pytest.raises(config.ConfigError, match="fewer than two classes|a classifier needs at least two"):
         _grid(tmp_path, f"datasets: {{mine: {{kind: folder, path: {folder}, val_fraction: 0.5,"
                         " noise: {kind: pair, rate: 0.2}}}\n")
 
@@ -231,3 +231,21 @@ def test_aggregate_over_one_task_is_refused():
     runs = _runs(np.random.default_rng(0), [("digits", "mlp")], {"ce": 0.0, "lsr": 0.01})
     with pytest.raises(aggregate.AggregateError, match="at least two tasks"):
         aggregate.aggregate(runs)
+
+
+def test_report_aggregate_over_one_task_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from pathlib import Path
+
+    from benchmark import cli
+
+    root = Path(__file__).resolve().parents[1] / "results" / "published" / "runs.csv"
+    frame = pd.read_csv(root)
+    one = frame[(frame["dataset"] == "digits") & (frame["arch"] == frame["arch"].iloc[0])]
+    csv = tmp_path / "one.csv"
+    one.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    code = cli.main(["report", "--from", str(csv), "--out", str(out), "--aggregate"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "an aggregate across tasks needs at least two tasks" in err
+    assert not out.exists()

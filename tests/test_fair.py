@@ -401,3 +401,32 @@ def test_tune_help_names_the_protocol_options(capsys):
     out = capsys.readouterr().out
     for option in ("--budget", "--seeds-per-trial", "--optimiser", "--pruning", "--rescore"):
         assert option in out
+
+
+def test_a_tuned_variants_cost_includes_its_study(honest_studies):
+    from analysis import load
+
+    _, _, results = honest_studies
+    epochs = load.epochs_from_tracking(f"sqlite:///{results}/mlflow.db")
+    studies = epochs[epochs["kind"].isin(["trial", "rescore"])]
+    spent = tables.study_images(studies)
+    last = studies.groupby("run_id").last()
+    ce_runs = last[last["study"] == "digits/mlp/ce"]
+    assert spent["digits/mlp/ce"] == pytest.approx(ce_runs["trial_images"].astype(float).sum())
+    optuna_side = optuna.load_study(study_name="digits/mlp/ce",
+                                    storage=tune.open_storage(None, results))
+    trials_only = sum(t.user_attrs["images"] for t in optuna_side.trials)
+    assert spent["digits/mlp/ce"] > trials_only  # the re-scores count too
+
+
+def test_tuned_dr_kd_meets_tuned_tf_kd_self_over_one_search_space():
+    import methods
+
+    d, t = (methods.get(m).search_space() for m in ("drkd", "tfkd-self"))  # any teacher source
+    assert {k: (p.low, p.high, p.log) for k, p in d.items()} == \
+        {k: (p.low, p.high, p.log) for k, p in t.items()}
+    cells = pd.DataFrame({"variant": ["ce", "ce-tuned", "tfkd-self-online-tuned",
+                                      "drkd-online-tuned"],
+                          "method": ["ce", "ce", "tfkd-self", "drkd"],
+                          "teacher_source": ["", "", "online", "online"]})
+    assert ("drkd-online-tuned", "tfkd-self-online-tuned") in stats.comparisons(cells)

@@ -161,7 +161,7 @@ def test_no_host_synchronisation_inside_the_training_steps(monkeypatch):
         for batch in run.plan.epoch():
             steps.append(real_step(DIGITS.train_x, DIGITS.train_y, batch))
         assert calls == [], (name, source)
-        terms, diag, _, _ = steps[-1]
+        terms, diag, _, _, _ = steps[-1]
         assert {"loss"} <= set(terms) and {"teacher_top1", "teacher_agreement"} == set(diag)
 
 
