@@ -118,7 +118,8 @@ def test_noise_on_a_dataset_without_two_classes_is_refused(tmp_path):
 
     for i in range(8):
         Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / "only" / f"{i}.png")
-    with pytest.raises(config.ConfigError, match="fewer than two classes|a classifier needs at least two"):
+    with pytest.raises(config.ConfigError,
+                       match="fewer than two classes|a classifier needs at least two"):
         _grid(tmp_path, f"datasets: {{mine: {{kind: folder, path: {folder}, val_fraction: 0.5,"
                         " noise: {kind: pair, rate: 0.2}}}\n")
 
