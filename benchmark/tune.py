@@ -303,15 +303,22 @@ def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
         "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
 
 
-def dead(study: optuna.Study, t: optuna.trial.FrozenTrial, grace: float = GRACE_SECONDS,
-         now: float | None = None) -> bool:
-    """A RUNNING trial whose process is gone (on this host) or, for the journal storage (no
-    built-in heartbeat), whose heartbeat is older than ``grace`` seconds."""
-    now = time.time() if now is None else now
+def _staleness(study: optuna.Study, t: optuna.trial.FrozenTrial, grace: float,
+               now: float) -> tuple[bool, bool, float]:
+    """(dead, process gone, last heartbeat) of a RUNNING trial: its process is gone (on this
+    host) or, for the journal storage (no built-in heartbeat), its heartbeat is older than
+    ``grace`` seconds."""
     journal = isinstance(study._storage, optuna.storages.JournalStorage)
     beat = t.user_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start
                             else now)
-    return holder_gone(str(t.user_attrs.get("process", ""))) or (journal and now - beat > grace)
+    gone = holder_gone(str(t.user_attrs.get("process", "")))
+    return gone or (journal and now - beat > grace), gone, beat
+
+
+def dead(study: optuna.Study, t: optuna.trial.FrozenTrial, grace: float = GRACE_SECONDS,
+         now: float | None = None) -> bool:
+    """A RUNNING trial whose process is gone or whose journal heartbeat is stale."""
+    return _staleness(study, t, grace, time.time() if now is None else now)[0]
 
 
 def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS,
@@ -321,10 +328,8 @@ def fail_stale_journal_trials(study: optuna.Study, grace: float = GRACE_SECONDS,
     parameters and mark their MLflow runs FAILED with the reason. Returns how many."""
     now, count = time.time(), 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        beat = t.user_attrs.get("heartbeat", t.datetime_start.timestamp() if t.datetime_start
-                                else now)
-        gone = holder_gone(str(t.user_attrs.get("process", "")))
-        if not dead(study, t, grace, now):
+        stale, gone, beat = _staleness(study, t, grace, now)
+        if not stale:
             continue
         try:
             study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
