@@ -104,15 +104,17 @@ def poi_interval(x: np.ndarray, y: np.ndarray, reps: int, rng: np.random.Generat
 
 
 def rival_of(variant: str, variants: set[str]) -> str | None:
-    """The Tf-KD self variant a variant's probability of improvement is read against: DR-KD's
-    twin with the same teacher source and setting (``drkd...`` -> ``tfkd-self...``), else plain
-    ``tfkd-self`` where the runs have it."""
-    twin = variant.replace("drkd", "tfkd-self", 1)
-    if variant.startswith("drkd") and twin in variants:
-        return twin
-    if variant.startswith("tfkd-self"):
+    """The rival a variant's probability of improvement is read against (``stats.RIVALS``: for
+    DR-KD, Tf-KD self): a method's twin with the same teacher source and setting (its label with
+    the rival's name), else the plain rival where the runs have it; none for a rival itself."""
+    for method, rival in stats.RIVALS.items():
+        if variant.startswith(method):
+            twin = rival + variant[len(method):]
+            return twin if twin in variants else (rival if rival in variants else None)
+    if any(variant.startswith(r) for r in stats.RIVALS.values()):
         return None
-    return "tfkd-self" if "tfkd-self" in variants else None
+    present = [r for r in stats.RIVALS.values() if r in variants]
+    return present[0] if present else None
 
 
 def aggregate(runs: pd.DataFrame, analysis: stats.Analysis = stats.Analysis(),
