@@ -7,11 +7,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
-class TrackingError(ValueError):
-    """A tracking URI or store location that cannot be used (one line at the command line).
-    Here, not in :mod:`benchmark.tracking`, so that catching it does not import MLflow."""
-
-
 @dataclass(frozen=True)
 class Runtime:
     """``results``: the folder for the store, checkpoints and reports; ``tracking_uri``: MLflow
