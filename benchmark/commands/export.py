@@ -1,0 +1,33 @@
+"""``drkd-bench export``: one CSV of every run (cell key, params, per-epoch metrics)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import UsageError, store_uri, writable
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="one CSV of every run (cell key, params, per-epoch "
+                                      "metrics)")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default=None, help="CSV path (default: RESULTS/runs.csv)")
+    return p
+
+
+def run(args) -> int:
+    from analysis import load
+
+    uri = store_uri(args)
+    out = Path(args.out or Path(args.results) / "runs.csv")
+    frame = load.epochs_from_tracking(uri)
+    if frame.empty:
+        raise UsageError(f"no runs in {uri}: nothing to export")
+    writable(out.parent)
+    tmp = out.with_name(f".{out.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(out)
+    print(f"exported {frame['run_id'].nunique() if len(frame) else 0} runs, {len(frame)} epoch "
+          f"rows to {out}")
+    return 0

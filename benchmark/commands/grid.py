@@ -1,0 +1,86 @@
+"""``drkd-bench grid``: run a benchmark grid from a YAML config."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..runtime import start_worker_server
+from .common import UsageError, common_flags, executor_flags, os_error, runtime, storage_default
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("grid", help="run a benchmark grid from a YAML config",
+                       description="Run every cell of a grid config (a shipped name such as "
+                                   "'quick' or a path), skipping cells already finished in the "
+                                   "tracking store, then write the report.")
+    p.add_argument("config", help="shipped config name (quick, fashion-mnist, paper-cifar100, "
+                                  "paper-tiny-imagenet) or a YAML path")
+    p.add_argument("--workers", type=int, help="local worker processes, the CPU threads divided "
+                                               "between them (default: one per CPU core on the "
+                                               "CPU, 1 with CUDA)")
+    p.add_argument("--dry-run", action="store_true", help="print the cells and their order only")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
+    p.add_argument("--verbose", action="store_true", help="one line per epoch of every cell too "
+                                                          "(always in each run's MLflow metrics)")
+    p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
+                                     "RESULTS/optuna.journal)")
+    executor_flags(p)
+    common_flags(p)
+    return p
+
+
+def run(args) -> int:
+    from .. import config, grid, runner
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    cfg = config.load_grid(args.config)
+    cells = grid.expand(cfg, args.storage or storage_default(cfg, args.results))
+    if args.dry_run:
+        deps = grid.dependencies(cells)
+        by_hash = {c.hash: c for c in cells}
+        print(f"{cfg.name}: {len(cells)} cells")
+        for i, c in enumerate(cells, 1):
+            wait = f"  (after {by_hash[deps[c.hash]].key})" if c.hash in deps else ""
+            print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
+        for line in grid.describe_variants(cfg):
+            print(line)
+        return 0
+    rt = runtime(args)
+    workers = args.workers or rt.default_workers(len(cells))
+    if workers > 1 and args.executor == "local":
+        start_worker_server()
+    runner.check_data(cells, rt.data_root)
+    tracker = rt.tracker()
+    outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
+                       verbose=args.verbose, executor=args.executor,
+                       ray_address=args.ray_address, tags={"grid": cfg.name})
+    aliases = grid.coincident(cfg, args.storage or storage_default(cfg, args.results))
+    if aliases and grid.tag_aliases(tracker, aliases):
+        for h, labels in aliases.items():
+            same = next(c for c in cells if c.hash == h)
+            print(f"  {', '.join(labels)} on {same.data.task}/{same.arch} seed {same.seed}: its "
+                  f"study chose {same.label}'s own settings; that cell stands for both")
+    print(f"{cfg.name}: {len(outcome.finished)} trained, {len(outcome.skipped)} already done, "
+          f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
+    for key, reason in outcome.failed.items():
+        print(f"  failed {key}: {reason}")
+    if not args.no_report:
+        from analysis import report
+
+        from .. import ui
+
+        try:
+            written = report.from_tracking(tracker.uri, Path(args.results),
+                                           cfg.analysis_settings(), {c.hash for c in cells})
+            ui.install_view(tracker)
+            tracker.publish_report(Path(args.results), cfg.name, ui.VIEW_KEY)
+        except OSError as e:  # a full disk, a folder gone read-only: one line, the runs are kept
+            print(f"drkd-bench: report not written: {os_error(e, args.results)}; the runs are "
+                  "in the store: run 'drkd-bench report' once that is fixed", file=sys.stderr)
+            return 1
+        print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md;"
+              f" in MLflow, the run 'report {cfg.name}', linked from every run of the grid)")
+    return 0 if outcome.ok else 1

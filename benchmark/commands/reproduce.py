@@ -1,0 +1,70 @@
+"""``drkd-bench reproduce``: retrain a sample of a published edition's cells and check their
+final metrics bit for bit."""
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from pathlib import Path
+
+from .common import UsageError, interrupt, read_runs_csv
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("reproduce", help="retrain a sample of a published edition's cells and "
+                                         "check their final metrics bit for bit",
+                       description="Rebuild cells of a published edition from the parameters "
+                                   "their runs recorded (each must hash to its recorded cell "
+                                   "hash), retrain them (and any pretrained self-teacher) in a "
+                                   "temporary store on the CPU with the thread count they "
+                                   "recorded (one when none), and print per "
+                                   "cell whether the final metrics are bit-identical, their "
+                                   "difference otherwise, and what differs in the environment. "
+                                   "Exit code 0 when every cell is identical, 1 otherwise.",
+                       epilog="example: drkd-bench reproduce results/published/"
+                              "fashion-mnist-field --cells 5",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("edition", help="an edition's folder (holding runs.csv) or a runs CSV")
+    p.add_argument("--cells", type=int, default=3, metavar="N",
+                   help="how many cells to draw at random (default 3)")
+    p.add_argument("--cell", action="append", default=[], metavar="KEY",
+                   help="a cell to retrain, e.g. fashion-mnist/mlp/ce/seed0 (repeatable; "
+                        "instead of a random draw)")
+    p.add_argument("--seed", type=int, default=0, help="the random draw's seed (default 0)")
+    p.add_argument("--data-root", help="where datasets are looked for (also $DRKD_DATA)")
+    return p
+
+
+def run(args) -> int:
+    from .. import reproduce
+
+    path = Path(args.edition)
+    csv = path / "runs.csv" if path.is_dir() else path
+    if args.cells < 1:
+        raise UsageError("--cells must be >= 1")
+    frame = read_runs_csv(csv, flag="")
+    cells = reproduce.published_cells(frame)
+    rebuilt = [c for c in cells if not c.problem]
+    if not cells:
+        raise UsageError(f"{csv}: no finished training run: nothing to reproduce")
+    if not rebuilt and not args.cell:
+        raise UsageError(f"{csv}: none of its {len(cells)} cells rebuilds with this code "
+                         f"({cells[0].problem})")
+    if not args.cell and args.cells > len(rebuilt):
+        raise UsageError(f"--cells {args.cells}: the edition has {len(rebuilt)} cells this code "
+                         f"rebuilds; give at most {len(rebuilt)}")
+    started = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, interrupt)  # stopped: its temporary store goes
+    try:
+        results = reproduce.run(frame, args.cell, args.cells, args.seed, args.data_root)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    same = 0
+    for cell, new in results:
+        ok, line = reproduce.verdict_line(cell, new)
+        same += ok
+        print(line)
+    print(f"{same} of {len(results)} identical ({time.perf_counter() - started:.0f}s)")
+    for line in reproduce.environment(frame):
+        print(f"  environment: {line}")
+    return 0 if same == len(results) else 1

@@ -1,0 +1,116 @@
+"""``drkd-bench speed``: measure the harness's overhead against the bare model step."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .common import UsageError, check_device
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("speed", help="measure the harness's overhead against the bare model step",
+                       description="Images per second, side by side in one process after a "
+                                   "warm-up (median of repeats): bare step, the harness's step "
+                                   "per method, the data pipeline against torchvision's PIL "
+                                   "DataLoader, and a whole tfkd-self epoch against a "
+                                   "reference-style loop and its compute limit. Prints a table "
+                                   "of ratios and writes it as CSV under RESULTS/.")
+    p.add_argument("--dataset", default="fashion-mnist", help="the data's shape and classes "
+                                                              "(synthetic images; default "
+                                                              "fashion-mnist)")
+    p.add_argument("--arch", action="append", help="an architecture to measure; repeat for "
+                                                   "several (default: the dataset's default)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20, help="steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per case, after one "
+                   "warm-up call (1: a smoke run without warm-up)")
+    p.add_argument("--epoch-images", type=int, default=10_000, help="images in the epoch "
+                                                                    "comparison")
+    p.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the "
+                                                                 "reference pipeline")
+    p.add_argument("--device", default="auto", help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--compile", nargs="?", const="all", metavar="ARCH,...",
+                   help="also the CE step under torch.compile: compile time, rate, and whether "
+                        "a 200-epoch run gains, compile included (every measured architecture, "
+                        "or only those listed)")
+    p.add_argument("--cells-per-gpu", metavar="K,K,...", help="also the aggregate rate of K CE "
+                   "cells training at once on the device (one process each), e.g. 1,2,3,4")
+    p.add_argument("--project", metavar="CONFIG", help="also the projected wall time of this "
+                   "grid config on 1 and 8 GPUs from these measurements (every architecture of "
+                   "the grid must be measured)")
+    p.add_argument("--results", default="results")
+    return p
+
+
+def run(args) -> int:
+    from .. import config, data, models, speed
+
+    check_device(args.device)
+    if args.dataset not in speed.SHAPES:
+        raise UsageError(f"--dataset {args.dataset!r}: choose one of: {', '.join(speed.SHAPES)}")
+    archs = args.arch or [data.get_spec(args.dataset).default_arch]
+    for arch in archs:
+        models.check(arch)
+    for flag in ("batch", "steps", "repeats", "epoch_images"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.epoch_images < args.batch:
+        raise UsageError("--epoch-images must be at least --batch")
+    ks: list[int] = []
+    if args.cells_per_gpu:
+        try:
+            ks = sorted({int(k) for k in args.cells_per_gpu.split(",")})
+        except ValueError:
+            raise UsageError(f"--cells-per-gpu {args.cells_per_gpu!r}: expected integers "
+                             "such as 1,2,3,4") from None
+        if ks[0] < 1:
+            raise UsageError("--cells-per-gpu: every K must be >= 1")
+    compiled = [] if args.compile in (None, "all") else args.compile.split(",")
+    if set(compiled) - set(archs):
+        raise UsageError(f"--compile {args.compile}: not among the measured architectures "
+                         f"({', '.join(archs)})")
+    if args.project:
+        cfg = config.load_grid(args.project)
+        missing = sorted(set(cfg.architectures) - set(archs))
+        if missing:
+            raise UsageError(f"--project {args.project}: measure every architecture of the grid "
+                             f"too (missing --arch {' --arch '.join(missing)})")
+    import torch
+
+    from ..train import device_name, resolve_device
+
+    dev = resolve_device(args.device)
+    started = time.perf_counter()
+    say = lambda s: print(f"  measuring {s} ...", file=sys.stderr, flush=True)  # noqa: E731
+    measured = {}
+    for arch in archs:
+        rows = speed.measure(args.dataset, arch, args.batch, args.steps, args.repeats,
+                             args.epoch_images, args.loader_workers, args.device,
+                             compile=args.compile == "all" or arch in compiled, say=say)
+        if ks:
+            rows += speed.cells_per_device(args.dataset, arch, args.batch, args.steps,
+                                           args.repeats, ks, args.device, say=say)
+        measured[arch] = rows
+        meta = {"dataset": args.dataset, "arch": arch, "batch": args.batch,
+                "device": device_name(dev), "threads": torch.get_num_threads(),
+                "data": speed.DATA_NOTE, "torch": torch.__version__}
+        print(f"drkd-bench speed: {args.dataset}-shaped synthetic data, {arch}, batch "
+              f"{args.batch}, {device_name(dev)}, {torch.get_num_threads()} threads")
+        print(speed.table(rows))
+        path = Path(args.results) / f"speed_{args.dataset}_{arch.replace(':', '-')}_{dev.type}.csv"
+        speed.write_csv(rows, path, meta)
+        print(f"written to {path}")
+    if args.project:
+        rows = speed.project(cfg, measured)
+        print(speed.table(rows))
+        for r in rows:
+            print(f"  {r.name}: {r.seconds / 3600:.2f} h")
+        path = Path(args.results) / f"speed_projection_{cfg.name}_{dev.type}.csv"
+        speed.write_csv(rows, path, {"dataset": args.dataset, "archs": "+".join(archs),
+                                     "device": device_name(dev), "data": speed.DATA_NOTE})
+        print(f"written to {path}")
+    print(f"peak resident memory {speed.peak_rss_mb():.0f} MB; "
+          f"{time.perf_counter() - started:.0f}s")
+    return 0

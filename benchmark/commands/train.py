@@ -1,0 +1,74 @@
+"""``drkd-bench train``: train and track one run."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .common import UsageError, common_flags, parse_sets, runtime
+
+
+def add(sub) -> argparse.ArgumentParser:
+    import methods
+
+    known = ", ".join(methods.names())
+    p = sub.add_parser("train", help="train and track one run",
+                       description="Train one run and track it in MLflow. A method that needs a "
+                                   "pretrained self-teacher trains (or reuses) the CE run of the "
+                                   "same cell first.")
+    p.add_argument("--dataset", required=True, help="digits, fashion-mnist, cifar10, cifar100, "
+                                                    "tiny-imagenet")
+    p.add_argument("--arch", help="architecture (default: the dataset's small CNN); timm:<name> "
+                                  "for any timm model")
+    p.add_argument("--method", required=True, help=f"one of: {known}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="number of epochs (default 15)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method hyperparameter (temperature=4, teacher=online, fidelity=code) "
+                        "or a training setting (batch_size=128, lr=0.05, schedule=multistep, "
+                        "val_fraction=0.2, train_subset=5000); repeatable")
+    common_flags(p)
+    return p
+
+
+def run(args) -> int:
+    import dataclasses
+
+    import methods
+
+    from .. import config, runner
+
+    sets = parse_sets(args.sets)
+    train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}
+    data_fields = {"val_fraction", "split_seed", "train_subset", "split"}
+    method = methods.get(args.method)
+    train = {k: sets.pop(k) for k in list(sets) if k in train_fields}
+    data_settings = {k: sets.pop(k) for k in list(sets) if k in data_fields}
+    unknown = [k for k in sets if k not in method.params]
+    if unknown:
+        raise UsageError(f"--set {unknown[0]}: not a hyperparameter of {args.method} "
+                         f"({', '.join(method.params) or 'none'}) nor a training setting "
+                         f"({', '.join(sorted(train_fields | data_fields))})")
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    spec = config.make_spec(args.dataset, args.arch, args.method, args.seed, sets, train,
+                            **data_settings)
+    config.check_data(spec.data, "--set")
+    rt = runtime(args)
+    runner.load_data(spec.data, rt.data_root)  # a missing dataset fails before any store exists
+    tracker = rt.tracker()
+    started = time.perf_counter()
+    try:
+        outcome = runner.run_cell(
+            spec, tracker, rt, on_epoch=lambda s, row: print(runner.epoch_line(s, row), flush=True))
+    except runner.CellFailed as e:  # recorded as FAILED in the store with its reason
+        print(f"drkd-bench: training failed: {e}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - started
+    final = outcome.final
+    if outcome.skipped:
+        print(f"{spec.key}: already finished in the tracking store (run {outcome.run_id})")
+    print(f"{spec.key}: test top-1 {100 * final.get('test_top1', float('nan')):.2f}%, "
+          f"val top-1 {100 * final.get('val_top1', float('nan')):.2f}% in {seconds:.1f}s; "
+          f"MLflow run {outcome.run_id} in {tracker.uri}")
+    return 0

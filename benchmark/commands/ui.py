@@ -1,0 +1,52 @@
+"""``drkd-bench ui``: open the results in the MLflow UI (and the studies in optuna-dashboard)."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from .common import UsageError, store_uri
+
+
+def add(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("ui", help="open the results in the MLflow UI (and the studies in "
+                                  "optuna-dashboard)",
+                       description="Starts the MLflow UI on the tracking store and prints the "
+                                   "URL of the runs table in training mode with the results "
+                                   "visible: final test/validation top-1 and ECE, grouped by "
+                                   "dataset, arch and variant (tuning runs filtered out). When "
+                                   "optuna-dashboard is installed (pip install -e '.[ui]') and "
+                                   "there are studies, it starts that too. Ctrl-C stops both.")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="MLflow UI port (0: a free one)")
+    p.add_argument("--dashboard-port", type=int, default=8080,
+                   help="optuna-dashboard port (0: a free one)")
+    p.add_argument("--storage", help="Optuna storage (default: RESULTS/optuna.journal)")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--results", default="results")
+    return p
+
+
+def run(args) -> int:
+
+    from .. import tracking, ui
+
+    for flag in ("port", "dashboard_port"):
+        if not 0 <= getattr(args, flag) < 65536:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a port number (0: a free one)")
+    uri = store_uri(args)
+    tracker = tracking.Tracker(uri, results=args.results)
+    storage = args.storage or str(Path(args.results) / "optuna.journal")
+    def stop(signum, frame):  # SIGTERM stops the servers as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        ui.serve(tracker, storage, args.host, args.port, args.dashboard_port,
+                 say=lambda line: print(line, flush=True))
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    except KeyboardInterrupt:
+        print("drkd-bench ui: stopped", file=sys.stderr)
+    return 0
