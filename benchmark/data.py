@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydantic
 import torch
 
 
@@ -25,13 +26,16 @@ class DataError(RuntimeError):
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, test x, y (NCHW)
 
 
-@dataclass(frozen=True)
+@pydantic.dataclasses.dataclass(frozen=True, config=pydantic.ConfigDict(
+    extra="forbid", allow_inf_nan=False))  # not strict itself: a mapping in a config is one
 class Augment:
     """Batch augmentation: random crop with zero padding, horizontal flip, rotation in degrees."""
 
-    crop_padding: int = 0
-    flip: bool = False
-    rotation: float = 0.0
+    crop_padding: int = pydantic.Field(0, ge=0, strict=True, description="random crop after "
+                                       "zero padding by this many pixels (0: none)")
+    flip: bool = pydantic.Field(False, strict=True, description="random horizontal flip")
+    rotation: float = pydantic.Field(0.0, ge=0, strict=True, description="random rotation up "
+                                     "to this many degrees")
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ def test_reproduce_refuses_an_edition_it_cannot_use_in_one_line(tmp_path, capsys
 @pytest.mark.parametrize("args, needle", [
     (["plan", "--from", "RUNS", "--detect", "inf"], "--detect must be a finite number > 0"),
     (["plan", "--from", "RUNS", "--detect", "nan"], "--detect must be a finite number > 0"),
-    (["tune", "CFG", "--budget", "inf"], "tune.budget: expected a finite number > 0"),
+    (["tune", "CFG", "--budget", "inf"], "tune.budget must be finite and > 0, got inf"),
     (["tune", "CFG", "--timeout", "-5"], "--timeout -5.0: expected a finite number of seconds"),
     (["tune", "CFG", "--timeout", "nan"], "--timeout nan: expected a finite number of seconds"),
     (["grid", "LADDER"], "compute.ladder: expected a list of finite positive multiples"),

@@ -93,12 +93,14 @@ def test_per_seed_split_redraws_the_noise_per_seed(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ("datasets: {digits: {noise: {kind: symmetric, rate: 1.0}}}",
-     r"noise.rate must lie in \[0, 1\)"),
+     r"noise.rate must lie in \(0, 1\), got 1.0"),
     ("datasets: {digits: {noise: {kind: symmetric, rate: -0.1}}}", r"noise.rate must lie in"),
-    ("datasets: {digits: {noise: {kind: symmetric, rate: .nan}}}", r"noise.rate must lie in"),
+    ("datasets: {digits: {noise: {kind: symmetric, rate: .nan}}}",
+     r"noise.rate must be finite and lie in \(0, 1\), got nan"),
     ("datasets: {digits: {noise: {kind: asymmetric, rate: 0.2}}}",
-     "noise.kind 'asymmetric' is not valid; choose one of: symmetric, pair"),
-    ("datasets: {digits: {noise: {kind: pair}}}", "give kind .* and rate"),
+     "noise.kind must be one of: symmetric, pair \\(got 'asymmetric'\\)"),
+    ("datasets: {digits: {noise: {kind: pair}}}", "datasets.digits.noise: missing key 'rate'"),
+    ("datasets: {digits: {noise: {kind: pair, rate: 0}}}", r"noise.rate must lie in \(0, 1\)"),
     ("datasets: {digits: {noise: {kind: pair, rate: 0.2, sed: 1}}}", "unknown key 'sed'"),
     ("datasets: {digits: {}}\nconditions: {a: {noise: {kind: pair, rate: 0.2}}, "
      "b: {noise: {kind: pair, rate: 0.2}}}", "'b' and 'a' give digits the same data"),

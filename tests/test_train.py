@@ -121,7 +121,7 @@ def test_test_every_k_epochs_evaluates_the_test_split_there_and_last_and_trains_
         assert b == {k: v for k, v in a.items() if "test_" not in k or b["epoch"] in (2, 4, 5)}
     assert s.hash != spec("drkd", 5, teacher="previous-epoch").hash  # the record differs
     with pytest.raises(config.ConfigError, match="test_every must be >= 1"):
-        config.check_train(config.TrainSettings(test_every=0), "train")
+        config.build(config.TrainSettings, {"test_every": 0}, "train")
 
 
 def test_tuning_data_without_test_split_computes_no_test_metrics():
