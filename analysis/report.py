@@ -201,6 +201,16 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
                 f"gain at equal compute: each variant − {base} re-run at the epochs that "
                 f"forward as many images (`{base}@2x`: twice its epochs); images and measured "
                 f"training time relative to {base}'s; 95% CI, Holm-adjusted p, verdict")
+        ladder = stats.ladder(runs, "final_test_top1", analysis)
+        if len(ladder) > len(ladder.groupby(["dataset", "arch"])):  # more than one rung a task
+            add(tables.write(ladder, tdir, "convergence_ladder",
+                             caption=f"{base}'s epoch budgets, each against twice its epochs "
+                                     "(percentage points, paired by seed; Holm within each "
+                                     f"task's ladder; TOST at ±{analysis.margin:g}). "
+                                     "first_converged: the smallest budget whose double is "
+                                     "equivalent to it"),
+                f"the convergence ladder: {base} at each epoch budget against twice its epochs "
+                "per task, with the smallest budget where training longer no longer moves it")
         if not lat.empty:
             add(tables.write(lat, tdir, "lattice"),
                 "the rectification lattice: each point (teacher source, α, T) with the paired "

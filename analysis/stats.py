@@ -633,6 +633,53 @@ def convergence(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
                                        "mean_diff", "ci_low", "ci_high"])
 
 
+def budget_factor(variant: str, baseline: str) -> float | None:
+    """The multiple of the baseline's epochs a variant trains for (1 for the baseline itself,
+    2 for ``ce@2x``), or None when it is not one of the baseline's budgets."""
+    if variant == baseline:
+        return 1.0
+    head, mark, tail = variant.partition(BUDGET_MARK)
+    if head != baseline or not mark or not tail.endswith("x"):
+        return None
+    try:
+        return float(tail[:-1])
+    except ValueError:
+        return None
+
+
+def ladder(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
+           scale: float = 100.0) -> pd.DataFrame:
+    """The convergence ladder: per dataset x architecture, each of the baseline's epoch budgets
+    against the budget at twice its epochs (``ce@2x`` − ``ce``, ``ce@4x`` − ``ce@2x``, ...),
+    paired by seed, Holm-adjusted within the task's ladder. A budget has *converged* when its
+    double is *equivalent* to it (TOST at the declared margin); the smallest such budget is
+    the task's ``first_converged`` (NaN where none did)."""
+    rows = []
+    base = analysis.baseline
+    task_analysis = dataclasses.replace(analysis, family=("dataset", "arch"))
+    data = runs.dropna(subset=[metric])
+    for _, g in data.groupby(["dataset", "arch"], sort=True):
+        rungs = {f: v for v in g["variant"].unique()
+                 if (f := budget_factor(v, base)) is not None}
+        epochs = g.groupby("variant")["epochs"].max() if "epochs" in g else pd.Series(dtype=float)
+        for f in sorted(rungs):
+            if 2 * f not in rungs:
+                continue
+            row = _pair_row(g, rungs[2 * f], rungs[f], metric, task_analysis, scale, "ladder")
+            row["epochs"] = float(epochs.get(rungs[f], np.nan))
+            row["epochs_double"] = float(epochs.get(rungs[2 * f], np.nan))
+            rows.append(row)
+    columns = PAIR_COLUMNS + HIDDEN + ["epochs", "epochs_double"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return frame.drop(columns=HIDDEN).assign(p_holm=[], p_tost_holm=[], verdict=[],
+                                                 family=[], first_converged=[])
+    frame = adjust(frame, task_analysis).drop(columns=HIDDEN)
+    first = (frame[frame["verdict"] == "equivalent"].groupby(["dataset", "arch"])["epochs"]
+             .min().rename("first_converged"))
+    return frame.merge(first, on=["dataset", "arch"], how="left")
+
+
 def verdict(row, alpha: float = 0.05) -> str:
     """``better`` or ``worse`` when the Holm-adjusted p is below ``alpha`` (the sign of the mean
     difference says which); else ``equivalent`` when the Holm-adjusted TOST p is below

@@ -252,3 +252,20 @@ def test_report_aggregate_over_one_task_is_one_line_and_writes_nothing(tmp_path,
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "an aggregate across tasks needs at least two tasks" in err
     assert not out.exists()
+
+
+def test_a_grid_and_its_studies_run_task_by_task(capsys, tmp_path):
+    from benchmark import cli
+
+    assert cli.main(["grid", "label-noise", "--dry-run", "--task", "digits:sym40/*",
+                     "--task", "digits:clean/mlp"]) == 0
+    keys = [line.split()[1] for line in capsys.readouterr().out.splitlines()
+            if line.strip()[:1].isdigit()]
+    tasks = {k.rsplit("/", 2)[0] for k in keys}
+    assert tasks == {"digits:sym40/cnn8", "digits:sym40/mlp", "digits:clean/mlp"}
+    full = grid.expand(config.load_grid("label-noise"))
+    assert sorted(keys) == sorted(c.key for c in full if f"{c.data.task}/{c.arch}" in tasks)
+    results = tmp_path / "results"
+    assert cli.main(["grid", "label-noise", "--task", "cifar*/*", "--results", str(results)]) == 2
+    assert "matches no task of this config (digits:clean/cnn8," in capsys.readouterr().err
+    assert not results.exists()

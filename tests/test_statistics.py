@@ -283,6 +283,26 @@ def test_convergence_reads_ce_at_twice_its_epochs():
     assert conv.loc["b", "converged"] and not conv.loc["c", "checked"]
 
 
+def test_the_ladder_compares_each_budget_with_twice_its_epochs():
+    noise = [0.0, 0.001, -0.001, 0.0005, -0.0005, 0.0]  # fractions: ±0.1 points
+    finals = {"ce": [0.80 + e for e in noise],
+              "ce@2x": [0.81 + e for e in noise[::-1]],           # +1 point on average
+              "ce@4x": [0.81 + 0.5 * e for e in noise]}           # as 2x: equivalent
+    runs = _runs(finals)
+    runs["epochs"] = runs["variant"].map({"ce": 15, "ce@2x": 30, "ce@4x": 60})
+    lad = stats.ladder(runs, "final_test_top1", stats.Analysis(margin=0.5))
+    assert list(zip(lad["variant"], lad["baseline"])) == [("ce@2x", "ce"), ("ce@4x", "ce@2x")]
+    assert lad["mean_diff"].tolist() == pytest.approx([1.0, 0.0], abs=1e-9)
+    assert lad["verdict"].tolist() == ["better", "equivalent"]
+    assert lad["epochs"].tolist() == [15, 30] and lad["epochs_double"].tolist() == [30, 60]
+    assert lad["first_converged"].tolist() == [30, 30]
+    # Holm within the task's ladder (2 comparisons): no adjusted p below its raw p
+    assert (lad["p_holm"] >= lad["p_value"]).all()
+    # a budget whose double is missing is not compared; no ladder at all: an empty frame
+    assert stats.budget_factor("ce@2x", "ce") == 2.0 and stats.budget_factor("lsr", "ce") is None
+    assert stats.ladder(runs[runs["variant"] != "ce@2x"], "final_test_top1").empty
+
+
 def test_a_tuned_variant_meets_its_reference_when_it_is_labelled_as_a_lattice_point():
     # the third edition: drkd-online-tuned's reference values ran as drkd-online-a0.95-T6 only
     finals = {"ce": [.90, .91, .92], "drkd-online-a0.95-T6": [.91, .92, .93],

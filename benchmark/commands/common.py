@@ -214,3 +214,26 @@ def writable(folder: Path, create: bool = True) -> None:
 def interrupt(signum, frame) -> None:
     """SIGTERM as Ctrl-C: the command unwinds (temporary folders removed, runs marked)."""
     raise KeyboardInterrupt
+
+
+def task_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", action="append", default=[], metavar="PATTERN",
+                   help="only the tasks matching PATTERN, DATASET[:CONDITION]/ARCH with shell "
+                        "wildcards (e.g. 'digits:*/mlp', 'fashion-mnist:clean/*'); repeatable. "
+                        "A cell is the same as in the whole grid (its hash names its settings, "
+                        "not its grid), so a grid can be run task by task")
+
+
+def select_tasks(items: list, task_of, patterns: list[str]) -> list:
+    """The items whose task (``task_of(item)``: ``dataset[:condition]/arch``) matches one of
+    ``patterns``; all of them when there is none; one line when nothing matches."""
+    from fnmatch import fnmatchcase
+
+    if not patterns:
+        return items
+    kept = [x for x in items if any(fnmatchcase(task_of(x), p) for p in patterns)]
+    if not kept:
+        tasks = ", ".join(sorted({task_of(x) for x in items}))
+        raise UsageError(f"--task {' --task '.join(patterns)}: matches no task of this config "
+                         f"({tasks})")
+    return kept

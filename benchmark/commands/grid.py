@@ -6,7 +6,16 @@ import sys
 from pathlib import Path
 
 from ..runtime import start_worker_server
-from .common import UsageError, common_flags, executor_flags, os_error, runtime, storage_default
+from .common import (
+    UsageError,
+    common_flags,
+    executor_flags,
+    os_error,
+    runtime,
+    select_tasks,
+    storage_default,
+    task_flag,
+)
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -26,6 +35,7 @@ def add(sub) -> argparse.ArgumentParser:
                                                           "(always in each run's MLflow metrics)")
     p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
                                      "RESULTS/optuna.journal)")
+    task_flag(p)
     executor_flags(p)
     common_flags(p)
     return p
@@ -37,7 +47,8 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
     cfg = config.load_grid(args.config)
-    cells = grid.expand(cfg, args.storage or storage_default(cfg, args.results))
+    cells = select_tasks(grid.expand(cfg, args.storage or storage_default(cfg, args.results)),
+                         lambda c: f"{c.data.task}/{c.arch}", args.task)
     if args.dry_run:
         deps = grid.dependencies(cells)
         by_hash = {c.hash: c for c in cells}

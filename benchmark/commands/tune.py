@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 
 from ..runtime import start_worker_server
-from .common import UsageError, common_flags, executor_flags, runtime, storage_default
+from .common import (
+    UsageError,
+    common_flags,
+    executor_flags,
+    runtime,
+    select_tasks,
+    storage_default,
+    task_flag,
+)
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -60,6 +68,7 @@ def add(sub) -> argparse.ArgumentParser:
                    "name and the worker number (studies never share first trials)")
     p.add_argument("--show", action="store_true", help="print each study's best values and "
                                                        "trial counts, run nothing")
+    task_flag(p)
     executor_flags(p)
     common_flags(p)
     return p
@@ -88,7 +97,8 @@ def run(args) -> int:
         cfg = dataclasses.replace(cfg, tune=merged)
     from .. import runner, tune
 
-    defs = tune.studies(cfg, args.method)
+    defs = select_tasks(tune.studies(cfg, args.method),
+                        lambda d: f"{d.spec.data.task}/{d.spec.arch}", args.task)
     storage = args.storage or storage_default(cfg, args.results)
     if args.show:
         for line in tune.show(defs, storage, args.results):
