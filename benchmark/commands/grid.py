@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
                                      "RESULTS/optuna.journal)")
     task_flag(p)
+    p.add_argument("--seeds", type=int, metavar="K", help="only the config's first K seeds (a "
+                   "pilot to size the grid from with 'drkd-bench plan'; the cells are the "
+                   "grid's own, so the full grid later skips them)")
     executor_flags(p)
     common_flags(p)
     return p
@@ -47,6 +51,11 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
     cfg = config.load_grid(args.config)
+    if args.seeds is not None:
+        if not 1 <= args.seeds <= len(cfg.seeds):
+            raise UsageError(f"--seeds {args.seeds}: give 1 to {len(cfg.seeds)} (the config's "
+                             "seeds)")
+        cfg = dataclasses.replace(cfg, seeds=cfg.seeds[:args.seeds])
     cells = select_tasks(grid.expand(cfg, args.storage or storage_default(cfg, args.results)),
                          lambda c: f"{c.data.task}/{c.arch}", args.task)
     if args.dry_run:

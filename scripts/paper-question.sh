@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The published fourth edition (results/published/paper-question/), one phase at a time: the
+# honest-protocol studies of one group of tasks, a pilot of the grid on its first 5 seeds, the
+# grid, and the field's grid (clean tasks only). The edition is longer than one sitting, so it
+# runs task by task into one store; each phase exports its runs to parts/ (committed), and the
+# edition's runs.csv is their union (scripts/paper-question.sh RESULTS --publish).
+# Resumable: rerun a phase after an interruption; the studies are topped up to their budget (a
+# total, never exceeded) and the grids skip finished cells.
+# Usage: scripts/paper-question.sh RESULTS 'TASK-PATTERN' [pilot]   e.g. 'digits:*/*'
+#        scripts/paper-question.sh RESULTS --publish
+set -euo pipefail
+results=${1:?results folder}
+out=results/published/paper-question
+if [ "${2:-}" = "--publish" ]; then
+    python3 - "$out" <<'PY'
+import sys, pathlib, pandas as pd
+out = pathlib.Path(sys.argv[1])
+parts = sorted((out / "parts").glob("*.csv"))
+frame = pd.concat([pd.read_csv(p, low_memory=False) for p in parts], ignore_index=True)
+frame = frame.drop_duplicates()  # a run exported by two phases (the shared CE cells) once
+frame.to_csv(out / "runs.csv", index=False)
+print(f"{len(parts)} parts -> {frame['run_id'].nunique()} runs in {out / 'runs.csv'}")
+PY
+    drkd-bench report --from "$out/runs.csv" --out "$out" --config paper-question
+    exit 0
+fi
+task=${2:?task pattern, e.g. 'digits:*/*'}
+for method in ce drkd tfkd-self; do
+  drkd-bench tune paper-question --method "$method" --task "$task" --workers 2 --results "$results"
+done
+if [ "${3:-}" = "pilot" ]; then
+  drkd-bench grid paper-question --task "$task" --seeds 5 --no-report --results "$results"
+  exit 0
+fi
+drkd-bench grid paper-question --task "$task" --no-report --results "$results"
+if drkd-bench grid paper-question-field --task "$task" --dry-run >/dev/null 2>&1; then
+  drkd-bench grid paper-question-field --task "$task" --no-report --results "$results"
+fi
+mkdir -p "$out/parts"
+name=$(echo "$task" | tr -c 'A-Za-z0-9_.-' '_')
+drkd-bench export --results "$results" --out "$out/parts/$name.csv"
