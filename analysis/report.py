@@ -433,7 +433,8 @@ def _trial_frame(trials: pd.DataFrame) -> pd.DataFrame:
             c for c in tables.SEARCHED_TRAIN if c in first.columns]:
         values = pd.to_numeric(first[column], errors="coerce")
         varies = values.groupby(first.get("study", "")).nunique(dropna=True).max()
-        if values.notna().any() and varies > 1:
-            out[column.split(".", 2)[-1]] = values
-    out["value"] = pd.to_numeric(first.get("val_top1"), errors="coerce")
+        if values.notna().any() and varies > 1:  # as searched: 4 significant digits
+            out[column.split(".", 2)[-1]] = [f"{v:.4g}" if v == v else "" for v in values]
+    value = pd.to_numeric(first.get("val_top1"), errors="coerce") * 100
+    out["val_top1 (%)"] = [f"{v:.2f}" if v == v else "" for v in value]
     return out.sort_values(["study", "trial"]).reset_index(drop=True)

@@ -695,6 +695,9 @@ def sentence(row, digits: int = 2) -> str:
     """The words the report writes about one comparison: its verdict, then the numbers that
     carry it (the only way the report speaks of a comparison)."""
     f = f"{{:+.{digits}f}}"
+    if row["n_pairs"] >= 1 and row["mean_diff"] == 0 and not (row["sd_diff"] > 0) \
+            and row["ci_low"] == row["ci_high"] == 0:
+        return f"identical: all {row['n_pairs']} paired differences are 0 (the same runs)"
     interval = ("" if np.isnan(row["ci_low"]) else
                 f" [{f.format(row['ci_low'])}, {f.format(row['ci_high'])}]")
     text = f"{row['verdict']}: {f.format(row['mean_diff'])}{interval}"

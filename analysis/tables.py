@@ -122,8 +122,8 @@ def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
         row = {"study": study, "trials": len(g),
                "seeds_per_trial": int(pd.to_numeric(g.get("trial_seeds", pd.Series([1])))
                                       .fillna(1).max()),
-               "images": float(pd.to_numeric(g.get("trial_images"), errors="coerce").sum())
-               if "trial_images" in g else np.nan,
+               "images": (f"{pd.to_numeric(g['trial_images'], errors='coerce').sum():,.0f}"
+                          if "trial_images" in g else ""),
                "winner_trial": top["trial"], "winner": top["value"], "runner_up": runner,
                "margin": top["value"] - runner,
                "winner_seed_sd": float(pd.to_numeric(sd, errors="coerce").loc[top.name]) * PCT,

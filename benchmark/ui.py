@@ -120,10 +120,15 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
                      "--host", host, "--port", str(port), "--workers", "1"],
                     env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})]
     try:
+        say(f"starting the MLflow UI on http://{host}:{port}/ (20-30 s on a busy 2-core machine) "
+            "...")
         wait_until_up(f"http://{host}:{port}/health", procs[0])
         say(f"MLflow UI (results by dataset, arch, variant): "
             f"{mlflow_url(host, port, tracker.experiment_id)}")
-        if storage and (("://" in storage) or Path(storage).is_file()):
+        if not (storage and (("://" in storage) or Path(storage).is_file())):
+            say(f"optuna-dashboard not started: no Optuna studies at {storage} (drkd-bench tune "
+                "writes them there)")
+        else:
             exe = dashboard_command()
             if exe is None:
                 say("optuna-dashboard is not installed (pip install -e '.[ui]'); studies: "

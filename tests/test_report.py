@@ -298,3 +298,17 @@ def test_model_selection_with_a_sparse_test_record_chooses_among_tested_epochs()
     run = load.runs_from_epochs(epochs).iloc[0]
     assert run["best_val_epoch"] == 2 and run["best_val_test_top1"] == 0.85
     assert run["final_test_top1"] == 0.75 and run["best_test_top1"] == 0.85
+
+
+def test_tuning_trials_read_as_searched_and_in_percent():
+    from analysis import report
+
+    trials = pd.DataFrame({"run_id": ["a", "b", "c"], "study": ["s", "s", "s"],
+                           "trial": [0, 1, 2], "state": ["COMPLETE"] * 3,
+                           "param.hp.alpha": [0.9, 0.61234, 0.5],
+                           "param.train.lr": [0.1, 0.06123, 0.0612],
+                           "val_top1": [0.8627, 0.8620, 0.85]})
+    frame = report._trial_frame(trials)
+    assert frame["val_top1 (%)"].tolist() == ["86.27", "86.20", "85.00"]
+    assert frame["alpha"].tolist() == ["0.9", "0.6123", "0.5"]
+    assert frame["lr"].tolist() == ["0.1", "0.06123", "0.0612"]  # two values, told apart

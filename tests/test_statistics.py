@@ -315,3 +315,11 @@ def test_a_tuned_variant_meets_its_reference_when_it_is_labelled_as_a_lattice_po
     row = table[(table["variant"] == "drkd-online-tuned")
                 & (table["baseline"] == "drkd-online-a0.95-T6")]
     assert len(row) == 1 and row["setting"].iloc[0] == "tuned vs reference"
+
+
+def test_identical_runs_are_said_to_be_identical():
+    finals = {"ce": [.90, .91, .92], "ce-tuned": [.90, .91, .92], "lsr": [.91, .91, .93]}
+    table = stats.paired(_runs(finals), "final_test_top1", scale=100).set_index("variant")
+    assert stats.sentence(table.loc["ce-tuned"]) == \
+        "identical: all 3 paired differences are 0 (the same runs)"
+    assert stats.sentence(table.loc["lsr"]).startswith(table.loc["lsr", "verdict"] + ": +0.67")

@@ -35,6 +35,8 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
                              str(results), "--port", "0", "--dashboard-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        first = proc.stdout.readline()  # at once, before the server answers: not silent
+        assert first.startswith("starting the MLflow UI on http://127.0.0.1:"), first
         line = proc.stdout.readline()
         url = re.search(r"http://\S+", line).group(0)
         dashboard = proc.stdout.readline()
@@ -195,3 +197,22 @@ def test_a_finished_grid_cell_is_tagged_kind_train(results):
     s = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 1})
     runner.run_cell(s, t)
     assert t.finished(s.hash).data.tags["kind"] == "train"
+
+
+def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results):
+    class Exited:  # a server that stops at once: serve() returns after its first lines
+        pid = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(ui, "_start", lambda argv, env=None: Exited())
+    monkeypatch.setattr(ui, "_stop", lambda proc: None)
+    monkeypatch.setattr(ui, "wait_until_up", lambda url, proc: None)
+    monkeypatch.setattr(ui, "install_view", lambda tracker: None)
+    tracker = tracking.Tracker(tracking.default_uri(results), results=results)
+    lines: list[str] = []
+    ui.serve(tracker, str(results / "optuna.journal"), port=5999, say=lines.append)
+    assert lines[0].startswith("starting the MLflow UI on http://127.0.0.1:5999/")
+    assert any(line.startswith("optuna-dashboard not started: no Optuna studies at "
+                               + str(results / "optuna.journal")) for line in lines), lines
