@@ -109,11 +109,10 @@ def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
                 & ~state.isin(["PRUNED", "FAIL", "RUNNING"])]
     rows = []
     for study, g in done.groupby("study", sort=True):
-        # the study's own order (tune.best_trial): value, then the lower NLL, then the earlier
+        # the study's own order (tune.best_trial, Optuna's): value, then the earlier trial
         g = g.assign(value=pd.to_numeric(g["val_top1"], errors="coerce") * PCT,
-                     nll=pd.to_numeric(g.get("val_nll"), errors="coerce"),
                      number=pd.to_numeric(g["trial"], errors="coerce")).dropna(subset=["value"])
-        g = g.assign(neg=-g["value"]).sort_values(["neg", "nll", "number"], kind="stable")
+        g = g.assign(neg=-g["value"]).sort_values(["neg", "number"], kind="stable")
         if g.empty:
             continue
         sd = g.get("trial_val_sd", pd.Series(np.nan, index=g.index))

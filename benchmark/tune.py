@@ -393,7 +393,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
 
         try:
             got = score(study_def, params, study_def.seeds, dataset, teacher_models, rt, report)
-            trial.set_user_attr("val_nll", got["nll"])  # breaks ties (best_trial)
+            trial.set_user_attr("val_nll", got["nll"])
             trial.set_user_attr("seed_values", got["values"])
             trial.set_user_attr("images", got["images"])
             if run_id:
@@ -478,12 +478,18 @@ def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best complete trial: highest validation top-1; among equals (small validation sets
-    tie often), the lowest validation NLL, then the earliest trial. None when none completed."""
+    """The best complete trial by Optuna's own rule (``study.best_trial``: the highest validation
+    top-1, the earliest trial among equals), so that ``tune``, the grid and optuna-dashboard's
+    "Best Trial" name one trial; near-ties are settled by re-scoring on fresh seeds (the
+    honest protocol's :func:`rescore`), not by a second metric. None when none completed."""
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not done:
         return None
-    return min(done, key=lambda t: (-t.value, t.user_attrs.get("val_nll", math.inf), t.number))
+    return min(done, key=_rank)
+
+
+def _rank(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
+    return (-t.value, t.number)
 
 
 def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
@@ -579,8 +585,7 @@ def candidates(study: optuna.Study, top: int = CANDIDATES) -> list[optuna.trial.
     """The trials a study's choice is made among: its ``top`` best complete trials (the order of
     :func:`best_trial`) and its reference trial (trial 0's enqueued reference values)."""
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    ranked = sorted(done, key=lambda t: (-t.value, t.user_attrs.get("val_nll", math.inf),
-                                         t.number))
+    ranked = sorted(done, key=_rank)
     out = ranked[:top]
     out += [t for t in ranked[top:] if t.user_attrs.get("reference")]
     return out

@@ -99,14 +99,17 @@ def test_study_parent_run_ends_and_links_to_its_trials(tmp_path, results):
     assert all(t.client.get_run(i).data.tags["kind"] == "trial" for i in ids)
 
 
-def test_best_trial_breaks_accuracy_ties_by_validation_nll():
+def test_best_trial_is_the_one_optuna_and_its_dashboard_call_best():
+    # tied values with different NLLs: tune once preferred trial 2 (lower NLL) while
+    # optuna-dashboard's "Best Trial" badge sat on trial 1; one rule now, Optuna's
     study = optuna.create_study(direction="maximize")
     for value, nll in ((0.9, 0.5), (1.0, 0.4), (1.0, 0.2), (1.0, 0.2)):
         trial = study.ask()
         trial.suggest_float("alpha", 0, 1)
         trial.set_user_attr("val_nll", nll)
         study.tell(trial, value)
-    assert tune.best_trial(study).number == 2
+    assert tune.best_trial(study).number == study.best_trial.number == 1
+    assert [t.number for t in tune.candidates(study)] == [1, 2, 3]
 
 
 # --- identity of a result -------------------------------------------------------------------------
