@@ -248,13 +248,14 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
     trials = epochs[epochs["kind"] == "trial"] if "kind" in epochs else epochs.iloc[:0]
     t = _trial_frame(trials) if len(trials) else None
     if t is not None:
-        chosen = tables.tuning_table(epochs[epochs["kind"].isin(["trial", "rescore"])])
+        chosen = tables.tuning_table(epochs[epochs["kind"].isin(["trial", "rescore"])],
+                                     used=tables.trials_used(epochs))
         add(tables.write(chosen, tdir, "tuning_choice"),
             "each study's choice and how far to trust it: winner and runner-up (validation "
             "top-1, mean over the trial's seeds), their margin, the winner's SD over its seeds, "
             "and its mean on fresh seeds with the drop (the winner's curse)")
-        add(tables.write(t, tdir, "tuning_trials"), "Optuna trials: study, state, the searched "
-                                                     "hyperparameters, validation accuracy")
+        add(tables.write(_trial_table(t), tdir, "tuning_trials", numeric=t),
+            "Optuna trials: study, state, the searched hyperparameters, validation accuracy")
         add(plots.landscape(t, fdir),
             "Optuna: validation accuracy over each study's searched hyperparameters (finished "
             "trials; trials still running drawn hollow)")
@@ -433,8 +434,17 @@ def _trial_frame(trials: pd.DataFrame) -> pd.DataFrame:
             c for c in tables.SEARCHED_TRAIN if c in first.columns]:
         values = pd.to_numeric(first[column], errors="coerce")
         varies = values.groupby(first.get("study", "")).nunique(dropna=True).max()
-        if values.notna().any() and varies > 1:  # as searched: 4 significant digits
-            out[column.split(".", 2)[-1]] = [f"{v:.4g}" if v == v else "" for v in values]
-    value = pd.to_numeric(first.get("val_top1"), errors="coerce") * 100
-    out["val_top1 (%)"] = [f"{v:.2f}" if v == v else "" for v in value]
+        if values.notna().any() and varies > 1:
+            out[column.split(".", 2)[-1]] = values
+    out["value"] = pd.to_numeric(first.get("val_top1"), errors="coerce")
     return out.sort_values(["study", "trial"]).reset_index(drop=True)
+
+
+def _trial_table(t: pd.DataFrame) -> pd.DataFrame:
+    """The trials as the table shows them: hyperparameters as searched (4 significant digits,
+    so that 0.0612 and 0.0613 stay apart) and the validation top-1 in percent."""
+    shown = t.drop(columns=["value"])
+    for column in shown.columns[3:]:
+        shown[column] = [f"{v:.4g}" if v == v else "" for v in shown[column]]
+    shown["val_top1 (%)"] = [f"{100 * v:.2f}" if v == v else "" for v in t["value"]]
+    return shown

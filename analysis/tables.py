@@ -89,13 +89,41 @@ def ranking_table(runs: pd.DataFrame, dataset: str, metric: str = "final_test_to
 SEARCHED_TRAIN = ["param.train.lr", "param.train.weight_decay"]
 
 
-def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
+def trials_used(epochs: pd.DataFrame) -> dict[str, str]:
+    """Per study, the trial whose searched values the grid's tuned cells trained with (read off
+    the runs: what was trained, whichever rule chose it when the edition ran)."""
+    if epochs.empty or "kind" not in epochs or "study" not in epochs:
+        return {}
+    last = epochs.groupby("run_id", sort=False).last()
+    trials = last[last["kind"] == "trial"]
+    tuned = last[(last["kind"] == "train") & last["variant"].map(stats.is_tuned).astype(bool)]
+    out = {}
+    for (d, a, v), g in tuned.groupby(["dataset", "arch", "variant"], sort=True):
+        study = f"{d}/{a}/{stats.reference_of(v)}"
+        candidates = trials[trials["study"] == study]
+        columns = [c for c in candidates.columns if (c.startswith("param.hp.") or
+                   c in SEARCHED_TRAIN) and pd.to_numeric(candidates[c], errors="coerce")
+                   .nunique() > 1]
+        if candidates.empty or not columns:
+            continue
+        ran = pd.to_numeric(g[columns].iloc[0], errors="coerce").to_numpy(float)
+        for _, t in candidates.iterrows():
+            if np.allclose(pd.to_numeric(t[columns], errors="coerce").to_numpy(float), ran,
+                           rtol=1e-9, equal_nan=True):
+                out[study] = str(t["trial"])
+                break
+    return out
+
+
+def tuning_table(trials: pd.DataFrame, used: dict[str, str] | None = None) -> pd.DataFrame:
     """Per study, what a reader needs to judge its choice: complete trials, the images they
     forwarded (passes over the training set are in ``tuning_trials``), the winner's validation
     top-1 (mean over its seeds, percent), the runner-up's, the margin between them, the
     winner's SD over its seeds (how much one fixed setting moves from seed to seed), and, when
     re-scored, its mean on fresh seeds and the drop (the winner's curse). ``trials``: the
-    ``kind`` trial and rescore runs of the export (one row per run, latest metrics)."""
+    ``kind`` trial and rescore runs of the export (one row per run, latest metrics); ``used``:
+    the trial the grid's tuned cells trained with (:func:`trials_used`), the chosen one when
+    a study was not re-scored."""
     columns = ["study", "trials", "seeds_per_trial", "images", "winner_trial", "winner",
                "runner_up", "margin", "winner_seed_sd", "rescored", "rescore_seeds", "drop",
                "margin_vs_sd", "chosen_trial", "chosen_rescored", "reference_trial",
@@ -134,7 +162,8 @@ def tuning_table(trials: pd.DataFrame) -> pd.DataFrame:
             row.update(rescored=float(r["val_top1"]) * PCT,
                        rescore_seeds=int(float(r.get("trial_seeds", 0))),
                        drop=float(r["val_top1"]) * PCT - top["value"])
-        row.update(chosen_trial=top["trial"], chosen_rescored=row["rescored"],
+        row.update(chosen_trial=(used or {}).get(study, top["trial"]),
+                   chosen_rescored=row["rescored"],
                    reference_trial="", reference_rescored=np.nan)
         if len(scored):  # the choice: the best mean on fresh seeds among the re-scored
             fresh = scored.assign(fresh=pd.to_numeric(scored["val_top1"], errors="coerce")

@@ -308,7 +308,24 @@ def test_tuning_trials_read_as_searched_and_in_percent():
                            "param.hp.alpha": [0.9, 0.61234, 0.5],
                            "param.train.lr": [0.1, 0.06123, 0.0612],
                            "val_top1": [0.8627, 0.8620, 0.85]})
-    frame = report._trial_frame(trials)
+    frame = report._trial_table(report._trial_frame(trials))
     assert frame["val_top1 (%)"].tolist() == ["86.27", "86.20", "85.00"]
     assert frame["alpha"].tolist() == ["0.9", "0.6123", "0.5"]
     assert frame["lr"].tolist() == ["0.1", "0.06123", "0.0612"]  # two values, told apart
+
+
+def test_the_trial_a_grid_used_is_read_off_what_its_tuned_cells_trained_with():
+    from analysis import tables
+
+    rows = [{"run_id": f"t{n}", "kind": "trial", "study": "d/a/drkd-online", "trial": n,
+             "status": "FINISHED", "state": "COMPLETE", "param.hp.alpha": alpha,
+             "param.train.lr": 0.1, "val_top1": 0.85, "variant": "", "dataset": "d", "arch": "a"}
+            for n, alpha in ((0, 0.9), (1, 0.5), (2, 0.7))]  # all tied: Optuna's best is 0
+    rows += [{"run_id": f"g{s}", "kind": "train", "study": "", "trial": "", "status": "FINISHED",
+              "state": "", "param.hp.alpha": 0.7, "param.train.lr": 0.1, "val_top1": 0.8,
+              "variant": "drkd-online-tuned", "dataset": "d", "arch": "a"} for s in (0, 1)]
+    epochs = pd.DataFrame(rows)
+    assert tables.trials_used(epochs) == {"d/a/drkd-online": "2"}
+    table = tables.tuning_table(epochs[epochs["kind"] == "trial"],
+                                used=tables.trials_used(epochs)).iloc[0]
+    assert (str(table["winner_trial"]), str(table["chosen_trial"])) == ("0", "2")
