@@ -124,6 +124,33 @@ def _style_handles(methods, sources, settings, colours, dashes) -> list:
     return handles
 
 
+#: A variant's role, drawn the same way in every figure (colour is the method's): the marker of
+#: its points and the line style of its curves.
+ROLE_STYLE = {"reference values": ("o", "-"), "tuned": ("s", "-"),
+              "mechanism control": ("^", ":"), "baseline budget": ("D", "-.")}
+
+
+def role(variant: str, baseline: str = "ce") -> str:
+    """``reference values``, ``tuned``, ``mechanism control`` or ``baseline budget``."""
+    if stats.is_control(variant):
+        return "mechanism control"
+    if stats.is_budget(variant):
+        return "baseline budget"
+    return "tuned" if stats.is_tuned(variant) else "reference values"
+
+
+def _role_handles(variants, marker: bool) -> list:
+    """Legend entries for the roles present (grey: the colour is the method's)."""
+    present = {role(v) for v in variants}
+    if present == {"reference values"}:
+        return []
+    return [Line2D([], [], color="0.3", lw=0 if marker else 1.3,
+                   marker=ROLE_STYLE[r][0] if marker else None,
+                   ls="none" if marker else ROLE_STYLE[r][1], ms=4,
+                   markerfacecolor="white" if r == "mechanism control" else "0.3", label=r)
+            for r in ROLE_STYLE if r in present]
+
+
 # --- figures -------------------------------------------------------------------------------------
 
 def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
@@ -261,11 +288,12 @@ def curves_figure(epochs: pd.DataFrame, dataset: str, metric: str = "test_top1",
                 if s.empty:
                     continue
                 c = colours[info.loc[v, "method"]]
-                tuned = stats.is_tuned(v)
                 many = info.loc[v, "method"] in groups.get(SEVERAL_SOURCES, [])
+                marker, line = ROLE_STYLE[role(v)]
                 ax.plot(s["epoch"], s["mean"], color=c, lw=1.1,
-                        ls=dashes[info.loc[v, "teacher_source"]] if many else "-",
-                        marker="o" if tuned else None, ms=3,
+                        ls=dashes[info.loc[v, "teacher_source"]] if many else line,
+                        marker=None if role(v) == "reference values" else marker, ms=3,
+                        markerfacecolor="white" if role(v) == "mechanism control" else c,
                         markevery=max(1, len(s) // 5))
                 ax.fill_between(s["epoch"], [b[0] for b in s["band"]],
                                 [b[1] for b in s["band"]], color=c, alpha=0.12, lw=0)
@@ -275,12 +303,12 @@ def curves_figure(epochs: pd.DataFrame, dataset: str, metric: str = "test_top1",
                 ax.set_ylabel(f"{arch}\n{ylabel}")
             if row == len(archs) - 1:
                 ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     seeds = int(d.groupby(["arch", "variant"])["seed"].nunique().max())
     fig.suptitle(f"{dataset}: {ylabel} per epoch (mean over {seeds} seeds, 95% bootstrap band)")
     several = d["method"].isin(groups.get(SEVERAL_SOURCES, []))
     handles = _style_handles(d["method"].unique(), set(d.loc[several, "teacher_source"]),
-                             {"tuned" if stats.is_tuned(v) else "reference"
-                              for v in d["variant"]}, colours, dashes)
+                             set(), colours, dashes) + _role_handles(d["variant"].unique(), False)
     _legend_below(fig, handles, ncol=5)
     return fig
 
@@ -321,13 +349,15 @@ def cost_figure(points: pd.DataFrame, dataset: str, baseline: str = "ce"):
             else:
                 ax.set_title("")
         axes[row, 0].set_ylabel("final-epoch test top-1 (%)")
-    fig.suptitle(f"{dataset}: accuracy against compute (95% bootstrap CI; dashed: {baseline}"
-                 " at its epoch budgets)")
+    ladder = _ladder(d, baseline).groupby("arch").size()
+    fig.suptitle(f"{dataset}: accuracy against compute (95% bootstrap CI"
+                 + (f"; dashed: {baseline} at its epoch budgets)" if (ladder > 1).any() else ")"))
     handles = [Line2D([], [], color=colours[m], marker="o", ls="none", ms=4, label=m)
                for m in stats.variant_order(d["method"].unique())]
-    if d["variant"].map(stats.is_tuned).any():
-        handles += [Line2D([], [], color="0.3", marker="o", ls="none", ms=4, label="reference"),
-                    Line2D([], [], color="0.3", marker="s", ls="none", ms=4, label="tuned")]
+    handles += _role_handles(d["variant"].unique(), True)
+    if (ladder > 1).any():
+        handles.append(Line2D([], [], color=colours[baseline], ls="--", lw=1,
+                              label=f"{baseline} at its epoch budgets"))
     _legend_below(fig, handles, ncol=6)
     return fig
 
@@ -335,8 +365,10 @@ def cost_figure(points: pd.DataFrame, dataset: str, baseline: str = "ce"):
 def _cost_panel(ax, a: pd.DataFrame, column: str, label: str, colours: dict,
                 baseline: str) -> None:
     a = a.sort_values([column, "mean"])
-    ladder = a[a["method"] == baseline].sort_values(column)
-    ax.plot(ladder[column], ladder["mean"], color=colours[baseline], lw=1, ls="--", zorder=1)
+    ladder = _ladder(a, baseline).sort_values(column)  # its budgets, never its tuned variant
+    if len(ladder) > 1:
+        ax.plot(ladder[column], ladder["mean"], color=colours[baseline], lw=1, ls="--",
+                zorder=1)
     base = ladder["mean"].max() if len(ladder) else a["mean"].max()
     floor = max(a["low"].min(), base - COST_WINDOW) - 0.2
     order = {v: i for i, v in enumerate(stats.variant_order(a["variant"]))}
@@ -348,15 +380,22 @@ def _cost_panel(ax, a: pd.DataFrame, column: str, label: str, colours: dict,
                                        - 0.5)  # dodge, so that no point hides another
         if r["mean"] < floor:
             below += 1
-            ax.plot([x], [floor + 0.05], marker="v", color=c, ms=3.5, zorder=2)
+            ax.plot([x], [floor + 0.15], marker="v", color=c, ms=3.5, zorder=2)
             continue
+        marker = ROLE_STYLE[role(r["variant"], baseline)][0]
         ax.errorbar([x], [r["mean"]], yerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
-                    fmt="s" if stats.is_tuned(r["variant"]) else "o", color=c, ms=3.5,
-                    elinewidth=0.9, capsize=1.5, zorder=2)
-    ax.set_ylim(bottom=floor)
+                    fmt=marker, color=c, ms=3.5, elinewidth=0.9, capsize=1.5, zorder=2,
+                    markerfacecolor="white" if role(r["variant"]) == "mechanism control"
+                    else c)
+    ax.set_ylim(bottom=floor - 0.1)  # the ▼ of a point below the window sit inside the axes
     ax.set_title(f" ({below} below the axis, ▼)" if below else "")
     ax.set_xlabel(label)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
+
+
+def _ladder(points: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """The baseline's own points at its epoch budgets (``ce``, ``ce@2x``, ...)."""
+    return points[[stats.budget_factor(v, baseline) is not None for v in points["variant"]]]
 
 
 def cost(points: pd.DataFrame, dataset: str, folder: Path, baseline: str = "ce") -> list[Path]:

@@ -169,3 +169,68 @@ def test_the_cost_figure_counts_images_and_measured_time():
     assert dlb_x  # DLB drawn at its measured time, not at its images
     no_time = plots.cost_figure(points.drop(columns="rel_seconds"), "d")
     assert len(no_time.axes) == 1
+
+
+def _points_of(ax) -> list[tuple[str, str, tuple, float, float]]:
+    """Every single point an axes draws: (marker, face colour, edge colour, x, y)."""
+    import matplotlib.colors as mc
+
+    out = []
+    for line in ax.lines:
+        xs, ys = line.get_xdata(), line.get_ydata()
+        if line.get_marker() in (None, "None", "", " ", "_", "|") or len(xs) != 1:
+            continue  # lines, and an error bar's caps
+        out.append((line.get_marker(), mc.to_hex(line.get_markerfacecolor()),
+                    mc.to_hex(line.get_color()), float(xs[0]), float(ys[0])))
+    return out
+
+
+def test_a_method_and_its_control_and_ce_and_its_budget_are_told_apart_in_the_cost_figure():
+    points = pd.DataFrame({
+        "dataset": "d", "arch": "mlp",
+        "variant": ["ce", "ce@2x", "ce-tuned", "dlb", "dlb-control", "cs-kd", "cs-kd-control",
+                    "lsr"],
+        "method": ["ce", "ce", "ce", "dlb", "dlb", "cs-kd", "cs-kd", "lsr"],
+        "rel_images": [1.0, 2.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0],
+        "rel_seconds": [1.0, 1.9, 1.0, 1.5, 1.4, 1.6, 1.6, 1.0],
+        "mean": [90.0, 91.0, 90.4, 90.5, 90.4, 90.2, 90.1, 70.0],  # lsr far below: a ▼
+        "low": [89.5, 90.5, 90.0, 90.0, 90.0, 89.8, 89.7, 69.0],
+        "high": [90.5, 91.5, 90.8, 91.0, 90.8, 90.6, 90.5, 71.0], "n": 3})
+    fig = plots.cost_figure(points, "d")
+    for ax in fig.axes:
+        drawn = _points_of(ax)
+        by_colour: dict[str, set] = {}
+        for marker, face, edge, x, y in drawn:
+            by_colour.setdefault(edge, set()).add((marker, face))
+            (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+            assert x0 <= x <= x1 and y0 <= y <= y1, (marker, x, y, ax.get_ylim())
+        # dlb and its control share dlb's colour: their markers differ (and so for cs-kd, and
+        # for ce, ce@2x and ce-tuned)
+        colours = plots.method_colours(["ce", "dlb", "cs-kd", "lsr"])
+        import matplotlib.colors as mc
+        for method, roles in (("dlb", 2), ("cs-kd", 2), ("ce", 3)):
+            assert len(by_colour[mc.to_hex(colours[method])]) == roles, (method, by_colour)
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+        assert len(dashed) == 1  # ce's budgets, and only they: ce-tuned is not on the line
+        assert sorted(dashed[0].get_xdata()) in ([1.0, 2.0], [1.0, 1.9])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"mechanism control", "tuned", "baseline budget", "ce at its epoch budgets"} \
+        <= set(labels)
+
+
+def test_curves_tell_a_control_and_a_budget_by_line_style_and_tick_whole_epochs():
+    rows = [{"run_id": f"{v}{s}", "kind": "train", "status": "FINISHED", "dataset": "d",
+             "arch": "mlp", "variant": v, "method": m, "teacher_source": "none", "seed": s,
+             "epoch": e, "test_top1": 0.8 + 0.01 * e}
+            for v, m in (("ce", "ce"), ("ce@2x", "ce"), ("dlb", "dlb"), ("dlb-control", "dlb"))
+            for s in range(2) for e in range(1, 6)]
+    fig = plots.curves_figure(pd.DataFrame(rows), "d")
+    styles = {}
+    for ax in fig.axes:
+        for line in ax.lines:
+            if len(line.get_xdata()) > 1:
+                styles.setdefault(line.get_color() if isinstance(line.get_color(), str)
+                                  else tuple(line.get_color()), set()).add(line.get_linestyle())
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert all(float(t).is_integer() for t in ticks), ticks
+    assert all(len(s) == 2 for s in styles.values()), styles  # ce vs ce@2x; dlb vs its control
