@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import aggregate, load, plots, stats, tables
+from . import aggregate, load, plots, stats, tables, webpage
 
 PROTOCOL = """## Protocol and statistics
 
@@ -110,6 +110,7 @@ def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs",
     with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as tmp:
         tmp = Path(tmp)
         _write_all(epochs, tmp, source, analysis)
+        webpage.write(tmp)  # report.html: the same report in one self-contained page
         written = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
         for sub in ("tables", "figures"):
             target = out / sub
@@ -117,6 +118,7 @@ def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs",
                 shutil.rmtree(target)
             if (tmp / sub).exists():
                 (tmp / sub).rename(target)
+        (tmp / "report.html").replace(out / "report.html")
         (tmp / "README.md").replace(out / "README.md")
     return [out / rel for rel in written]
 

@@ -500,16 +500,19 @@ class Tracker:
         for old in self.runs(f"tags.kind = 'report' and tags.grid = '{grid}'"):
             self.set_tags(old.info.run_id, {"kind": "superseded"})  # one current report a grid
         run_id = self.new_run(f"report {grid}", {"kind": "report", "grid": grid},
-                              description=f"The report of grid {grid}: README.md, tables/ and "
-                                          "figures/ below (Artifacts).")
+                              description=f"The report of grid {grid}: open report.html under "
+                                          "Artifacts (figures and tables in one page); "
+                                          "README.md, tables/ and figures/ are there too.")
         folder = Path(folder)
         _retry(lambda: self.client.log_artifact(run_id, str(folder / "README.md")))
+        if (folder / "report.html").is_file():  # the page that reads inside MLflow's viewer
+            _retry(lambda: self.client.log_artifact(run_id, str(folder / "report.html")))
         for sub in ("tables", "figures"):
             if (folder / sub).is_dir():
                 _retry(lambda sub=sub: self.client.log_artifacts(run_id, str(folder / sub), sub))
         _retry(lambda: self.client.set_terminated(run_id, "FINISHED"))
         links = (f"[The grid's report and figures](#/experiments/{self.experiment_id}/runs/"
-                 f"{run_id}/artifacts?workflowType=machine_learning)")
+                 f"{run_id}/artifacts/report.html?workflowType=machine_learning)")
         if view_key:
             links += (f" · [all results, averaged per variant](#/experiments/"
                       f"{self.experiment_id}/runs?workflowType=machine_learning&"

@@ -100,11 +100,16 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> N
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
+#: The page of benchmark/mlflow_app.py that puts MLflow's UI in its training view, then opens
+#: the route in its fragment.
+OPEN_PATH = "/drkd-bench/open"
+
+
 def mlflow_url(host: str, port: int, experiment_id: str) -> str:
-    """The runs tab in training mode (MLflow 3 opens its GenAI pages otherwise: the experiment's
-    ``mlflow.experimentKind`` tag is overridden by the UI's own mode switch, which this URL
-    parameter sets) with the results view."""
-    return (f"http://{host}:{port}/#/experiments/{experiment_id}/runs?"
+    """The runs tab with the results view, through :data:`OPEN_PATH`: MLflow 3 opens its GenAI
+    pages unless its stored view says training (the experiment's ``mlflow.experimentKind`` tag
+    does not decide it), and a run opened from the table carries no URL parameter."""
+    return (f"http://{host}:{port}{OPEN_PATH}#/experiments/{experiment_id}/runs?"
             f"workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
 
 
@@ -117,7 +122,8 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
         check_port_free(host, dashboard_port, "--dashboard-port")
     check_port_free(host, port, "--port")
     procs = [_start([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
-                     "--host", host, "--port", str(port), "--workers", "1"],
+                     "--host", host, "--port", str(port), "--workers", "1",
+                     "--app-name", "drkd-bench"],  # benchmark/mlflow_app.py: training view
                     env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})]
     try:
         say(f"starting the MLflow UI on http://{host}:{port}/ (20-30 s on a busy 2-core machine) "

@@ -47,7 +47,9 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
             assert [s["study_name"] for s in studies] == ["digits/mlp/tfkd-self"]
             attrs = {a["key"] for a in studies[0]["user_attrs"]}
             assert {"dataset", "arch", "variant", "search_space", "storage"} <= attrs
-        base = url.split("/#/")[0]
+        base = url.split(ui.OPEN_PATH)[0]
+        with urllib.request.urlopen(base + ui.OPEN_PATH, timeout=120) as page:
+            assert b'localStorage.setItem("mlflow.workflowType_v1"' in page.read()
         with urllib.request.urlopen(base + "/", timeout=120) as page:
             assert page.status == 200 and b"<html" in page.read().lower()
         assert "workflowType=machine_learning" in url  # training mode, not the GenAI pages

@@ -1,0 +1,83 @@
+"""The report as one self-contained HTML page (``report.html`` beside README.md): the README's
+text, every figure embedded as an image, every table inline under its own anchor. It needs no
+other file, so it reads the same offline, attached to an e-mail, or inside MLflow's artifact
+viewer (where the Markdown page showed its image links as text and its table links led to 404s).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+import markdown
+
+STYLE = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
+       margin: 2em auto; padding: 0 1em; color: #1b1b1b; }
+h1, h2, h3 { line-height: 1.25; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; font-size: 13px; margin: .6em 0; display: block;
+        overflow-x: auto; }
+th, td { border: 1px solid #d0d0d0; padding: 3px 7px; text-align: left; white-space: nowrap; }
+th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; height: auto; } code { background: #f3f3f3; padding: 0 3px; }
+.caption { color: #444; font-size: 13px; }
+"""
+
+LINK = re.compile(r"\]\(((?:tables|figures)/[^)\s]+)\)")
+IMAGE = re.compile(r"!\[([^\]]*)\]\((figures/[^)\s]+\.png)\)")
+
+
+def anchor(rel: str) -> str:
+    """The in-page anchor of a table (``tables/ranking_digits.md`` -> ``table-ranking_digits``)."""
+    return "table-" + Path(rel).stem
+
+
+def render(folder: Path) -> str:
+    """The page built from ``folder``'s README.md, tables/*.md and figures/*.png."""
+    folder = Path(folder)
+    text = (folder / "README.md").read_text()
+
+    def image(m: re.Match) -> str:
+        data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
+        return f"![{m.group(1)}](data:image/png;base64,{data})"
+
+    def link(m: re.Match) -> str:
+        rel = m.group(1)
+        if rel.startswith("tables/") and rel.endswith(".md"):
+            return f"](#{anchor(rel)})"
+        return f"]({rel})"  # a CSV, LaTeX or PDF file: beside the page, not inside it
+
+    text = IMAGE.sub(image, text)
+    text = LINK.sub(link, text)
+    text = _drop_file_links(text)
+    tables = sorted((folder / "tables").glob("*.md")) if (folder / "tables").is_dir() else []
+    if tables:
+        text += "\n\n## The tables\n"
+        for path in tables:
+            rel = f"tables/{path.name}"
+            text += (f'\n<h3 id="{anchor(rel)}">{html.escape(path.stem)}</h3>\n\n'
+                     + path.read_text() + "\n")
+    body = markdown.markdown(text, extensions=["tables", "toc", "attr_list"],
+                             output_format="html")
+    title = html.escape(next((line[2:] for line in text.splitlines() if line.startswith("# ")),
+                             "drkd-bench report"))
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}\n"
+            "</body></html>\n")
+
+
+def _drop_file_links(text: str) -> str:
+    """Links to a CSV, LaTeX or PDF file become their words (those files sit beside README.md;
+    inside MLflow or an e-mail they are not there): ``([CSV](tables/x.csv))`` goes."""
+    text = re.sub(r" ?\(\[(?:CSV|PDF)\]\((?:tables|figures)/[^)]+\)(?:, \[LaTeX\]\([^)]+\))?\)",
+                  "", text)
+    return re.sub(r"\[([^\]]+)\]\((?:tables|figures)/[^)]+\.(?:csv|tex|pdf)\)", r"\1", text)
+
+
+def write(folder: Path) -> Path:
+    """``folder/report.html`` from the report in ``folder``."""
+    path = Path(folder) / "report.html"
+    path.write_text(render(folder))
+    return path

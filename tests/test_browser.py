@@ -1,0 +1,90 @@
+"""A real browser (headless Chromium) against ``drkd-bench ui`` on a tiny grid: a run opened as a
+link from the runs table (no URL parameter) shows MLflow's training view, not its GenAI pages;
+the report page MLflow shows for the grid's report run is the self-contained report.html, with
+its figures as images and every table link an anchor of the same page."""
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+import yaml
+
+from benchmark import cli, ui
+
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                if shutil.which(b)), None)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    BROWSER is None, reason="no Chromium here (apt-get install chromium); .ci/run installs it")]
+
+
+def dom(url: str, profile) -> str:
+    """The page's DOM after its scripts ran (a browser profile keeps localStorage between
+    calls, as one user's browser does)."""
+    out = subprocess.run([BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu",
+                          "--disable-dev-shm-usage", "--virtual-time-budget=30000",
+                          f"--user-data-dir={profile}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=300)
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    cfg = tmp / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "tiny", "seeds": 2, "datasets": ["digits"],
+                                   "architectures": ["mlp"], "methods": ["ce", "lsr"],
+                                   "train": {"epochs": 2}}))
+    results = tmp / "results"
+    assert cli.main(["grid", str(cfg), "--results", str(results), "--quiet",
+                     "--workers", "1"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "ui", "--results",
+                             str(results), "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()  # starting ...
+        url = re.search(r"http://\S+", proc.stdout.readline()).group(0)
+        with sqlite3.connect(results / "mlflow.db") as db:
+            runs = dict(db.execute("select t.value, r.run_uuid from runs r join tags t on "
+                                   "t.run_uuid = r.run_uuid where t.key = 'kind'").fetchall())
+        yield url, url.split(ui.OPEN_PATH)[0], runs, tmp
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+
+
+def test_a_run_opened_from_the_runs_table_shows_the_training_view(served):
+    url, base, runs, tmp = served
+    run_page = f"{base}/#/experiments/1/runs/{runs['train']}"  # as the table links it
+    # MLflow's own default, without drkd-bench's page first: the GenAI pages (the bug)
+    assert "Evaluation" in dom(run_page, tmp / "fresh-browser")
+    # the URL drkd-bench ui prints, then a run opened from the table, in one browser
+    table = dom(url, tmp / "user")
+    assert "Model training" in table and "Evaluation" not in table
+    page = dom(run_page, tmp / "user")
+    assert "Model metrics" in page and "Evaluation" not in page
+
+
+def test_the_report_inside_mlflow_shows_its_figures_and_its_table_links_resolve(served):
+    url, base, runs, tmp = served
+    report = runs["report"]
+    viewer = dom(f"{base}{ui.OPEN_PATH}#/experiments/1/runs/{report}/artifacts/report.html",
+                 tmp / "user")
+    assert 'class="mlflow-html-iframe"' in viewer  # MLflow renders it as a page, not as text
+    with urllib.request.urlopen(f"{base}/get-artifact?path=report.html&run_uuid={report}",
+                                timeout=120) as answer:  # what that frame loads
+        assert answer.status == 200
+        page = answer.read().decode()
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
+    assert images and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "![" not in page  # no image left as Markdown text
+    links = set(re.findall(r'href="([^"]*)"', page))
+    ids = set(re.findall(r'id="([^"]*)"', page))
+    assert any(link.startswith("#table-") for link in links)
+    assert {link for link in links if not link.startswith("#")} == set()  # no file to 404
+    assert {link[1:] for link in links} <= ids  # every table link lands on its table
