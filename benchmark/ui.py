@@ -37,18 +37,33 @@ COLUMNS = ["test_top1", "val_top1", "test_ece", "val_ece", "test_nll", "epoch_se
 GROUP = ["variant", "arch", "dataset"]  # the variant first: a group row's label names it
 
 
+#: The second view: every training run, one row each, failed and unfinished ones included.
+ALL_RUNS_KEY = "drkd-bench-all-runs"
+
+
 def results_view() -> dict:
-    """The runs table a researcher wants first: finished training runs, the result columns,
-    averaged per (dataset, arch, variant) over seeds."""
+    """The runs table a researcher wants first: finished training runs (a failed run's partial
+    metrics would enter the averages), the result columns, averaged per (dataset, arch,
+    variant) over seeds, in the order the grid created them (CE, listed first, on top)."""
     return {
         "searchFilter": "tags.kind = 'train' and attributes.status = 'FINISHED'",
-        "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "orderByKey": "attributes.start_time", "orderByAsc": True,
         "selectedColumns": [f"metrics.`{m}`" for m in COLUMNS] + ["tags.`seed`",
                                                                   "tags.`teacher_source`"],
         "groupBy": {"aggregateFunction": "average",
                     "groupByKeys": [{"mode": "tag", "groupByData": k} for k in GROUP]},
         "groupsExpanded": {}, "runListHidden": False, "viewMaximized": False,
     }
+
+
+def all_runs_view() -> dict:
+    """Every training run as its own row, failed and unfinished ones included, with the reason
+    a run failed as a column."""
+    return {"searchFilter": "tags.kind = 'train'", "orderByKey": "attributes.start_time",
+            "orderByAsc": True,
+            "selectedColumns": [f"metrics.`{m}`" for m in COLUMNS[:2]] + [
+                "tags.`seed`", "tags.`teacher_source`", "tags.`failure_reason`"],
+            "groupsExpanded": {}, "runListHidden": False, "viewMaximized": False}
 
 
 def install_view(tracker: Tracker) -> str:
@@ -62,6 +77,8 @@ def install_view(tracker: Tracker) -> str:
     client.set_experiment_tag(tracker.experiment_id, KIND_TAG, "custom_model_development")
     client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + VIEW_KEY,
                               json.dumps(results_view(), sort_keys=True))
+    client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + ALL_RUNS_KEY,
+                              json.dumps(all_runs_view(), sort_keys=True))
     return VIEW_KEY
 
 
@@ -105,12 +122,12 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> N
 OPEN_PATH = "/drkd-bench/open"
 
 
-def mlflow_url(host: str, port: int, experiment_id: str) -> str:
+def mlflow_url(host: str, port: int, experiment_id: str, view: str = VIEW_KEY) -> str:
     """The runs tab with the results view, through :data:`OPEN_PATH`: MLflow 3 opens its GenAI
     pages unless its stored view says training (the experiment's ``mlflow.experimentKind`` tag
     does not decide it), and a run opened from the table carries no URL parameter."""
     return (f"http://{host}:{port}{OPEN_PATH}#/experiments/{experiment_id}/runs?"
-            f"workflowType=machine_learning&viewStateShareKey={VIEW_KEY}")
+            f"workflowType=machine_learning&viewStateShareKey={view}")
 
 
 def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: int = 0,
@@ -131,6 +148,8 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
         wait_until_up(f"http://{host}:{port}/health", procs[0])
         say(f"MLflow UI (results by dataset, arch, variant): "
             f"{mlflow_url(host, port, tracker.experiment_id)}")
+        say(f"  every training run, failed ones included: "
+            f"{mlflow_url(host, port, tracker.experiment_id, ALL_RUNS_KEY)}")
         if not (storage and (("://" in storage) or Path(storage).is_file())):
             say(f"optuna-dashboard not started: no Optuna studies at {storage} (drkd-bench tune "
                 "writes them there)")

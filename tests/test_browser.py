@@ -49,6 +49,7 @@ def served(tmp_path_factory):
     try:
         proc.stdout.readline()  # starting ...
         url = re.search(r"http://\S+", proc.stdout.readline()).group(0)
+        proc.stdout.readline()  # every training run ...
         with sqlite3.connect(results / "mlflow.db") as db:
             runs = dict(db.execute("select t.value, r.run_uuid from runs r join tags t on "
                                    "t.run_uuid = r.run_uuid where t.key = 'kind'").fetchall())

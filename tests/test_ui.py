@@ -39,6 +39,9 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
         assert first.startswith("starting the MLflow UI on http://127.0.0.1:"), first
         line = proc.stdout.readline()
         url = re.search(r"http://\S+", line).group(0)
+        everything = proc.stdout.readline()
+        assert everything.strip().startswith("every training run, failed ones included: http")
+        assert "viewStateShareKey=" + ui.ALL_RUNS_KEY in everything
         dashboard = proc.stdout.readline()
         if ui.dashboard_command() is not None:  # optional; installed with the test extra
             with urllib.request.urlopen(re.search(r"http://\S+", dashboard).group(0)
@@ -70,6 +73,9 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
                     json.loads(answer.read())["experiment"]["tags"]}
         assert tags["mlflow.experimentKind"] == "custom_model_development"
         assert json.loads(tags["mlflow.sharedViewState." + ui.VIEW_KEY]) == view  # round trip
+        assert view["orderByAsc"]  # the grid's order: CE first, not last
+        every = json.loads(tags["mlflow.sharedViewState." + ui.ALL_RUNS_KEY])
+        assert every["searchFilter"] == "tags.kind = 'train'"  # failed runs shown too
         assert proc.poll() is None  # still serving
         # one viewer's server: the MLflow UI and one web worker, no job runner (15 otherwise)
         server = _session_of(tracking.default_uri(results))
