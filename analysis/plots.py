@@ -420,6 +420,8 @@ def lattice_figure(lat: pd.DataFrame, dataset: str):
     sources += sorted(set(d["teacher_source"]) - set(sources))
     alphas = sorted(d["alpha"].unique())
     temps = sorted(d["temperature"].unique())
+    if len(alphas) == len(temps) == 1:  # one point: a heat-map of one square says nothing
+        return _lattice_strip(d, dataset, archs, sources)
     limit = max(float(d["mean_diff"].abs().max()), 1.0)
     norm = matplotlib.colors.SymLogNorm(linthresh=1.0, vmin=-limit, vmax=limit, base=10)
     height = (0.42 * len(temps) + 0.75) * len(sources) + 0.9
@@ -462,6 +464,36 @@ def lattice_figure(lat: pd.DataFrame, dataset: str):
     bar = fig.colorbar(image, ax=axes, location="right", shrink=0.6, label="points")
     ticks = [t for t in (-10, -3, -1, 0, 1, 3, 10) if abs(t) <= limit]
     bar.set_ticks(ticks, labels=[f"{t:+g}" if t else "0" for t in ticks])
+    return fig
+
+
+def _lattice_strip(d: pd.DataFrame, dataset: str, archs: list, sources: list):
+    """A one-point lattice as a forest strip: per architecture, one row per teacher source, the
+    mean paired difference with its 95% CI, marker = verdict."""
+    fig, axes = _figure(0.32 * len(sources) + 1.5, ncols=len(archs), sharey=True,
+                        squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        for i, source in enumerate(sources):
+            g = d[(d["arch"] == arch) & (d["teacher_source"] == source)]
+            if g.empty:
+                continue
+            r = g.iloc[0]
+            marker, colour = VERDICT_STYLE[r["verdict"]]
+            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=colour, lw=1.4)
+            ax.plot([r["mean_diff"]], [i], marker=marker, color=colour, ms=5, ls="none")
+        ax.axvline(0, color="0.4", lw=0.8)
+        ax.set_yticks(range(len(sources)), sources)
+        ax.set_ylim(len(sources) - 0.5, -0.5)
+        ax.set_title(arch)
+        ax.set_xlabel("difference, percentage points (95% CI)")
+    r = d.iloc[0]
+    mine = stats.LATTICE.match(r["variant"])["base"].rsplit("-" + r["teacher_source"], 1)[0]
+    rival = stats.LATTICE.match(r["baseline"])["base"].rsplit("-" + r["teacher_source"], 1)[0]
+    fig.suptitle(f"{dataset}: {mine} − {rival} at α = {r['alpha']:g}, T = {r['temperature']:g} "
+                 f"per teacher source (n = {int(d['n_pairs'].max())} seeds)")
+    handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1.2, ms=5, label=v)
+               for v, (m, c) in VERDICT_STYLE.items() if v in set(d["verdict"])]
+    _legend_below(fig, handles, ncol=len(handles))
     return fig
 
 

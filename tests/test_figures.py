@@ -234,3 +234,33 @@ def test_curves_tell_a_control_and_a_budget_by_line_style_and_tick_whole_epochs(
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert all(float(t).is_integer() for t in ticks), ticks
     assert all(len(s) == 2 for s in styles.values()), styles  # ce vs ce@2x; dlb vs its control
+
+
+def _lattice_rows(alphas, temps):
+    rows = []
+    for arch in ("cnn28s", "mlp"):
+        for source in ("online", "pretrained"):
+            for a in alphas:
+                for t in temps:
+                    rows.append({"dataset": "d", "arch": arch, "teacher_source": source,
+                                 "alpha": a, "temperature": t,
+                                 "variant": f"drkd-{source}-a{a:g}-T{t:g}",
+                                 "baseline": f"tfkd-self-{source}-a{a:g}-T{t:g}",
+                                 "mean_diff": 0.3, "ci_low": 0.1, "ci_high": 0.5,
+                                 "n_pairs": 15, "verdict": "better", "teacher_error": 5.0})
+    return pd.DataFrame(rows)
+
+
+def test_a_one_point_lattice_is_a_forest_strip_and_a_grid_a_heat_map():
+    import matplotlib.image
+
+    one = plots.lattice_figure(_lattice_rows([0.95], [6]), "d")
+    assert not any(isinstance(a, matplotlib.image.AxesImage) for ax in one.axes
+                   for a in ax.get_children())
+    assert [t.get_text() for t in one.axes[0].get_yticklabels()] == ["online", "pretrained"]
+    means = [line.get_xdata()[0] for ax in one.axes for line in ax.lines
+             if line.get_marker() == "^"]
+    assert means == [0.3] * 4  # 2 architectures x 2 sources, each its own point
+    grid = plots.lattice_figure(_lattice_rows([0.5, 0.9], [2, 4]), "d")
+    assert any(isinstance(a, matplotlib.image.AxesImage) for ax in grid.axes
+               for a in ax.get_children())
