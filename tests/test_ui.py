@@ -182,7 +182,7 @@ def test_grid_report_is_one_run_that_every_cell_run_links_to(tmp_path, results):
     assert len(reports) == 1 and reports[0].data.tags["grid"] == "glance"
     rid = reports[0].info.run_id
     names = {a.path for a in MlflowClient(t.uri).list_artifacts(rid)}
-    assert {"README.md", "tables", "figures"} <= names
+    assert {"README.md", "report.html", "tables", "figures"} <= names
     figures = {a.path for a in MlflowClient(t.uri).list_artifacts(rid, "figures")}
     assert "figures/forest_digits_mlp.png" in figures
     cells = t.runs("tags.kind = 'train'")
@@ -190,7 +190,7 @@ def test_grid_report_is_one_run_that_every_cell_run_links_to(tmp_path, results):
     for run in cells:
         note = run.data.tags["mlflow.note.content"]
         assert run.data.tags["report_run"] == rid
-        assert f"/runs/{rid}/artifacts?workflowType=machine_learning)" in note
+        assert f"/runs/{rid}/artifacts/report.html?workflowType=machine_learning)" in note
         assert "viewStateShareKey=" + ui.VIEW_KEY in note
         assert note.startswith("ce (ce") or note.startswith("lsr (lsr")
     # a second report replaces the links instead of piling them up
