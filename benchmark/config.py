@@ -373,6 +373,15 @@ def parse_tune(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return _given(build(schema.TuneFlags, {"tune": dict(raw)}, where).tune, as_json=True)
 
 
+def with_tune(cfg: GridConfig, given: Mapping[str, Any]) -> GridConfig:
+    """``cfg`` with the command line's tuning flags over its ``tune:`` section, validated as the
+    section is (the search space against the config's methods included)."""
+    merged = parse_tune({**cfg.tune, **given}, cfg.path + " (with flags)")
+    _check_space(merged.get("space") or {}, list(cfg.variants), cfg.path,
+                 bool(merged.get("optimiser")))
+    return dataclasses.replace(cfg, tune=merged)
+
+
 def _given(section: Any, as_json: bool = False) -> dict[str, Any]:
     """The keys a section of the config actually gives (defaults stay the settings')."""
     if section is None:

@@ -237,3 +237,12 @@ def select_tasks(items: list, task_of, patterns: list[str]) -> list:
         raise UsageError(f"--task {' --task '.join(patterns)}: matches no task of this config "
                          f"({tasks})")
     return kept
+
+
+def grid_config(args):
+    """The grid config a running command (grid, tune) reads, after the check they share."""
+    from .. import config
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    return config.load_grid(args.config)

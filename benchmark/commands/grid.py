@@ -11,6 +11,7 @@ from .common import (
     UsageError,
     common_flags,
     executor_flags,
+    grid_config,
     os_error,
     runtime,
     select_tasks,
@@ -46,11 +47,9 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .. import config, grid, runner
+    from .. import grid, runner
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be >= 1")
-    cfg = config.load_grid(args.config)
+    cfg = grid_config(args)
     if args.seeds is not None:
         if not 1 <= args.seeds <= len(cfg.seeds):
             raise UsageError(f"--seeds {args.seeds}: give 1 to {len(cfg.seeds)} (the config's "

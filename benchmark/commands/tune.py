@@ -9,6 +9,7 @@ from .common import (
     UsageError,
     common_flags,
     executor_flags,
+    grid_config,
     runtime,
     select_tasks,
     storage_default,
@@ -76,11 +77,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .. import config
-
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be >= 1")
-    cfg = config.load_grid(args.config)
+    cfg = grid_config(args)
     trials = args.trials if args.trials is not None else int(cfg.tune.get("trials", 20))
     if trials < 1:
         raise UsageError("--trials must be >= 1")
@@ -90,12 +87,9 @@ def run(args) -> int:
              "optimiser": args.optimiser, "pruning": args.pruning, "rescore": args.rescore}
     given = {k: v for k, v in flags.items() if v is not None}
     if given:
-        import dataclasses
+        from .. import config
 
-        merged = config.parse_tune({**cfg.tune, **given}, cfg.path + " (with flags)")
-        config._check_space(merged.get("space") or {}, list(cfg.variants), cfg.path,
-                            bool(merged.get("optimiser")))
-        cfg = dataclasses.replace(cfg, tune=merged)
+        cfg = config.with_tune(cfg, given)
     from .. import runner, tune
 
     defs = select_tasks(tune.studies(cfg, args.method),
