@@ -62,6 +62,11 @@ class Teacher:
     def logits(self, view: StepView) -> torch.Tensor | None:
         raise NotImplementedError
 
+    def measured(self, view: StepView, logits: torch.Tensor) -> torch.Tensor | None:
+        """Which rows of ``logits`` (what :meth:`logits` gave for ``view``) are a prediction of
+        the teacher's own (None: all); the diagnostics leave the others out."""
+        return None
+
     def after_step(self, view: StepView) -> None:
         pass
 
@@ -137,6 +142,10 @@ class MemoryTeacher(Teacher):
 
     def logits(self, view: StepView) -> torch.Tensor:
         return self.memory[view.indices[:view.rows]]
+
+    def measured(self, view: StepView, logits: torch.Tensor) -> torch.Tensor:
+        """A row is a prediction once its sample was forwarded (a label row holds -inf)."""
+        return torch.isfinite(logits).all(1)
 
     def after_step(self, view: StepView) -> None:
         keep = last_occurrence(view.indices)
@@ -260,12 +269,19 @@ DIAGNOSTICS = {
 
 
 def diagnostics(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
-                targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every source's per-batch measurements, on the rows the teacher covers: its top-1 accuracy
-    on the augmented training batch and its agreement (same top-1 class) with the student."""
+                targets: torch.Tensor, real: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Every source's per-batch measurements, as (count, rows) pairs summed over an epoch, on
+    the rows the teacher covers with a prediction of its own (``real``; all when None): its top-1
+    accuracy on the augmented training batch and its agreement (same top-1 class) with the
+    student. A teacher that holds only labels so far (a memory before a sample's first forward)
+    measures nothing: its epoch's value is NaN, not 100%. No host sync."""
     top = teacher_logits.argmax(1)
-    return {"teacher_top1": (top == targets).float().mean(),
-            "teacher_agreement": (top == student_logits.argmax(1)).float().mean()}
+    real = torch.ones_like(top, dtype=torch.bool) if real is None else real
+    n = real.sum()
+    return {"teacher_top1": torch.stack([((top == targets) & real).sum(), n]),
+            "teacher_agreement": torch.stack([((top == student_logits.argmax(1)) & real).sum(),
+                                              n])}
 
 
 def save_model(model: nn.Module, path: Path) -> None:

@@ -174,9 +174,11 @@ class Step:
             self.scheduler.step()
         diag = {}
         if self.teacher is not None:
+            real = self.teacher.measured(view, teacher_logits) if rows else None
             self.teacher.after_step(view)
             if rows:
-                diag = teachers.diagnostics(teacher_logits, view.student_logits[:rows], y[:rows])
+                diag = teachers.diagnostics(teacher_logits, view.student_logits[:rows], y[:rows],
+                                            real)
         self.count += 1
         events = {k: v.detach() for k, v in events.items()}
         return {k: v.detach() for k, v in terms.items()}, diag, view.student_logits, y, events
@@ -209,10 +211,13 @@ def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     trained = student_images = teacher_images = 0
     diagnostics = set(step.method.diagnostics)
+    unmeasured_absent: set[str] = set()
     for batch in plan.epoch():
         terms, diag, logits, y, events = step(images, targets, batch)
         named = {("diag_" if k in diagnostics else "train_") + k: v for k, v in terms.items()}
-        named.update({f"diag_{k}": v for k, v in diag.items()})
+        for k, v in diag.items():  # the teacher's (count, rows): absent where it measured none
+            ratios[f"diag_{k}"] = ratios[f"diag_{k}"] + v if f"diag_{k}" in ratios else v
+            unmeasured_absent.add(f"diag_{k}")
         for k, v in named.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
             counts[k] = counts.get(k, 0) + 1
@@ -233,7 +238,8 @@ def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
     tail = values[len(sums) + 1:]
     for i, k in enumerate(ratios):
         hit, total = tail[2 * i], tail[2 * i + 1]
-        row[k] = hit / total if total else float("nan")
+        if total or k not in unmeasured_absent:
+            row[k] = hit / total if total else float("nan")
     row["train_acc"] = values[-1] / max(1, trained)
     row["cost_student_images"] = float(student_images)
     row["cost_teacher_images"] = float(teacher_images)

@@ -1,4 +1,5 @@
 """Teacher sources and batch plans: exact memory and EMA contents, plan invariants."""
+
 import torch
 import torch.nn.functional as F
 
@@ -136,3 +137,19 @@ def test_memory_write_with_a_repeated_index_keeps_its_last_occurrence():
     assert teacher.memory[1].tolist() == [8.0, 9.0]
     assert teacher.memory[0].tolist() == [6.0, 7.0]
     assert teacher.memory[2].tolist() == [0.0, float("-inf")]  # never written: its label
+
+
+def test_a_teacher_that_holds_only_labels_measures_nothing_yet():
+    # epoch 1 of a previous-epoch teacher is the labels themselves: its "accuracy" was 100%;
+    # now the epoch has no value (no point in the figure), not 100%
+    from benchmark import config, data, train
+
+    digits = data.load("digits")
+    memory = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "previous-epoch"},
+                              {"epochs": 2})
+    first, second = train.train(memory, digits).history
+    assert "diag_teacher_top1" not in first and "diag_teacher_agreement" not in first
+    assert 0 < second["diag_teacher_top1"] < 1 and 0 < second["diag_teacher_agreement"] <= 1
+    frozen = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "online"}, {"epochs": 1})
+    (only,) = train.train(frozen, digits).history
+    assert 0 < only["diag_teacher_top1"] < 1  # a teacher of its own from the first step
