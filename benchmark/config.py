@@ -230,6 +230,14 @@ class GridConfig:
         merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
         return build(TrainSettings, merged, f"{self.path}: train ({dataset}, {arch})")
 
+    def only(self, tasks: set[tuple[str, str]]) -> GridConfig:
+        """This grid restricted to ``tasks`` ((data name, architecture) pairs): its cells and
+        studies are the same cells and studies as the whole grid's, for those tasks."""
+        keep = {d: tuple(a for a in self.archs_for(d) if (d, a) in tasks) for d in self.datasets}
+        keep = {d: archs for d, archs in keep.items() if archs}
+        return dataclasses.replace(self, datasets={d: self.datasets[d] for d in keep},
+                                   dataset_archs=keep)
+
     def tuned_variants(self) -> list[Variant]:
         return [v for v in self.variants if v.tuned]
 

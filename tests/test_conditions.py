@@ -269,3 +269,18 @@ def test_a_grid_and_its_studies_run_task_by_task(capsys, tmp_path):
     assert cli.main(["grid", "label-noise", "--task", "cifar*/*", "--results", str(results)]) == 2
     assert "matches no task of this config (digits:clean/cnn8," in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_a_task_of_a_tuned_grid_needs_only_its_own_studies(capsys, tmp_path):
+    from benchmark import cli
+
+    results = tmp_path / "results"
+    # no study yet: the error names the selected task's study, not the first task's
+    assert cli.main(["grid", "paper-question", "--dry-run", "--task", "fashion-mnist:sym40/mlp",
+                     "--results", str(results)]) == 2
+    assert "no tuned values for study 'fashion-mnist:sym40/mlp/ce'" in capsys.readouterr().err
+    assert cli.main(["tune", "paper-question", "--show", "--task", "digits:clean/cnn8",
+                     "--results", str(results)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown and all(line.startswith("digits:clean/cnn8/") for line in shown), shown
+    assert len(shown) == 5  # ce, drkd and tfkd-self with online and pretrained teachers

@@ -224,19 +224,21 @@ def task_flag(p: argparse.ArgumentParser) -> None:
                         "not its grid), so a grid can be run task by task")
 
 
-def select_tasks(items: list, task_of, patterns: list[str]) -> list:
-    """The items whose task (``task_of(item)``: ``dataset[:condition]/arch``) matches one of
-    ``patterns``; all of them when there is none; one line when nothing matches."""
+def select_tasks(cfg, patterns: list[str]):
+    """``cfg`` restricted to the tasks (``dataset[:condition]/arch``) matching one of
+    ``patterns`` (before any study is read: the other tasks' studies need not exist yet); the
+    whole grid when there is none; one line when nothing matches."""
     from fnmatch import fnmatchcase
 
     if not patterns:
-        return items
-    kept = [x for x in items if any(fnmatchcase(task_of(x), p) for p in patterns)]
+        return cfg
+    tasks = [(d, a) for d, _, a in cfg.tasks()]
+    kept = {(d, a) for d, a in tasks if any(fnmatchcase(f"{d}/{a}", p) for p in patterns)}
     if not kept:
-        tasks = ", ".join(sorted({task_of(x) for x in items}))
+        names = ", ".join(sorted(f"{d}/{a}" for d, a in tasks))
         raise UsageError(f"--task {' --task '.join(patterns)}: matches no task of this config "
-                         f"({tasks})")
-    return kept
+                         f"({names})")
+    return cfg.only(kept)
 
 
 def grid_config(args):

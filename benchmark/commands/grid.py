@@ -55,8 +55,8 @@ def run(args) -> int:
             raise UsageError(f"--seeds {args.seeds}: give 1 to {len(cfg.seeds)} (the config's "
                              "seeds)")
         cfg = dataclasses.replace(cfg, seeds=cfg.seeds[:args.seeds])
-    cells = select_tasks(grid.expand(cfg, args.storage or storage_default(cfg, args.results)),
-                         lambda c: f"{c.data.task}/{c.arch}", args.task)
+    cfg = select_tasks(cfg, args.task)
+    cells = grid.expand(cfg, args.storage or storage_default(cfg, args.results))
     if args.dry_run:
         deps = grid.dependencies(cells)
         by_hash = {c.hash: c for c in cells}

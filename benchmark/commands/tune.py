@@ -92,8 +92,7 @@ def run(args) -> int:
         cfg = config.with_tune(cfg, given)
     from .. import runner, tune
 
-    defs = select_tasks(tune.studies(cfg, args.method),
-                        lambda d: f"{d.spec.data.task}/{d.spec.arch}", args.task)
+    defs = tune.studies(select_tasks(cfg, args.task), args.method)
     storage = args.storage or storage_default(cfg, args.results)
     if args.show:
         for line in tune.show(defs, storage, args.results):
