@@ -2,7 +2,7 @@
 # The published fourth edition (results/published/paper-question/), one phase at a time: the
 # honest-protocol studies of one group of tasks, a pilot of the grid on its first 5 seeds, the
 # grid, and the field's grid (clean tasks only). The edition is longer than one sitting, so it
-# runs task by task into one store; each phase exports its runs to parts/ (committed), and the
+# runs task by task into one store; each phase exports its runs to parts/ (gzipped, committed), and the
 # edition's runs.csv is their union (scripts/paper-question.sh RESULTS --publish).
 # Resumable: rerun a phase after an interruption; the studies are topped up to their budget (a
 # total, never exceeded) and the grids skip finished cells.
@@ -15,7 +15,7 @@ if [ "${2:-}" = "--publish" ]; then
     python3 - "$out" <<'PY'
 import sys, pathlib, pandas as pd
 out = pathlib.Path(sys.argv[1])
-parts = sorted((out / "parts").glob("*.csv"))
+parts = sorted((out / "parts").glob("*.csv.gz"))
 frame = pd.concat([pd.read_csv(p, low_memory=False) for p in parts], ignore_index=True)
 frame = frame.drop_duplicates()  # a run exported by two phases (the shared CE cells) once
 frame.to_csv(out / "runs.csv", index=False)
@@ -39,3 +39,4 @@ fi
 mkdir -p "$out/parts"
 name=$(echo "$task" | tr -c 'A-Za-z0-9_.-' '_')
 drkd-bench export --results "$results" --out "$out/parts/$name.csv"
+gzip -9f "$out/parts/$name.csv"   # a phase's runs, epoch by epoch, are tens of MB as text
