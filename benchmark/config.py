@@ -43,6 +43,10 @@ class RunSpec:
     seed: int
     train: TrainSettings
     variant: str = ""
+    #: The training settings of this run's pretrained self-teacher (its CE cell) when they are
+    #: not the run's own: a tuned variant that searched lr and weight_decay distils from the
+    #: grid's CE cell, as its study's trials did (None: the run's own settings).
+    teacher_train: TrainSettings | None = None
 
     @property
     def label(self) -> str:
@@ -56,6 +60,8 @@ class RunSpec:
         """What changes results (the variant and condition labels do not)."""
         d = dataclasses.asdict(self)
         d.pop("variant")
+        if d["teacher_train"] is None:  # added later: every cell before it keeps its hash
+            d.pop("teacher_train")
         d["data"].pop("condition")
         for section, defaults in HASH_WHEN_ON.items():  # added later: old cells keep their hash
             for key, off in defaults.items():
@@ -80,7 +86,8 @@ class RunSpec:
         source = methods.get(self.method).teacher_source(self.hyperparameters)
         if source not in teachers.NEEDS_CE_CHECKPOINT:
             return None
-        return dataclasses.replace(self, method="ce", hyperparameters={}, variant="ce")
+        return dataclasses.replace(self, method="ce", hyperparameters={}, variant="ce",
+                                   train=self.teacher_train or self.train, teacher_train=None)
 
     def flat_params(self) -> dict[str, Any]:
         out = {"dataset": self.data.name, "arch": self.arch, "method": self.method,
@@ -89,6 +96,9 @@ class RunSpec:
             out[f"data.{k}"] = v
         for k, v in dataclasses.asdict(self.train).items():
             out[f"train.{k}"] = v
+        if self.teacher_train is not None:
+            for k, v in dataclasses.asdict(self.teacher_train).items():
+                out[f"teacher_train.{k}"] = v
         for k, v in self.hyperparameters.items():
             out[f"hp.{k}"] = v
         from .plugins import used_by

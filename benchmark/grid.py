@@ -78,7 +78,12 @@ def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings
         searched, optimiser = split_optimiser(
             tuned_hyperparameters(grid, ds.task, arch, variant, storage))
         hp = {**hp, **searched}
-        settings = replace(settings, **optimiser)
+        grid_settings, settings = settings, replace(settings, **optimiser)
+        spec = variant_spec(ds, arch, variant, hp, seed, variant.settings_for(settings))
+        if settings != grid_settings and spec.teacher_spec() is not None:
+            # its teacher is the grid's CE cell, as in its study, not a CE at its tuned lr/wd
+            spec = replace(spec, teacher_train=variant.settings_for(grid_settings))
+        return spec
     return variant_spec(ds, arch, variant, hp, seed, variant.settings_for(settings))
 
 

@@ -9,6 +9,7 @@ difference is printed with the environment it was measured in.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import random
@@ -19,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import config
 from .config import ConfigError, RunSpec, make_spec
 
 #: The final-epoch values compared (those every run records).
@@ -63,8 +65,17 @@ def spec_from_params(params: dict[str, Any]) -> RunSpec:
     for key in [k for k, v in data.items() if v is None and k != "train_subset"]:
         data.pop(key)
     hp = {k[len("hp."):]: v for k, v in get.items() if k.startswith("hp.") and v is not None}
-    return make_spec(get["dataset"], get["arch"], get["method"], int(get["seed"]), hp, train,
+    spec = make_spec(get["dataset"], get["arch"], get["method"], int(get["seed"]), hp, train,
                      str(get["variant"]), **data)
+    teacher = {k[len("teacher_train."):]: v for k, v in get.items()
+               if k.startswith("teacher_train.")}
+    if any(v is not None for v in teacher.values()):
+        teacher["milestones"] = teacher.get("milestones") or []
+        if not isinstance(teacher["milestones"], list):
+            teacher["milestones"] = [teacher["milestones"]]
+        spec = dataclasses.replace(spec, teacher_train=config.build(
+            config.TrainSettings, teacher, "teacher_train"))
+    return spec
 
 
 @dataclass

@@ -430,3 +430,34 @@ def test_tuned_dr_kd_meets_tuned_tf_kd_self_over_one_search_space():
                           "method": ["ce", "ce", "tfkd-self", "drkd"],
                           "teacher_source": ["", "", "online", "online"]})
     assert ("drkd-online-tuned", "tfkd-self-online-tuned") in stats.comparisons(cells)
+
+
+def test_a_tuned_variant_that_searched_the_optimiser_distils_from_the_grids_ce_cell(
+        tmp_path, monkeypatch):
+    # found in the fourth edition's digits phase: drkd-pretrained-tuned trained with its tuned
+    # lr and weight_decay distilled from a CE trained at those settings (a second "ce" run per
+    # seed), while its study's trials distilled from the grid's CE cell
+    from benchmark import reproduce
+
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({
+        "seeds": 2, "datasets": ["digits"], "architectures": ["mlp"], "train": {"epochs": 2},
+        "methods": ["ce", {"method": "drkd", "teacher": "pretrained",
+                           "hyperparameters": "tuned"}],
+        "tune": {"optimiser": True, "trials": 2}}))
+    cfg = config.load_grid(str(path))
+    monkeypatch.setattr(tune, "tuned_hyperparameters", lambda *a, **k: {
+        "alpha": 0.5, "temperature": 4.0, "lr": 0.05, "weight_decay": 1e-4})
+    cells = grid.expand(cfg)
+    ce = {c.seed: c for c in cells if c.label == "ce"}
+    tuned = [c for c in cells if c.label == "drkd-pretrained-tuned"]
+    assert len(cells) == 4 and len(tuned) == 2  # no CE at the tuned lr beside the grid's CE
+    for c in tuned:
+        assert (c.train.lr, c.train.weight_decay) == (0.05, 1e-4)
+        assert c.teacher_spec().hash == ce[c.seed].hash
+        from benchmark.tracking import param_text  # as MLflow records the parameters
+
+        assert reproduce.spec_from_params(
+            {k: param_text(v) for k, v in c.flat_params().items()}).hash == c.hash
+    study = next(s for s in tune.studies(cfg) if s.name.endswith("drkd-pretrained"))
+    assert study.teacher.train == ce[0].train  # the trials' teacher: the grid's CE settings
