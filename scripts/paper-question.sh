@@ -38,5 +38,7 @@ if drkd-bench grid paper-question-field --task "$task" --dry-run >/dev/null 2>&1
 fi
 mkdir -p "$out/parts"
 name=$(echo "$task" | tr -c 'A-Za-z0-9_.-' '_')
-drkd-bench export --results "$results" --out "$out/parts/$name.csv"
+drkd-bench export --results "$results" --out "$results/export-$name.csv"
+python3 scripts/paper-question-part.py "$results/export-$name.csv" "$out/parts/$name.csv" \
+    "$results/optuna.journal" "$task"
 gzip -9f "$out/parts/$name.csv"   # a phase's runs, epoch by epoch, are tens of MB as text
