@@ -438,8 +438,9 @@ def message(e: ValidationError, model: type, where: str) -> str:
         return f"{where}: {path} must be finite and {bounds}, got {value!r}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{where}: {path} must {_bounds(info)}, got {value!r}"
-    if kind in ("too_short",):
-        return f"{where}: {path}: expected a non-empty {KINDS.get(_kind(info), 'value')[2:]}"
+    if kind in ("too_short", "string_too_short"):  # a string's own, or a list's or mapping's
+        what = "string" if kind == "string_too_short" else _kind(info)
+        return f"{where}: {path}: expected a non-empty {KINDS[what].removeprefix('a ')}"
     words = KINDS.get(kind.split("_")[0], kind.replace("_", " "))
     return f"{where}: {path}: expected {words}, got {value!r}"
 
@@ -461,32 +462,32 @@ def _unwrap(t: Any) -> list[Any]:
 def _lookup(model: Any, loc: list) -> tuple[Any, Any, int]:
     """(the model the last key of ``loc`` was given to, the declaration of that key or of the
     list or mapping an item of ``loc`` belongs to, and that key's index in ``loc``)."""
-    holder = _holder(model, loc)
+    holders = _holders(model, loc)
     for i in range(len(loc) - 1, -1, -1):
-        fields = getattr(_holder(model, loc[:i + 1]), "__pydantic_fields__", None) or {}
+        fields = getattr(holders[i], "__pydantic_fields__", None) or {}
         if isinstance(loc[i], str) and loc[i] in fields:
-            return holder, fields[loc[i]], i
-    return holder, None, len(loc) - 1
+            return holders[-1], fields[loc[i]], i
+    return (holders[-1] if holders else model), None, len(loc) - 1
 
 
-def _holder(model: Any, loc: list) -> Any:
-    """The model whose field is ``loc[-1]`` (for an unknown key: the one it was given to)."""
-    container = model
-    for part in loc[:-1]:
+def _holders(model: Any, loc: list) -> list:
+    """For each part of ``loc``, the model it is a key of (a list index or a mapping key stays
+    with the model that holds the list or mapping), in one walk down the declarations."""
+    out, container = [], model
+    for part in loc:
+        out.append(container)
         fields = getattr(container, "__pydantic_fields__", None) or {}
         if isinstance(part, str) and part in fields:
-            t = fields[part].annotation
-        else:
-            continue
-        inner = [x for x in _unwrap(t) if x is not type(None)]
-        step = next((x for x in inner if hasattr(x, "__pydantic_fields__")), None)
-        if step is None:
-            for x in inner:
-                args = [a for y in typing.get_args(x) for a in _unwrap(y)]
-                step = next((a for a in args if hasattr(a, "__pydantic_fields__")), step)
-        if step is not None:
-            container = step
-    return container
+            container = _model_in(fields[part].annotation) or container
+    return out
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model (or pydantic dataclass) an annotation holds: itself, or the items of its list
+    or the values of its mapping; None when it holds none."""
+    inner = [x for x in _unwrap(annotation) if x is not type(None)]
+    items = [a for x in inner for y in typing.get_args(x) for a in _unwrap(y)]
+    return next((x for x in inner + items if hasattr(x, "__pydantic_fields__")), None)
 
 
 def _literal(info: Any) -> tuple:
@@ -497,13 +498,10 @@ def _literal(info: Any) -> tuple:
 
 
 def _kind(info: Any) -> str:
-    for t in _unwrap(getattr(info, "annotation", None)):
-        origin = typing.get_origin(t) or t
-        if origin in (list, tuple):
-            return "list"
-        if origin is dict:
-            return "dict"
-    return ""
+    """``dict`` for a mapping's declaration, else ``list`` (too_short is said of lists, tuples
+    and mappings only)."""
+    types_ = _unwrap(getattr(info, "annotation", None))
+    return "dict" if any((typing.get_origin(t) or t) is dict for t in types_) else "list"
 
 
 def _bounds(info: Any) -> str:
@@ -603,12 +601,3 @@ def markdown() -> str:
                          f"| {_valid_words(info)} | {info.description} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def validator_for_editors():
-    """A ``jsonschema`` validator of the exported schema (tests; CI)."""
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(json_schema())
-
-

@@ -88,3 +88,8 @@ def test_error_messages_come_from_the_declared_ranges():
     with pytest.raises(ValueError, match=r"^f: train: momentum must lie in \[0, 1\), got 1$"):
         schema.validate(schema.TrainSection, {"momentum": 1}, "f: train")
     assert schema.validate(schema.TrainSection, {"lr": "1e-3"}, "f").lr == 0.001  # YAML 1.1
+    empty = {**TINY, "methods": [{"method": "ce", "label": ""}], "plugins": []}
+    with pytest.raises(ValueError, match=r"^g: methods.0.label: expected a non-empty string$"):
+        schema.validate(schema.GridFile, empty, "g")  # was "expected a string, got ''"
+    with pytest.raises(ValueError, match=r"^g: methods: expected a non-empty list$"):
+        schema.validate(schema.GridFile, {**TINY, "methods": []}, "g")
