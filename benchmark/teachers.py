@@ -275,7 +275,8 @@ def diagnostics(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
     the rows the teacher covers with a prediction of its own (``real``; all when None): its top-1
     accuracy on the augmented training batch and its agreement (same top-1 class) with the
     student. A teacher that holds only labels so far (a memory before a sample's first forward)
-    measures nothing: its epoch's value is NaN, not 100%. No host sync."""
+    measures nothing: an epoch without a measured row has no value (it was 100%). No host
+    sync."""
     top = teacher_logits.argmax(1)
     real = torch.ones_like(top, dtype=torch.bool) if real is None else real
     n = real.sum()

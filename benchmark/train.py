@@ -211,13 +211,11 @@ def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     trained = student_images = teacher_images = 0
     diagnostics = set(step.method.diagnostics)
-    unmeasured_absent: set[str] = set()
     for batch in plan.epoch():
         terms, diag, logits, y, events = step(images, targets, batch)
         named = {("diag_" if k in diagnostics else "train_") + k: v for k, v in terms.items()}
         for k, v in diag.items():  # the teacher's (count, rows): absent where it measured none
             ratios[f"diag_{k}"] = ratios[f"diag_{k}"] + v if f"diag_{k}" in ratios else v
-            unmeasured_absent.add(f"diag_{k}")
         for k, v in named.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
             counts[k] = counts.get(k, 0) + 1
@@ -238,7 +236,7 @@ def train_epoch(step: Step, images: torch.Tensor, targets: torch.Tensor,
     tail = values[len(sums) + 1:]
     for i, k in enumerate(ratios):
         hit, total = tail[2 * i], tail[2 * i + 1]
-        if total or k not in unmeasured_absent:
+        if total or k.removeprefix("diag_") not in teachers.DIAGNOSTICS:
             row[k] = hit / total if total else float("nan")
     row["train_acc"] = values[-1] / max(1, trained)
     row["cost_student_images"] = float(student_images)
