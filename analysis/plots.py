@@ -130,7 +130,7 @@ ROLE_STYLE = {"reference values": ("o", "-"), "tuned": ("s", "-"),
               "mechanism control": ("^", ":"), "baseline budget": ("D", "-.")}
 
 
-def role(variant: str, baseline: str = "ce") -> str:
+def role(variant: str) -> str:
     """``reference values``, ``tuned``, ``mechanism control`` or ``baseline budget``."""
     if stats.is_control(variant):
         return "mechanism control"
@@ -289,11 +289,12 @@ def curves_figure(epochs: pd.DataFrame, dataset: str, metric: str = "test_top1",
                     continue
                 c = colours[info.loc[v, "method"]]
                 many = info.loc[v, "method"] in groups.get(SEVERAL_SOURCES, [])
-                marker, line = ROLE_STYLE[role(v)]
+                kind = role(v)
+                marker, line = ROLE_STYLE[kind]
                 ax.plot(s["epoch"], s["mean"], color=c, lw=1.1,
                         ls=dashes[info.loc[v, "teacher_source"]] if many else line,
-                        marker=None if role(v) == "reference values" else marker, ms=3,
-                        markerfacecolor="white" if role(v) == "mechanism control" else c,
+                        marker=None if kind == "reference values" else marker, ms=3,
+                        markerfacecolor="white" if kind == "mechanism control" else c,
                         markevery=max(1, len(s) // 5))
                 ax.fill_between(s["epoch"], [b[0] for b in s["band"]],
                                 [b[1] for b in s["band"]], color=c, alpha=0.12, lw=0)
@@ -382,11 +383,10 @@ def _cost_panel(ax, a: pd.DataFrame, column: str, label: str, colours: dict,
             below += 1
             ax.plot([x], [floor + 0.15], marker="v", color=c, ms=3.5, zorder=2)
             continue
-        marker = ROLE_STYLE[role(r["variant"], baseline)][0]
+        kind = role(r["variant"])
         ax.errorbar([x], [r["mean"]], yerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
-                    fmt=marker, color=c, ms=3.5, elinewidth=0.9, capsize=1.5, zorder=2,
-                    markerfacecolor="white" if role(r["variant"]) == "mechanism control"
-                    else c)
+                    fmt=ROLE_STYLE[kind][0], color=c, ms=3.5, elinewidth=0.9, capsize=1.5,
+                    zorder=2, markerfacecolor="white" if kind == "mechanism control" else c)
     ax.set_ylim(bottom=floor - 0.1)  # the ▼ of a point below the window sit inside the axes
     ax.set_title(f" ({below} below the axis, ▼)" if below else "")
     ax.set_xlabel(label)
