@@ -48,7 +48,7 @@ def analysis_flags(p: argparse.ArgumentParser) -> None:
                                      "analysis: block (flags below override it)")
     p.add_argument("--family", metavar="KEYS", help="what a family of comparisons is, for "
                    "Holm's adjustment: a comma list of dataset, arch, setting, or 'all' "
-                   "(default: dataset,arch,setting)")
+                   "(default: dataset,arch, the answer's family)")
     p.add_argument("--margin", type=float, metavar="POINTS", help="the equivalence margin of the "
                    "TOST test, in percentage points (default 0.5)")
     p.add_argument("--alpha", type=float, help="the level of every test (default 0.05)")
