@@ -91,9 +91,20 @@ def sort_epochs(frame: pd.DataFrame) -> pd.DataFrame:
                               "epoch"], kind="stable").reset_index(drop=True)
 
 
+def edition_csv(folder: Path | str) -> Path:
+    """An edition's raw records: ``runs.csv``, or ``runs.csv.gz`` where the records are too
+    large to commit as text (the fourth edition's epoch rows)."""
+    folder = Path(folder)
+    gz = folder / "runs.csv.gz"
+    return gz if gz.is_file() and not (folder / "runs.csv").is_file() else folder / "runs.csv"
+
+
 def epochs_from_csv(path: Path | str) -> pd.DataFrame:
+    """The epoch rows of an exported runs CSV (plain or gzipped), sorted. The whole file is read
+    before each column's type is inferred (``low_memory=False``): read in chunks, a column whose
+    first values are booleans and later ones strings came out with mixed types."""
     frame = pd.read_csv(path, dtype={c: str for c in IDENTITY if c != "seed"},
-                        keep_default_na=False, na_values=[""])
+                        keep_default_na=False, na_values=[""], low_memory=False)
     for c in IDENTITY:
         if c in frame.columns and c != "seed":
             frame[c] = frame[c].fillna("")

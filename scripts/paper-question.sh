@@ -7,6 +7,8 @@
 # Resumable: rerun a phase after an interruption; the studies are topped up to their budget (a
 # total, never exceeded) and the grids skip finished cells.
 # Usage: scripts/paper-question.sh RESULTS 'TASK-PATTERN' [pilot]   e.g. 'digits:*/*'
+#        SEEDS=K scripts/paper-question.sh RESULTS 'TASK-PATTERN'   (the grids on seeds 0..K-1
+#                                      only: a phase sized to what one sitting can finish)
 #        scripts/paper-question.sh RESULTS --publish
 set -euo pipefail
 results=${1:?results folder}
@@ -18,10 +20,12 @@ out = pathlib.Path(sys.argv[1])
 parts = sorted((out / "parts").glob("*.csv.gz"))
 frame = pd.concat([pd.read_csv(p, low_memory=False) for p in parts], ignore_index=True)
 frame = frame.drop_duplicates()  # a run exported by two phases (the shared CE cells) once
-frame.to_csv(out / "runs.csv", index=False)
-print(f"{len(parts)} parts -> {frame['run_id'].nunique()} runs in {out / 'runs.csv'}")
+# gzipped (the epoch rows of every run are about 100 MB as text), byte-stable: no timestamp
+frame.to_csv(out / "runs.csv.gz", index=False,
+             compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
+print(f"{len(parts)} parts -> {frame['run_id'].nunique()} runs in {out / 'runs.csv.gz'}")
 PY
-    drkd-bench report --from "$out/runs.csv" --out "$out" --config paper-question
+    drkd-bench report --from "$out/runs.csv.gz" --out "$out" --config paper-question
     exit 0
 fi
 task=${2:?task pattern, e.g. 'digits:*/*'}
@@ -32,9 +36,11 @@ if [ "${3:-}" = "pilot" ]; then
   drkd-bench grid paper-question --task "$task" --seeds 5 --no-report --results "$results"
   exit 0
 fi
-drkd-bench grid paper-question --task "$task" --no-report --results "$results"
+drkd-bench grid paper-question --task "$task" ${SEEDS:+--seeds "$SEEDS"} --no-report \
+    --results "$results"
 if drkd-bench grid paper-question-field --task "$task" --dry-run >/dev/null 2>&1; then
-  drkd-bench grid paper-question-field --task "$task" --no-report --results "$results"
+  drkd-bench grid paper-question-field --task "$task" ${SEEDS:+--seeds "$SEEDS"} --no-report \
+      --results "$results"
 fi
 mkdir -p "$out/parts"
 name=$(echo "$task" | tr -c 'A-Za-z0-9_.-' '_')

@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import report
+from analysis import load, report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
@@ -34,7 +34,7 @@ def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition,
     monkeypatch.setattr(plots, "save", _figure_names_only)
     # the figures' bootstrap bands (thousands of small resamples) are not in any table
     monkeypatch.setattr(plots, "band", lambda values: (float(values.mean()),) * 2)
-    csv = edition / "runs.csv"
+    csv = load.edition_csv(edition)
     assert csv.is_file(), f"{csv} (drkd-bench export) must be committed"
     report.from_csv(csv, tmp_path)
     committed = sorted(p.name for p in (edition / "tables").iterdir())

@@ -24,7 +24,8 @@ def add(sub) -> argparse.ArgumentParser:
                        epilog="example: drkd-bench reproduce results/published/"
                               "fashion-mnist-field --cells 5",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("edition", help="an edition's folder (holding runs.csv) or a runs CSV")
+    p.add_argument("edition", help="an edition's folder (holding runs.csv or runs.csv.gz) "
+                                   "or a runs CSV")
     p.add_argument("--cells", type=int, default=3, metavar="N",
                    help="how many cells to draw at random (default 3)")
     p.add_argument("--cell", action="append", default=[], metavar="KEY",
@@ -36,10 +37,12 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from analysis import load
+
     from .. import reproduce
 
     path = Path(args.edition)
-    csv = path / "runs.csv" if path.is_dir() else path
+    csv = load.edition_csv(path) if path.is_dir() else path
     if args.cells < 1:
         raise UsageError("--cells must be >= 1")
     frame = read_runs_csv(csv, flag="")
