@@ -2,8 +2,10 @@
 "Deep RL at the Edge of the Statistical Precipice" (NeurIPS 2021), with their library ``rliable``.
 
 A run's **score** is its final-epoch test top-1 minus the baseline's (CE) of the same task and
-seed, in points: the seeds pair the two (same split, same label noise, same initial draw). Per
-variant, over the seeds every task has for it and for the baseline:
+seed, in points: the seeds pair the two (same split, same label noise, same initial draw). The
+baseline is the one the per-task verdicts read the variant against (``stats.baseline_for``): a
+tuned variant meets tuned CE where the runs have it. Per variant, over the seeds every task has
+for it and for its baseline:
 
 - the **IQM** (interquartile mean: the 25% trimmed mean over all runs of all tasks,
   ``rliable.metrics.aggregate_iqm``) of the scores;
@@ -31,7 +33,7 @@ from rliable import metrics as rl
 
 from . import stats
 
-COLUMNS = ["variant", "tasks", "runs_per_task", "iqm", "iqm_low", "iqm_high", "mean",
+COLUMNS = ["variant", "baseline", "tasks", "runs_per_task", "iqm", "iqm_low", "iqm_high", "mean",
            "p_improve_ce", "p_improve_ce_low", "p_improve_ce_high", "tfkd_self",
            "p_improve_tfkd_self", "p_improve_tfkd_self_low", "p_improve_tfkd_self_high"]
 
@@ -120,8 +122,9 @@ def rival_of(variant: str, variants: set[str]) -> str | None:
 def aggregate(runs: pd.DataFrame, analysis: stats.Analysis = stats.Analysis(),
               metric: str = "final_test_top1") -> pd.DataFrame:
     """One row per variant present in every task (budgets and the lattice left out): the IQM
-    of its scores against the baseline with its interval, their mean, and the probabilities of
-    improvement over the baseline and over Tf-KD self with their intervals."""
+    of its scores against its baseline (``stats.baseline_for``: tuned CE for a tuned variant
+    where there is one) with its interval, their mean, and the probabilities of improvement over
+    that baseline and over Tf-KD self with their intervals."""
     runs = runs[runs[metric].notna()]
     tasks = tasks_of(runs)
     if len(tasks) < 2:
@@ -133,9 +136,10 @@ def aggregate(runs: pd.DataFrame, analysis: stats.Analysis = stats.Analysis(),
     variants = set(runs["variant"])
     rows = []
     for v in stats.variant_order(variants):
+        own = stats.baseline_for(v, variants, base)
         if v == base or stats.is_budget(v) or stats.is_lattice(v):
             continue
-        pair = score_matrices(runs, v, base, metric)
+        pair = score_matrices(runs, v, own, metric)
         if pair is None:
             continue
         x, y = pair
@@ -144,7 +148,7 @@ def aggregate(runs: pd.DataFrame, analysis: stats.Analysis = stats.Analysis(),
         low, high = interval(scores, rl.aggregate_iqm, analysis.bootstrap, rng)
         poi = float(rl.probability_of_improvement(x, y))
         plow, phigh = poi_interval(x, y, analysis.bootstrap, rng)
-        row = {"variant": v, "tasks": len(tasks), "runs_per_task": len(scores),
+        row = {"variant": v, "baseline": own, "tasks": len(tasks), "runs_per_task": len(scores),
                "iqm": float(rl.aggregate_iqm(scores)), "iqm_low": low, "iqm_high": high,
                "mean": float(scores.mean()), "p_improve_ce": poi, "p_improve_ce_low": plow,
                "p_improve_ce_high": phigh, "tfkd_self": "",
@@ -168,8 +172,10 @@ def profiles(runs: pd.DataFrame, variants: list[str], analysis: stats.Analysis =
     """Performance profiles of the scores: tau (points) and, per variant, the share of runs
     with a score above tau and its 95% stratified-bootstrap band."""
     mats = {}
+    present = set(runs["variant"])
     for v in variants:
-        pair = score_matrices(runs[runs[metric].notna()], v, analysis.baseline, metric)
+        own = stats.baseline_for(v, present, analysis.baseline)
+        pair = score_matrices(runs[runs[metric].notna()], v, own, metric)
         if pair is not None:
             mats[v] = pair[0] - pair[1]
     if not mats:

@@ -612,8 +612,9 @@ def overlaps(fig) -> list[tuple[str, str]]:
 
 def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods: dict[str, str],
                      baseline: str = "ce", sources: dict[str, str] | None = None):
-    """The answer across tasks: per variant the IQM of its score against the baseline (points,
-    95% stratified-bootstrap interval), its probability of improvement over the baseline, and
+    """The answer across tasks: per variant the IQM of its score against its baseline (column
+    ``baseline``: tuned CE for a tuned variant; points, 95% stratified-bootstrap interval; a
+    row whose baseline is not ``baseline`` names it), its probability of improvement over it, and
     the performance profiles (share of runs whose score exceeds tau). Colour = method; a
     variant's teacher source is the line style and the marker (named in the legend)."""
     _theme()
@@ -635,8 +636,10 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
                         xerr=[[r["p_improve_ce"] - r["p_improve_ce_low"]],
                               [r["p_improve_ce_high"] - r["p_improve_ce"]]],
                         fmt=mk, color=c, ms=4, capsize=2, lw=1.2)
+    against = agg["baseline"] if "baseline" in agg else pd.Series(baseline, index=agg.index)
+    labels = [v if b == baseline else f"{v} − {b}" for v, b in zip(order, against)]
     for ax in (ax_iqm, ax_poi):
-        ax.set_yticks(y, order)
+        ax.set_yticks(y, labels)
         ax.set_ylim(-0.7, len(order) - 0.3)
     ax_poi.set_yticklabels([])
     ax_iqm.axvline(0, color="0.2", lw=0.8, ls="--")
@@ -646,8 +649,8 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     pad = 0.08 * (hi - lo or 1)
     ax_iqm.set_xlim(lo - pad, hi + pad)
     ax_poi.set_xlim(0, 1)
-    ax_iqm.set_xlabel(f"IQM of score − {baseline} (points)")
-    ax_poi.set_xlabel(f"P(variant > {baseline})")
+    ax_iqm.set_xlabel("IQM of score − baseline (points)")
+    ax_poi.set_xlabel("P(variant > baseline)")
     ax_iqm.set_title("interquartile mean")
     ax_poi.set_title("probability of improvement")
     for v in order:
@@ -661,7 +664,7 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     if len(taus):
         ax_prof.set_xlim(taus[0], taus[-1])
     ax_prof.set_ylim(0, 1)
-    ax_prof.set_xlabel(f"tau: score − {baseline} (points)")
+    ax_prof.set_xlabel("tau: score − baseline (points)")
     ax_prof.set_ylabel("share of runs with score > tau")
     ax_prof.set_title("performance profiles")
     handles = [Line2D([], [], color=colours[methods.get(v, v)], lw=1.2,

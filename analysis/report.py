@@ -41,8 +41,10 @@ SENSITIVITY_CAPTION = ("eq_bound: the smallest margin (points) at which the unad
                        "half or twice the margin, under Wilcoxon signed-rank tests, or under the "
                        "next-wider Holm family (columns verdict_*).")
 
-AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − {base}'s of the same task and seed, in "
-                     "points. IQM: 25% trimmed mean over all runs of all tasks; "
+AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − the baseline's (column `baseline`: {base}, "
+                     "or {base}-tuned for a tuned variant, as in the per-task verdicts) of the "
+                     "same task and seed, in points. IQM: 25% trimmed mean over all runs of all "
+                     "tasks; "
                      "p_improve: P(X > Y), per task Mann-Whitney U / nm, mean over tasks "
                      "(rliable.metrics); intervals: 95% percentiles of {n} stratified bootstrap "
                      "resamples (runs within each task). The per-task verdicts are the primary "
@@ -269,15 +271,17 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
             sources = dict(zip(runs["variant"], runs["teacher_source"].fillna("")))
             add(plots.aggregate(agg, taus, curves, methods, fdir, base, sources),
                 f"across {int(agg['tasks'].iloc[0])} tasks (dataset × condition × architecture): "
-                f"IQM of each variant's score − {base} (points), its probability of improvement "
-                f"over {base}, and performance profiles; 95% stratified-bootstrap intervals "
-                "(rliable)", forest=True)
+                f"IQM of each variant's score − its baseline ({base}; {base}-tuned for a tuned "
+                "variant) in points, its probability of improvement over that baseline, and "
+                "performance profiles; 95% stratified-bootstrap intervals (rliable)",
+                forest=True)
             shown = agg.round({c: 2 for c in ("iqm", "iqm_low", "iqm_high", "mean")}).round(
                 {c: 3 for c in agg.columns if c.startswith("p_improve")})
             caption = AGGREGATE_CAPTION.format(base=base, n=analysis.bootstrap)
             add(tables.write(shown, tdir, "aggregate", numeric=agg, caption=caption),
-                f"one answer across tasks: IQM of score − {base} (points), probability of "
-                f"improvement over {base} and over Tf-KD self, 95% stratified-bootstrap "
+                f"one answer across tasks: IQM of score − {base} ({base}-tuned for a tuned "
+                f"variant) in points, probability of improvement over that baseline and over "
+                "Tf-KD self, 95% stratified-bootstrap "
                 "intervals (rliable)")
     n_bad = len(tables.failures_table(train))
     (tmp / "README.md").write_text(readme(page, every_run, everything, trials, source, n_bad,

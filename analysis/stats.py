@@ -221,6 +221,16 @@ def setting_of(variant: str, baseline: str) -> str:
     return "tuned vs reference" if baseline == reference_of(variant) else "tuned"
 
 
+def baseline_for(variant: str, present, baseline: str = "ce") -> str:
+    """The baseline a variant is read against: a tuned variant meets the tuned baseline
+    (``ce-tuned``) where the runs have it (tuned against tuned), anything else (tuned CE itself
+    included) the baseline."""
+    tuned_base = baseline + TUNED_SUFFIX
+    if is_tuned(variant) and variant != tuned_base and tuned_base in present:
+        return tuned_base
+    return baseline
+
+
 def comparisons(cells: pd.DataFrame, baseline: str = "ce") -> list[tuple[str, str]]:
     """Each variant against the baseline (CE); each DR-KD variant against the Tf-KD self variant
     with the same teacher source and the same hyperparameter setting (reference values or tuned);
@@ -230,9 +240,8 @@ def comparisons(cells: pd.DataFrame, baseline: str = "ce") -> list[tuple[str, st
     present = set(cells["variant"])
     ordered = variant_order(present)
     tuned_base = baseline + TUNED_SUFFIX  # tuned variants meet a tuned baseline when it exists
-    pairs = [(v, tuned_base if is_tuned(v) and tuned_base in present else baseline)
-             for v in ordered if v not in (baseline, tuned_base) and baseline in present
-             and not is_lattice(v)]
+    pairs = [(v, baseline_for(v, present, baseline)) for v in ordered
+             if v not in (baseline, tuned_base) and baseline in present and not is_lattice(v)]
     source = dict(zip(cells["variant"], cells["teacher_source"]))
     method = dict(zip(cells["variant"], cells["method"]))
     for v in ordered:

@@ -204,6 +204,24 @@ def test_aggregate_equals_rliables_statistics_on_a_fixture():
     assert np.all(np.diff(curve) <= 0) and np.all(low <= curve + 1e-12)
 
 
+def test_a_tuned_variants_aggregate_is_read_against_tuned_ce_as_its_verdicts_are():
+    """The per-task verdicts read drkd-online-tuned against ce-tuned (tuned against tuned); the
+    aggregate of the same variant must answer the same question, not one against untuned CE."""
+    rng = np.random.default_rng(3)
+    tasks = [("digits", "mlp"), ("digits", "cnn8")]
+    runs = _runs(rng, tasks, {"ce": 0.0, "ce-tuned": 0.02, "drkd-online-tuned": 0.03,
+                              "lsr": 0.01})
+    agg = aggregate.aggregate(runs, stats.Analysis(bootstrap=200)).set_index("variant")
+    assert agg.loc["drkd-online-tuned", "baseline"] == "ce-tuned"
+    assert agg.loc["lsr", "baseline"] == "ce" and agg.loc["ce-tuned", "baseline"] == "ce"
+    x, y = aggregate.score_matrices(runs, "drkd-online-tuned", "ce-tuned")
+    assert agg.loc["drkd-online-tuned", "iqm"] == pytest.approx(
+        scipy.stats.trim_mean((x - y).ravel(), 0.25))
+    taus, curves = aggregate.profiles(runs, ["drkd-online-tuned"], stats.Analysis(bootstrap=200))
+    assert curves["drkd-online-tuned"][0][0] == pytest.approx(np.mean((x - y) > taus[0]))
+    assert stats.baseline_for("drkd-online-tuned", {"ce"}) == "ce"  # no tuned CE: plain CE
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 6), m=st.integers(2, 6),
        tasks=st.integers(1, 4))
