@@ -1,7 +1,9 @@
 """A phase of the fourth edition, as committed: the training runs of the cells the current
 paper-question grids have for the phase's tasks (a cell trained under an earlier rule of the code,
-with another hash, is left out) and every tuning run.
+with another hash, is left out) and the tuning runs of those tasks (studies, trials, re-scores,
+their teachers; a store that ran earlier phases holds theirs too).
 Usage: python scripts/paper-question-part.py EXPORT.csv OUT.csv OPTUNA-STORAGE TASK-PATTERN"""
+import fnmatch
 import sys
 import pandas as pd
 from benchmark import config, grid
@@ -14,5 +16,8 @@ for name in ("paper-question", "paper-question-field"):
 frame = pd.read_csv(src, low_memory=False)
 train = frame["kind"] == "train"
 stale = train & ~frame["cell_hash"].isin(hashes)
+task = frame["dataset"].astype(str) + "/" + frame["arch"].astype(str)
+elsewhere = ~train & ~task.map(lambda t: fnmatch.fnmatchcase(t, pattern))
 print(f"{frame.loc[train, 'run_id'].nunique()} training runs, {frame.loc[stale, 'run_id'].nunique()} of cells no current grid has (dropped); {len(hashes)} current cells")
-frame[~stale].to_csv(out, index=False)
+print(f"{frame.loc[elsewhere, 'run_id'].nunique()} tuning runs of other tasks (left to their phase)")
+frame[~stale & ~elsewhere].to_csv(out, index=False)

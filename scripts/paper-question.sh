@@ -19,7 +19,8 @@ import sys, pathlib, pandas as pd
 out = pathlib.Path(sys.argv[1])
 parts = sorted((out / "parts").glob("*.csv.gz"))
 frame = pd.concat([pd.read_csv(p, low_memory=False) for p in parts], ignore_index=True)
-frame = frame.drop_duplicates()  # a run exported by two phases (the shared CE cells) once
+# a run exported by two phases once (a row is a run's epoch; a tuning run has one row)
+frame = frame.drop_duplicates(["run_id", "epoch"])
 # gzipped (the epoch rows of every run are about 100 MB as text), byte-stable: no timestamp
 frame.to_csv(out / "runs.csv.gz", index=False,
              compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
