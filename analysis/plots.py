@@ -652,7 +652,7 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     ax_iqm.set_xlabel("IQM of score − baseline (points)")
     ax_poi.set_xlabel("P(variant > baseline)")
     ax_iqm.set_title("interquartile mean")
-    ax_poi.set_title("probability of improvement")
+    ax_poi.set_title("P(improvement)")
     for v in order:
         if v not in curves:
             continue
@@ -664,8 +664,8 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     if len(taus):
         ax_prof.set_xlim(taus[0], taus[-1])
     ax_prof.set_ylim(0, 1)
-    ax_prof.set_xlabel("tau: score − baseline (points)")
-    ax_prof.set_ylabel("share of runs with score > tau")
+    ax_prof.set_xlabel("tau (points)")
+    ax_prof.set_ylabel("share of runs: score > tau")
     ax_prof.set_title("performance profiles")
     handles = [Line2D([], [], color=colours[methods.get(v, v)], lw=1.2,
                       ls=dashes[sources.get(v, "")], marker=markers[sources.get(v, "")], ms=4,

@@ -44,7 +44,7 @@ if drkd-bench grid paper-question-field --task "$task" --dry-run >/dev/null 2>&1
       --results "$results"
 fi
 mkdir -p "$out/parts"
-name=$(echo "$task" | tr -c 'A-Za-z0-9_.-' '_')
+name=$(printf '%s' "$task" | sed 's/[:/]/-/g; s/\*/all/g')   # digits:*/* -> digits-all-all
 drkd-bench export --results "$results" --out "$results/export-$name.csv"
 python3 scripts/paper-question-part.py "$results/export-$name.csv" "$out/parts/$name.csv" \
     "$results/optuna.journal" "$task"

@@ -9,7 +9,7 @@ from analysis import load, report
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
 EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field", RESULTS / "digits-field",
-            RESULTS / "fashion-mnist-power"]
+            RESULTS / "fashion-mnist-power", RESULTS / "paper-question"]
 
 
 def _figure_names_only(fig, folder, name):
@@ -36,7 +36,11 @@ def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition,
     monkeypatch.setattr(plots, "band", lambda values: (float(values.mean()),) * 2)
     csv = load.edition_csv(edition)
     assert csv.is_file(), f"{csv} (drkd-bench export) must be committed"
-    report.from_csv(csv, tmp_path)
+    from analysis import stats
+
+    # the fourth edition's config declares the aggregate (analysis: {aggregate: true})
+    analysis = stats.Analysis(aggregate=edition.name == "paper-question")
+    report.from_csv(csv, tmp_path, analysis)
     committed = sorted(p.name for p in (edition / "tables").iterdir())
     rebuilt = sorted(p.name for p in (tmp_path / "tables").iterdir())
     assert committed == rebuilt
@@ -90,3 +94,40 @@ def test_third_edition_has_15_seeds_per_cell_and_a_table_for_each_question():
     # the honest protocol: equal budgets in images, 3 seeds per trial, re-scored winners
     choice = pd.read_csv(edition / "tables" / "tuning_choice.csv")
     assert len(choice) == 4 and choice["images"].nunique() == 1
+
+
+def test_fourth_edition_tunes_on_disjoint_seeds_with_equal_budgets_and_reference_as_trial_0():
+    edition = EDITIONS[4]
+    frame = pd.read_csv(load.edition_csv(edition), low_memory=False)
+    train = frame[(frame["status"] == "FINISHED") & (frame["kind"] == "train")]
+    evaluated = set(train["seed"].astype(int))
+    tuning = frame[frame["kind"].isin(["trial", "rescore"])]
+    assert evaluated and not evaluated & set(tuning["seed"].dropna().astype(int))
+    choice = pd.read_csv(edition / "tables" / "tuning_choice.csv")
+    # equal budgets in images within a task: every study of a task forwarded the same images
+    task = choice["study"].str.rsplit("/", n=1).str[0]  # digits:clean/cnn8/ce -> digits:clean/cnn8
+    assert (choice.groupby(task)["images"].nunique() == 1).all()
+    assert (choice["seeds_per_trial"] == 2).all() and len(choice) == 5 * task.nunique()
+    tasks = train.groupby(["dataset", "arch"])["variant"].agg(set)
+    for (dataset, arch), variants in tasks.items():
+        assert {"ce-tuned", "drkd-online-tuned", "drkd-pretrained-tuned",
+                "tfkd-self-online-tuned", "tfkd-self-pretrained-tuned"} <= variants, (dataset, arch)
+    assert {d.split(":")[1] for d in train["dataset"]} == {"clean", "sym40"}
+    agg = pd.read_csv(edition / "tables" / "aggregate.csv").set_index("variant")
+    assert agg.loc["drkd-online-tuned", "baseline"] == "ce-tuned"
+
+
+def test_readme_answer_is_the_fourth_editions_tables_in_words():
+    """README's answer is scripts/paper-question-answer.py run on the committed tables: every
+    number and verdict it states is one a reviewer finds in tables/statistics.csv,
+    equal_compute.csv or aggregate.csv of results/published/paper-question."""
+    import runpy
+
+    root = RESULTS.parents[1]
+    script = runpy.run_path(str(root / "scripts" / "paper-question-answer.py"))
+    text = (root / "README.md").read_text()
+    begin, end = script["BEGIN"], script["END"]
+    assert text.count(begin) == 1 and text.count(end) == 1
+    block = text.split(begin)[1].split(end)[0]
+    assert block == script["answer"](RESULTS / "paper-question")
+    assert len([line for line in block.splitlines() if line.strip()]) <= 10

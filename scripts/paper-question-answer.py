@@ -1,0 +1,163 @@
+"""The fourth edition's answer in words, from its committed tables only (tables/statistics.csv,
+tables/equal_compute.csv, tables/aggregate.csv): every claim is a verdict of the report's family
+(Holm over every comparison of a task), fragile verdicts marked, the aggregate with its intervals.
+README.md carries this text between its `answer:begin` and `answer:end` marks; a test rebuilds it
+from the tables and compares.
+Usage: python scripts/paper-question-answer.py [EDITION-FOLDER]   (prints it)
+       python scripts/paper-question-answer.py --readme           (writes it into README.md)"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+EDITION = Path(__file__).resolve().parents[1] / "results" / "published" / "paper-question"
+#: Task order and short names: the two digits students, then the two Fashion-MNIST ones.
+TASKS = [("digits", "mlp", "digits `mlp`"), ("digits", "cnn8", "digits `cnn8`"),
+         ("fashion-mnist", "mlp", "Fashion `mlp`"), ("fashion-mnist", "cnn28s", "Fashion `cnn28s`")]
+ORDER = ["better", "equivalent", "inconclusive", "worse"]
+
+
+def _num(x: float) -> str:
+    return f"{x:+.2f}".replace("-", "−")
+
+
+def _entry(row) -> str:
+    return f"{_num(row.mean_diff)} [{_num(row.ci_low)}, {_num(row.ci_high)}]"
+
+
+def _verdicts(rows: list[tuple[str, object]]) -> str:
+    """'*worse* on A (...) and B (...); *equivalent, fragile* on C (...)': grouped by verdict."""
+    groups: dict[str, list[str]] = {}
+    for name, row in rows:
+        word = row.verdict + (", fragile" if bool(row.fragile) else "")
+        groups.setdefault(word, []).append(f"{name} {_entry(row)}")
+    words = sorted(groups, key=lambda w: (ORDER.index(w.split(",")[0]), w))
+    parts = []
+    for w in words:
+        items = groups[w]
+        listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        parts.append(f"*{w}* on {listed}")
+    return "; ".join(parts)
+
+
+def _rows(st: pd.DataFrame, condition: str, variant: str, baseline: str) -> list:
+    out = []
+    for d, a, name in TASKS:
+        hit = st[(st["dataset"] == f"{d}:{condition}") & (st["arch"] == a)
+                 & (st["variant"] == variant) & (st["baseline"] == baseline)]
+        if len(hit) == 1:
+            out.append((name, hit.iloc[0]))
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def answer(edition: Path = EDITION) -> str:
+    tables = edition / "tables"
+    st = pd.concat([pd.read_csv(tables / "statistics.csv"),
+                    pd.read_csv(tables / "equal_compute.csv")], ignore_index=True)
+    st = st.drop_duplicates(["dataset", "arch", "variant", "baseline"])
+    agg = pd.read_csv(edition / "tables" / "aggregate.csv").set_index("variant")
+    seeds = st.groupby("dataset")["n_pairs"].agg(["min", "max"])
+    lo, hi = int(seeds["min"].min()), int(seeds["max"].max())
+    n = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    have = {(d.split(":")[0], a, d.split(":")[1]) for d, a in zip(st["dataset"], st["arch"])}
+    tasks = [name for d, a, name in TASKS if (d, a, "clean") in have]
+    both = all((d, a, c) in have for d, a, _ in TASKS if (d, a, "clean") in have
+               for c in ("clean", "sym40"))
+    missing = [name for d, a, name in TASKS if (d, a, "clean") not in have]
+    heads = st[st["variant"].str.startswith("drkd-") & st["variant"].str.endswith("-tuned")]
+    mde = {c: heads[heads["dataset"].str.endswith(":" + c)]["mde"] for c in ("clean", "sym40")}
+    reached = "; ".join(f"{'clean' if c == 'clean' else 'noisy'} {m.min():.2f}–{m.max():.2f}"
+                        for c, m in mde.items() if len(m))
+    lines = [
+        f"{len(have)} tasks: {', '.join(tasks[:-1]) + ' and ' + tasks[-1]} (Fashion: "
+        "Fashion-MNIST's 5,000-image subset), "
+        + ("each on clean labels and under 40% symmetric label noise" if both
+           else "clean labels") + "; "
+        f"30 epochs, {n} seeds per cell, final-epoch test top-1; every variant tuned on seeds "
+        "disjoint from the evaluated ones, its reference values as trial 0; each claim is a "
+        "verdict of its task's family (Holm over all of the task's comparisons; ±0.5-point "
+        "equivalence), paired difference in points [95% CI]; *fragile*: the verdict moves at "
+        "half or twice the margin, under Wilcoxon tests or in a wider family. The DR-KD "
+        f"comparisons' minimum detectable differences (80% power): {reached} points."
+        + (f" Still training: {', '.join(missing)}, whose tasks join the aggregate and the "
+           "wider-family checks when they finish." if missing else ""),
+        ""]
+    conv = _rows(st, "clean", "ce@2x", "ce")
+    lines.append("* **Warning: not converged.** CE at 60 epochs − CE at 30: "
+                 + _verdicts(conv) + ". Every verdict is about this 30-epoch budget.")
+    heads = {"tuned CE": [], "tuned Tf-KD self": []}
+    for condition in ("clean", "sym40"):
+        for source in ("online", "pretrained"):
+            drkd = f"drkd-{source}-tuned"
+            heads["tuned CE"] += _rows(st, condition, drkd, "ce-tuned")
+            heads["tuned Tf-KD self"] += _rows(st, condition, drkd, f"tfkd-self-{source}-tuned")
+    lines.append("* **In short**: " + "; ".join(
+        f"of the {len(r)} comparisons of tuned DR-KD with {k}, {_tally(r, ('better',))}"
+        for k, r in heads.items()) + ".")
+    for condition, title in (("clean", "Clean labels"), ("sym40", "40% symmetric noise")):
+        for source in ("online", "pretrained"):
+            drkd = f"drkd-{source}-tuned"
+            vs_ce = _rows(st, condition, drkd, "ce-tuned")
+            vs_tf = _rows(st, condition, drkd, f"tfkd-self-{source}-tuned")
+            lines.append(f"* **{title}, `{source}` teacher**, tuned DR-KD − tuned CE: "
+                         f"{_verdicts(vs_ce)}. Against tuned Tf-KD self: {_verdicts(vs_tf)}.")
+    rows = [agg.loc[f"drkd-{src}-tuned"] for src in ("online", "pretrained")
+            if f"drkd-{src}-tuned" in agg.index]
+    if rows:
+        def pair(col):
+            return " / ".join(f"{_pct(r[col])} [{_pct(r[col + '_low'])}, {_pct(r[col + '_high'])}]"
+                              for r in rows)
+        iqm = " / ".join(f"{_num(r.iqm)} [{_num(r.iqm_low)}, {_num(r.iqm_high)}]" for r in rows)
+        lines.append(
+            f"* **Across the {int(rows[0].tasks)} tasks** (rliable, {int(rows[0].runs_per_task)} "
+            "seeds a task, 95% stratified-bootstrap intervals), tuned DR-KD `online` / "
+            f"`pretrained`: IQM of its difference to tuned CE {iqm} points; P(DR-KD > tuned CE) "
+            f"{pair('p_improve_ce')}; P(DR-KD > tuned Tf-KD self) {pair('p_improve_tfkd_self')}.")
+    field, clean = [], sum(1 for d, a, _ in TASKS
+                           if ((st["dataset"] == f"{d}:clean") & (st["arch"] == a)).any())
+    for v, name, base in (("lsr", "LSR", "ce"), ("ps-kd", "PS-KD", "ce"),
+                          ("zipf-ls", "Zipf's LS", "ce"), ("cs-kd", "CS-KD", "ce@2x"),
+                          ("dlb", "DLB", "ce@2x")):
+        rows = _rows(st, "clean", v, base)
+        if rows:
+            field.append(f"{name} − {'CE' if base == 'ce' else 'CE at 60 epochs'}: "
+                         + _tally(rows))
+    if field:
+        lines.append(f"* **The field at reference values, clean labels** (verdicts over the "
+                     f"{clean} clean tasks; CS-KD and DLB, which forward twice CE's images, "
+                     "against CE at 60 epochs): " + "; ".join(field) + ".")
+    lines.append("* **Not covered**: the paper's datasets and networks (CIFAR-100, Tiny "
+                 "ImageNet, ResNets), training to convergence, and noise other than symmetric.")
+    return "\n".join(lines) + "\n"
+
+
+def _tally(rows: list, always: tuple[str, ...] = ()) -> str:
+    """'2 equivalent, 1 inconclusive (fragile), 9 worse' (``always``: words said at 0 too)."""
+    counts: dict[str, int] = {w: 0 for w in always}
+    for _, row in rows:
+        word = row.verdict + (" (fragile)" if bool(row.fragile) else "")
+        counts[word] = counts.get(word, 0) + 1
+    words = sorted(counts, key=lambda w: (ORDER.index(w.split(" ")[0]), w))
+    return ", ".join(f"{counts[w]} {w}" for w in words)
+
+
+BEGIN, END = "<!-- answer:begin -->\n", "<!-- answer:end -->"
+
+
+def write_readme(readme: Path = EDITION.parents[2] / "README.md") -> None:
+    text = readme.read_text()
+    head, rest = text.split(BEGIN)
+    readme.write_text(head + BEGIN + answer() + END + rest.split(END, 1)[1])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--readme"]:
+        write_readme()
+    else:
+        print(answer(Path(sys.argv[1]) if len(sys.argv) > 1 else EDITION), end="")
