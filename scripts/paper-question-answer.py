@@ -70,8 +70,8 @@ def answer(edition: Path = EDITION) -> str:
     both = all((d, a, c) in have for d, a, _ in TASKS if (d, a, "clean") in have
                for c in ("clean", "sym40"))
     missing = [name for d, a, name in TASKS if (d, a, "clean") not in have]
-    heads = st[st["variant"].str.startswith("drkd-") & st["variant"].str.endswith("-tuned")]
-    mde = {c: heads[heads["dataset"].str.endswith(":" + c)]["mde"] for c in ("clean", "sym40")}
+    drkd = st[st["variant"].str.startswith("drkd-") & st["variant"].str.endswith("-tuned")]
+    mde = {c: drkd[drkd["dataset"].str.endswith(":" + c)]["mde"] for c in ("clean", "sym40")}
     reached = "; ".join(f"{'clean' if c == 'clean' else 'noisy'} {m.min():.2f}–{m.max():.2f}"
                         for c, m in mde.items() if len(m))
     lines = [
@@ -91,22 +91,19 @@ def answer(edition: Path = EDITION) -> str:
     conv = _rows(st, "clean", "ce@2x", "ce")
     lines.append("* **Warning: not converged.** CE at 60 epochs − CE at 30: "
                  + _verdicts(conv) + ". Every verdict is about this 30-epoch budget.")
-    heads = {"tuned CE": [], "tuned Tf-KD self": []}
-    for condition in ("clean", "sym40"):
-        for source in ("online", "pretrained"):
-            drkd = f"drkd-{source}-tuned"
-            heads["tuned CE"] += _rows(st, condition, drkd, "ce-tuned")
-            heads["tuned Tf-KD self"] += _rows(st, condition, drkd, f"tfkd-self-{source}-tuned")
+    # (condition, source) -> tuned DR-KD's rows against tuned CE and against tuned Tf-KD self
+    heads = {(c, src): (_rows(st, c, f"drkd-{src}-tuned", "ce-tuned"),
+                        _rows(st, c, f"drkd-{src}-tuned", f"tfkd-self-{src}-tuned"))
+             for c in ("clean", "sym40") for src in ("online", "pretrained")}
+    against = {"tuned CE": [row for vs_ce, _ in heads.values() for row in vs_ce],
+               "tuned Tf-KD self": [row for _, vs_tf in heads.values() for row in vs_tf]}
     lines.append("* **In short**: " + "; ".join(
         f"of the {len(r)} comparisons of tuned DR-KD with {k}, {_tally(r, ('better',))}"
-        for k, r in heads.items()) + ".")
-    for condition, title in (("clean", "Clean labels"), ("sym40", "40% symmetric noise")):
-        for source in ("online", "pretrained"):
-            drkd = f"drkd-{source}-tuned"
-            vs_ce = _rows(st, condition, drkd, "ce-tuned")
-            vs_tf = _rows(st, condition, drkd, f"tfkd-self-{source}-tuned")
-            lines.append(f"* **{title}, `{source}` teacher**, tuned DR-KD − tuned CE: "
-                         f"{_verdicts(vs_ce)}. Against tuned Tf-KD self: {_verdicts(vs_tf)}.")
+        for k, r in against.items()) + ".")
+    titles = {"clean": "Clean labels", "sym40": "40% symmetric noise"}
+    for (condition, source), (vs_ce, vs_tf) in heads.items():
+        lines.append(f"* **{titles[condition]}, `{source}` teacher**, tuned DR-KD − tuned CE: "
+                     f"{_verdicts(vs_ce)}. Against tuned Tf-KD self: {_verdicts(vs_tf)}.")
     rows = [agg.loc[f"drkd-{src}-tuned"] for src in ("online", "pretrained")
             if f"drkd-{src}-tuned" in agg.index]
     if rows:
@@ -119,18 +116,17 @@ def answer(edition: Path = EDITION) -> str:
             "seeds a task, 95% stratified-bootstrap intervals), tuned DR-KD `online` / "
             f"`pretrained`: IQM of its difference to tuned CE {iqm} points; P(DR-KD > tuned CE) "
             f"{pair('p_improve_ce')}; P(DR-KD > tuned Tf-KD self) {pair('p_improve_tfkd_self')}.")
-    field, clean = [], sum(1 for d, a, _ in TASKS
-                           if ((st["dataset"] == f"{d}:clean") & (st["arch"] == a)).any())
+    field = []
     for v, name, base in (("lsr", "LSR", "ce"), ("ps-kd", "PS-KD", "ce"),
                           ("zipf-ls", "Zipf's LS", "ce"), ("cs-kd", "CS-KD", "ce@2x"),
                           ("dlb", "DLB", "ce@2x")):
-        rows = _rows(st, "clean", v, base)
-        if rows:
+        found = _rows(st, "clean", v, base)
+        if found:
             field.append(f"{name} − {'CE' if base == 'ce' else 'CE at 60 epochs'}: "
-                         + _tally(rows))
+                         + _tally(found))
     if field:
         lines.append(f"* **The field at reference values, clean labels** (verdicts over the "
-                     f"{clean} clean tasks; CS-KD and DLB, which forward twice CE's images, "
+                     f"{len(tasks)} clean tasks; CS-KD and DLB, which forward twice CE's images, "
                      "against CE at 60 epochs): " + "; ".join(field) + ".")
     lines.append("* **Not covered**: the paper's datasets and networks (CIFAR-100, Tiny "
                  "ImageNet, ResNets), training to convergence, and noise other than symmetric.")

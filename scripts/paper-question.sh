@@ -48,4 +48,4 @@ name=$(printf '%s' "$task" | sed 's/[:/]/-/g; s/\*/all/g')   # digits:*/* -> dig
 drkd-bench export --results "$results" --out "$results/export-$name.csv"
 python3 scripts/paper-question-part.py "$results/export-$name.csv" "$out/parts/$name.csv" \
     "$results/optuna.journal" "$task"
-gzip -9f "$out/parts/$name.csv"   # a phase's runs, epoch by epoch, are tens of MB as text
+gzip -9nf "$out/parts/$name.csv"   # -n: no timestamp, byte-stable; a phase's runs, epoch by epoch, are tens of MB as text
