@@ -8,7 +8,8 @@
 # total, never exceeded) and the grids skip finished cells.
 # Usage: scripts/paper-question.sh RESULTS 'TASK-PATTERN' [pilot]   e.g. 'digits:*/*'
 #        SEEDS=K scripts/paper-question.sh RESULTS 'TASK-PATTERN'   (the grids on seeds 0..K-1
-#                                      only: a phase sized to what one sitting can finish)
+#                                      only: a phase sized to what one sitting can finish;
+#                                      FIELD_SEEDS=J gives the field's grid, question 3, its own J)
 #        scripts/paper-question.sh RESULTS --publish
 set -euo pipefail
 results=${1:?results folder}
@@ -40,7 +41,8 @@ fi
 drkd-bench grid paper-question --task "$task" ${SEEDS:+--seeds "$SEEDS"} --no-report \
     --results "$results"
 if drkd-bench grid paper-question-field --task "$task" --dry-run >/dev/null 2>&1; then
-  drkd-bench grid paper-question-field --task "$task" ${SEEDS:+--seeds "$SEEDS"} --no-report \
+  field_seeds=${FIELD_SEEDS:-${SEEDS:-}}
+  drkd-bench grid paper-question-field --task "$task" ${field_seeds:+--seeds "$field_seeds"} --no-report \
       --results "$results"
 fi
 mkdir -p "$out/parts"
