@@ -43,7 +43,7 @@ def _value(text: Any) -> Any:
         return [_value(t) for t in text.split(",")]
     for kind in (int, float):
         try:
-            return kind(text)
+            return _value(kind(text))  # "5000.0" (a joined column's text) as 5000.0 is: 5000
         except ValueError:
             pass
     return text
@@ -64,6 +64,11 @@ def spec_from_params(params: dict[str, Any]) -> RunSpec:
                           "recorded parameters")
     for key in [k for k, v in data.items() if v is None and k != "train_subset"]:
         data.pop(key)
+    if data.get("split") == "per-seed":  # recorded: the seed's own draw (DataSettings.for_seed),
+        seed = int(get["seed"])          # which make_spec applies again: back to the base seeds
+        data["split_seed"] = int(data.get("split_seed") or 0) - seed
+        if data.get("noise", "none") != "none":
+            data["noise_seed"] = int(data.get("noise_seed") or 0) - seed
     hp = {k[len("hp."):]: v for k, v in get.items() if k.startswith("hp.") and v is not None}
     spec = make_spec(get["dataset"], get["arch"], get["method"], int(get["seed"]), hp, train,
                      str(get["variant"]), **data)
