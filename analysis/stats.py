@@ -448,7 +448,9 @@ def equal_compute_rows(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str,
         per_s = g.groupby("variant")["seconds"].mean()
         method = dict(zip(g["variant"], g["method"]))
         for v in variant_order(per.index):
-            base = analysis.baseline + (TUNED_SUFFIX if is_tuned(v) else "")
+            base = baseline_for(v, per.index, analysis.baseline)  # the statistics' rule, and:
+            if is_tuned(v) and not is_tuned(base):  # no tuned baseline, no peer at its compute
+                continue
             if base not in per or is_lattice(v) or method[v] == method[analysis.baseline]:
                 continue
             ladder = {u: per[u] for u in per.index
