@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import math
 import os
+import queue
 import sys
 import time
 import warnings
@@ -540,7 +541,7 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
             if todo <= 0:
                 say(summary_line(existing) + "; budget already spent")
                 if s.rescore:
-                    say(rescore(existing, s, storage, tracker, rt))
+                    say(rescore(existing, s, storage, tracker, rt, workers))
                 out.append(existing)
                 continue
         ensure_reference(s, storage, tracker, say)
@@ -563,7 +564,7 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
                   and t.state.is_finished())  # a re-queued trial run now counts as new
         say(summary_line(study, seconds, new))
         if s.rescore:
-            say(rescore(study, s, storage, tracker, rt))
+            say(rescore(study, s, storage, tracker, rt, workers))
         out.append(study)
     return out
 
@@ -602,8 +603,74 @@ def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return best_trial(study)
 
 
+def _rescore_worker(s: Study, jobs: list[tuple[int, dict]], seeds: list[int], rt: Runtime,
+                    env: dict, out) -> None:
+    """A local process of :func:`_rescores`: its share of the candidates, each put on ``out``
+    as (trial number, score) when it is done (the parent records them)."""
+    adopt_environment(env)
+    rt.apply()
+    rt.die_with_parent()
+    tracker = rt.tracker()
+    dataset, teacher_models = _prepare(s, tracker, rt, seeds)
+    for number, params in jobs:
+        out.put((number, score(s, params, seeds, dataset, teacher_models, rt)))
+
+
+def _rescores(s: Study, todo: list, seeds: list[int], tracker: Tracker, rt: Runtime,
+              workers: int = 1):
+    """(trial, score) of each candidate in ``todo``, as each finishes. With ``workers`` > 1 the
+    candidates are shared round-robin among that many local processes, each with its share of
+    the CPU threads (as the trials' workers): re-scoring no longer leaves all but one core idle
+    after the study. A candidate's score depends on its parameters and seeds only, so how the
+    candidates are shared changes no number (the thread count per process can: it is the
+    workers', as for the trials)."""
+    if not todo:
+        return
+    if workers <= 1 or len(todo) == 1:
+        dataset, teacher_models = _prepare(s, tracker, rt, seeds)
+        for t in todo:
+            yield t, score(s, dict(t.params), seeds, dataset, teacher_models, rt)
+        return
+    _prepare(s, tracker, rt, seeds)  # a missing self-teacher trained once, not once per worker
+    workers = min(workers, len(todo))
+    wrt = rt.for_workers(tracker.results, tracker.uri, workers)
+    ctx = worker_context()
+    out = ctx.Queue()
+    by_number = {t.number: t for t in todo}
+    devices = wrt.worker_devices(workers)
+    procs = [ctx.Process(target=_rescore_worker,
+                         args=(s, [(t.number, dict(t.params)) for t in todo[w::workers]], seeds,
+                               dataclasses.replace(wrt, device=devices[w]), dict(os.environ),
+                               out))
+             for w in range(workers)]
+    for p in procs:
+        p.start()
+    finished = False
+    try:
+        for _ in todo:
+            while True:
+                try:
+                    number, got = out.get(timeout=1.0)
+                    break
+                except queue.Empty:  # a worker that died puts nothing: do not wait for ever
+                    if all(p.exitcode is not None for p in procs):
+                        try:  # what a worker put just before it exited
+                            number, got = out.get(timeout=1.0)
+                            break
+                        except queue.Empty:
+                            raise RuntimeError(f"{s.name}: a re-scoring worker exited with "
+                                               "an error") from None
+            yield by_number[number], got
+        finished = True
+    finally:
+        for p in procs:
+            p.join(timeout=None if finished else 1)
+            if p.is_alive():
+                p.terminate()
+
+
 def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker,
-            rt: Runtime) -> str:
+            rt: Runtime, workers: int = 1) -> str:
     """Train each of the study's :func:`candidates` on ``s.rescore`` fresh seeds (validation
     split, as the trials; the same seeds for every candidate) and choose the best mean there:
     the value that picked the candidates is not the value that chooses among them, so the
@@ -617,10 +684,7 @@ def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker
     seeds = [RESCORE_SEED + s.spec.seed + i for i in range(s.rescore)]
     done = {int(k): v for k, v in (study.user_attrs.get("rescores") or {}).items()}
     todo = [t for t in pool if len(done.get(t.number, {}).get("values", [])) != s.rescore]
-    if todo:
-        dataset, teacher_models = _prepare(s, tracker, rt, seeds)
-    for t in todo:
-        got = score(s, dict(t.params), seeds, dataset, teacher_models, rt)
+    for t, got in _rescores(s, todo, seeds, tracker, rt, workers):
         done[t.number] = {"selected": t.value, **got}
         study.set_user_attr("rescores", {str(k): v for k, v in done.items()})
         spec = trial_spec(s, dict(t.params), seeds[0])

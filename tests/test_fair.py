@@ -1,6 +1,8 @@
 """Fair comparisons: compute matching, mechanism controls, the rectification lattice and the
 honest tuning protocol (a budget in images, k seeds per trial, CE's optimiser tuned, re-scored
 winners)."""
+import dataclasses
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -315,6 +317,30 @@ def test_reference_is_trial_0_and_the_choice_is_made_on_fresh_seeds(honest_studi
     again = optuna.load_study(study_name="digits/mlp/ce",
                               storage=tune.open_storage(None, results))
     assert len(again.trials) == 4 and again.user_attrs["rescores"] == ce.user_attrs["rescores"]
+
+
+def test_rescoring_on_two_workers_gives_each_candidate_the_score_of_one_worker(honest_studies):
+    # re-scoring ran in the command's one process after the study, one core busy of two
+    from benchmark.runtime import Runtime
+
+    studies, path, results = honest_studies
+    s = next(s for s in tune.studies(config.load_grid(str(path))) if s.name == "digits/mlp/ce")
+    pool = tune.candidates(studies[s.name])
+    seeds = [tune.RESCORE_SEED + 7, tune.RESCORE_SEED + 8]  # seeds the fixture did not use
+    rt = Runtime(results=str(results), device="cpu")
+    tracker = rt.tracker()
+    # the same threads per process on both sides (a worker's share of the cores)
+    one = dataclasses.replace(rt, threads=rt.for_workers(results, tracker.uri, 2).threads)
+    before = torch.get_num_threads()
+    try:
+        one.apply()
+        alone = dict((t.number, got) for t, got in tune._rescores(s, pool, seeds, tracker, one))
+    finally:
+        torch.set_num_threads(before)
+    shared = dict((t.number, got) for t, got in
+                  tune._rescores(s, pool, seeds, tracker, rt, workers=2))
+    assert len(pool) >= 3 and sorted(shared) == sorted(alone) == sorted(t.number for t in pool)
+    assert shared == alone  # bit for bit: values, SDs, NLLs, images
 
 
 def test_no_trial_run_is_an_evaluated_cell(honest_studies):
