@@ -5,9 +5,12 @@ their teachers; a store that ran earlier phases holds theirs too).
 Usage: python scripts/paper-question-part.py EXPORT.csv OUT.csv OPTUNA-STORAGE TASK-PATTERN"""
 import fnmatch
 import sys
+
 import pandas as pd
+
 from benchmark import config, grid
 from benchmark.commands.common import select_tasks
+
 src, out, journal, pattern = sys.argv[1:5]
 hashes = set()
 for name in ("paper-question", "paper-question-field"):
@@ -18,6 +21,9 @@ train = frame["kind"] == "train"
 stale = train & ~frame["cell_hash"].isin(hashes)
 task = frame["dataset"].astype(str) + "/" + frame["arch"].astype(str)
 elsewhere = ~train & ~task.map(lambda t: fnmatch.fnmatchcase(t, pattern))
-print(f"{frame.loc[train, 'run_id'].nunique()} training runs, {frame.loc[stale, 'run_id'].nunique()} of cells no current grid has (dropped); {len(hashes)} current cells")
-print(f"{frame.loc[elsewhere, 'run_id'].nunique()} tuning runs of other tasks (left to their phase)")
+runs = {name: frame.loc[rows, "run_id"].nunique()
+        for name, rows in (("train", train), ("stale", stale), ("elsewhere", elsewhere))}
+print(f"{runs['train']} training runs, {runs['stale']} of cells no current grid has (dropped); "
+      f"{len(hashes)} current cells")
+print(f"{runs['elsewhere']} tuning runs of other tasks (left to their phase)")
 frame[~stale & ~elsewhere].to_csv(out, index=False)
