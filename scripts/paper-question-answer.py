@@ -53,7 +53,8 @@ def _rows(st: pd.DataFrame, condition: str, variant: str, baseline: str) -> list
 
 
 def _seeds(st: pd.DataFrame) -> str:
-    """'20' when every cell has 20 seeds, else '20 (Fashion `cnn28s`: 15, its field 10)': the
+    """'20 seeds per cell' when every cell has 20 seeds, else '20 seeds per cell (Fashion
+    `cnn28s`: 15, its field 10)': the
     seeds of the headline (tuned) comparisons and of the field's, per task where they differ
     from the common count."""
     task = st["dataset"].str.split(":").str[0] + "/" + st["arch"]
@@ -68,7 +69,7 @@ def _seeds(st: pd.DataFrame) -> str:
             odd.append(f"{name}: {h if h is not None else f}"
                        + (f", its field {f}" if f is not None and h is not None and f != h
                           else ""))
-    return f"{common}" + (f" ({'; '.join(odd)})" if odd else "")
+    return f"{common} seeds per cell" + (f" ({'; '.join(odd)})" if odd else "")
 
 
 def _pct(x: float) -> str:
@@ -96,7 +97,7 @@ def answer(edition: Path = EDITION) -> str:
         "Fashion-MNIST's 5,000-image subset), "
         + ("each on clean labels and under 40% symmetric label noise" if both
            else "clean labels") + "; "
-        f"30 epochs, {n} seeds per cell, final-epoch test top-1; every variant tuned on seeds "
+        f"30 epochs, {n}, final-epoch test top-1; every variant tuned on seeds "
         "disjoint from the evaluated ones, its reference values as trial 0; each claim is a "
         "verdict of its task's family (Holm over all of the task's comparisons; ±0.5-point "
         "equivalence), paired difference in points [95% CI]; *fragile*: the verdict moves at "
@@ -129,8 +130,9 @@ def answer(edition: Path = EDITION) -> str:
                               for r in rows)
         iqm = " / ".join(f"{_num(r.iqm)} [{_num(r.iqm_low)}, {_num(r.iqm_high)}]" for r in rows)
         lines.append(
-            f"* **Across the {int(rows[0].tasks)} tasks** (rliable, the {int(rows[0].runs_per_task)} "
-            "seeds every task has, 95% stratified-bootstrap intervals), tuned DR-KD `online` / "
+            f"* **Across the {int(rows[0].tasks)} tasks** (rliable, the "
+            f"{int(rows[0].runs_per_task)} seeds every task has, 95% stratified-bootstrap "
+            "intervals), tuned DR-KD `online` / "
             f"`pretrained`: IQM of its difference to tuned CE {iqm} points; P(DR-KD > tuned CE) "
             f"{pair('p_improve_ce')}; P(DR-KD > tuned Tf-KD self) {pair('p_improve_tfkd_self')}.")
     field = []
