@@ -18,7 +18,7 @@ from tqdm import tqdm
 from .claims import Claims
 from .config import ConfigError, GridConfig, RunSpec, Variant, split_optimiser, variant_spec
 from .runner import CellFailed, cell_task
-from .runtime import Runtime, adopt_environment, worker_context
+from .runtime import Runtime, start_worker, worker_context
 from .tracking import Tracker
 
 
@@ -151,11 +151,8 @@ _worker: dict = {}
 
 
 def _init_worker(rt: Runtime, lines, devices, env: dict) -> None:
-    adopt_environment(env)
-    rt = replace(rt, device=devices.get())  # this worker's GPU (round-robin), or rt's device
-    rt.apply()
-    rt.die_with_parent()
-    _worker.update(rt=rt, lines=lines)
+    # this worker's GPU (round-robin), or rt's device
+    _worker.update(rt=start_worker(rt, env, devices), lines=lines)
 
 
 def _run_in_worker(spec: RunSpec, verbose: bool, tags: dict) -> dict:

@@ -138,6 +138,19 @@ def start_worker_server() -> None:
         forkserver.ensure_running()
 
 
+def start_worker(rt: Runtime, env: dict[str, str] | None, devices=None) -> Runtime:
+    """In a local worker process, before any work: the command's environment (None: a Ray task
+    keeps its own), its device (the next of ``devices``, a queue of round-robin slots, when
+    given), its threads and plugins, and death with the command. Returns the worker's runtime."""
+    if env is not None:
+        adopt_environment(env)
+    if devices is not None:
+        rt = replace(rt, device=devices.get())
+    rt.apply()
+    rt.die_with_parent()  # a local process dies with its command (a Ray task: nothing)
+    return rt
+
+
 def adopt_environment(env: dict[str, str]) -> None:
     """In a worker: the environment of the command that started it (a worker forked from the
     fork server holds the server's, as it was when the server started)."""

@@ -18,10 +18,10 @@ import datetime
 import hashlib
 import math
 import os
-import queue
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from .config import (
     variant_spec,
 )
 from .runner import load_data, run_cell
-from .runtime import Runtime, adopt_environment, worker_context
+from .runtime import Runtime, start_worker, worker_context
 from .tracking import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -502,10 +502,7 @@ def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
 
 def _worker(study_def: Study, kwargs: dict, worker: int, rt: Runtime,
             env: dict | None = None) -> None:
-    if env is not None:  # a local process (a Ray task keeps its own)
-        adopt_environment(env)
-    rt.apply()
-    rt.die_with_parent()  # a local process dies with the study (a Ray task: nothing)
+    rt = start_worker(rt, env)  # env None: a Ray task, which keeps its own
     run_study(study_def, tracker=rt.tracker(), rt=rt, worker=worker, **kwargs)
 
 
@@ -603,27 +600,27 @@ def chosen_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return best_trial(study)
 
 
-def _rescore_worker(s: Study, jobs: list[tuple[int, dict]], seeds: list[int], rt: Runtime,
-                    env: dict, out) -> None:
-    """A local process of :func:`_rescores`: its share of the candidates, each put on ``out``
-    as (trial number, score) when it is done (the parent records them)."""
-    adopt_environment(env)
-    rt.apply()
-    rt.die_with_parent()
-    tracker = rt.tracker()
-    dataset, teacher_models = _prepare(s, tracker, rt, seeds)
-    for number, params in jobs:
-        out.put((number, score(s, params, seeds, dataset, teacher_models, rt)))
+#: A re-scoring worker's study, seeds, runtime and prepared data (:func:`_init_rescorer`).
+_rescorer: dict = {}
+
+
+def _init_rescorer(s: Study, seeds: list[int], rt: Runtime, devices, env: dict) -> None:
+    rt = start_worker(rt, env, devices)
+    dataset, teacher_models = _prepare(s, rt.tracker(), rt, seeds)
+    _rescorer.update(s=s, seeds=seeds, rt=rt, dataset=dataset, teachers=teacher_models)
+
+
+def _rescore_in_worker(params: dict) -> dict:
+    w = _rescorer
+    return score(w["s"], params, w["seeds"], w["dataset"], w["teachers"], w["rt"])
 
 
 def _rescores(s: Study, todo: list, seeds: list[int], tracker: Tracker, rt: Runtime,
               workers: int = 1):
     """(trial, score) of each candidate in ``todo``, as each finishes. With ``workers`` > 1 the
-    candidates are shared round-robin among that many local processes, each with its share of
-    the CPU threads (as the trials' workers): re-scoring no longer leaves all but one core idle
-    after the study. A candidate's score depends on its parameters and seeds only, so how the
-    candidates are shared changes no number (the thread count per process can: it is the
-    workers', as for the trials)."""
+    candidates go to a pool of that many local processes (the grid's mechanism), each with its
+    share of the CPU threads as the trials' workers have. A candidate's score depends on its
+    parameters, its seeds and the threads it trains with, never on which process trains it."""
     if not todo:
         return
     if workers <= 1 or len(todo) == 1:
@@ -635,38 +632,18 @@ def _rescores(s: Study, todo: list, seeds: list[int], tracker: Tracker, rt: Runt
     workers = min(workers, len(todo))
     wrt = rt.for_workers(tracker.results, tracker.uri, workers)
     ctx = worker_context()
-    out = ctx.Queue()
-    by_number = {t.number: t for t in todo}
-    devices = wrt.worker_devices(workers)
-    procs = [ctx.Process(target=_rescore_worker,
-                         args=(s, [(t.number, dict(t.params)) for t in todo[w::workers]], seeds,
-                               dataclasses.replace(wrt, device=devices[w]), dict(os.environ),
-                               out))
-             for w in range(workers)]
-    for p in procs:
-        p.start()
-    finished = False
-    try:
-        for _ in todo:
-            while True:
-                try:
-                    number, got = out.get(timeout=1.0)
-                    break
-                except queue.Empty:  # a worker that died puts nothing: do not wait for ever
-                    if all(p.exitcode is not None for p in procs):
-                        try:  # what a worker put just before it exited
-                            number, got = out.get(timeout=1.0)
-                            break
-                        except queue.Empty:
-                            raise RuntimeError(f"{s.name}: a re-scoring worker exited with "
-                                               "an error") from None
-            yield by_number[number], got
-        finished = True
-    finally:
-        for p in procs:
-            p.join(timeout=None if finished else 1)
-            if p.is_alive():
-                p.terminate()
+    devices = ctx.Queue()
+    for device in wrt.worker_devices(workers):
+        devices.put(device)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_rescorer,
+                             initargs=(s, seeds, wrt, devices, dict(os.environ))) as pool:
+        futures = {pool.submit(_rescore_in_worker, dict(t.params)): t for t in todo}
+        try:
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        finally:  # stopped early (an error, an interrupt): start no further candidate
+            for f in futures:
+                f.cancel()
 
 
 def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker,

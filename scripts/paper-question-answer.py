@@ -54,9 +54,8 @@ def _rows(st: pd.DataFrame, condition: str, variant: str, baseline: str) -> list
 
 def _seeds(st: pd.DataFrame) -> str:
     """'20 seeds per cell' when every cell has 20 seeds, else '20 seeds per cell (Fashion
-    `cnn28s`: 15, its field 10)': the
-    seeds of the headline (tuned) comparisons and of the field's, per task where they differ
-    from the common count."""
+    `cnn28s`: 15, its field 10)': the seeds of the headline (tuned) comparisons and of the
+    field's, per task where they differ from the common count."""
     task = st["dataset"].str.split(":").str[0] + "/" + st["arch"]
     tuned = st["variant"].str.endswith("-tuned")
     head = st[tuned].groupby(task[tuned])["n_pairs"].max()

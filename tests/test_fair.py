@@ -320,7 +320,7 @@ def test_reference_is_trial_0_and_the_choice_is_made_on_fresh_seeds(honest_studi
 
 
 def test_rescoring_on_two_workers_gives_each_candidate_the_score_of_one_worker(honest_studies):
-    # re-scoring ran in the command's one process after the study, one core busy of two
+    # re-scoring ran in the command's one process after the study, whatever --workers said
     from benchmark.runtime import Runtime
 
     studies, path, results = honest_studies
