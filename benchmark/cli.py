@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-from .commands import COMMANDS
-from .commands.common import Parser, UsageError
+from benchmark.commands import COMMANDS
+from benchmark.commands.common import Parser, UsageError
 
 EPILOG = """examples:
   drkd-bench list
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_plugins(argv: list[str]) -> None:
     """Installed packages' entry points, then every ``--plugin X`` of the command line, before
     the parser is built."""
-    from . import plugins
+    from benchmark.config import plugins
 
     plugins.load_entry_points()
     for i, arg in enumerate(argv):
@@ -60,12 +60,11 @@ def _load_plugins(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import methods
-
-    from .config import ConfigError
-    from .data import DataError
-    from .errors import TrackingError
-    from .models import ModelError
-    from .plugins import PluginError
+    from benchmark.config import ConfigError
+    from benchmark.config.plugins import PluginError
+    from benchmark.data import DataError
+    from benchmark.errors import TrackingError
+    from benchmark.models import ModelError
 
     try:
         _load_plugins(sys.argv[1:] if argv is None else argv)

@@ -8,8 +8,9 @@ import sys
 
 import pandas as pd
 
-from benchmark import config, grid
+from benchmark import config
 from benchmark.commands.common import select_tasks
+from benchmark.jobs import grid
 
 src, out, journal, pattern = sys.argv[1:5]
 hashes = set()

@@ -10,8 +10,9 @@ import time
 
 import optuna
 
-from benchmark import config, tune
-from benchmark.runtime import Runtime
+from benchmark import config
+from benchmark.jobs import tune
+from benchmark.store.runtime import Runtime
 
 
 def main() -> None:  # a worker process imports this file: nothing may run at import

@@ -15,7 +15,8 @@ import urllib.request
 import pytest
 import yaml
 
-from benchmark import cli, ui
+from benchmark import cli
+from benchmark.store import ui
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
                 if shutil.which(b)), None)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import config, grid
+from benchmark import config
+from benchmark.jobs import grid
 
 FIXTURE = Path(__file__).parent / "data" / "cell-hashes.json.gz"
 EXPECTED = json.loads(gzip.decompress(FIXTURE.read_bytes()))

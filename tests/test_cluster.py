@@ -14,7 +14,9 @@ import optuna
 import pytest
 import yaml
 
-from benchmark import cli, tracking, tune
+from benchmark import cli
+from benchmark.jobs import tune
+from benchmark.store import tracking
 
 GRID = {"name": "cluster", "seeds": [0], "datasets": {"digits": None}, "architectures": ["mlp"],
         "train": {"epochs": 2}, "methods": ["ce", "tfkd-self"],

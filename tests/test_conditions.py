@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import methods
 from analysis import aggregate, stats
-from benchmark import config, data, grid, runner, train
+from benchmark import config, data
+from benchmark.jobs import grid, runner, train
 
 
 def _changed_per_class(clean: torch.Tensor, noisy: torch.Tensor) -> dict[int, tuple[int, int]]:

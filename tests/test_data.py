@@ -125,7 +125,7 @@ def test_tiny_imagenet_labels_val_from_annotations(tmp_path):
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, name, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DRKD_DATA", raising=False)
-    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "no-debian-package")
+    monkeypatch.setattr(data.builtin, "DEBIAN_FASHION", tmp_path / "no-debian-package")
     with pytest.raises(data.DataError) as e:
         data.load(name, tmp_path / "nowhere")
     text = str(e.value)
@@ -229,7 +229,8 @@ def test_pipeline_normalises():
 
 
 def test_per_seed_split_draws_a_new_validation_split_per_seed_and_keeps_old_hashes(tmp_path):
-    from benchmark import config, grid, runner
+    from benchmark import config
+    from benchmark.jobs import grid, runner
 
     text = config.resolve_config_path("quick").read_text()
     fixed = grid.expand(config.load_grid("quick"))

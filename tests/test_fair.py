@@ -13,7 +13,11 @@ import yaml
 
 import methods
 from analysis import stats, tables
-from benchmark import cli, compute, config, data, grid, plans, teachers, tune
+from benchmark import cli, config, data
+from benchmark.config import compute
+from benchmark.data import plans
+from benchmark.jobs import grid, tune
+from benchmark.models import teachers
 
 BASE = {
     "name": "fair-tiny",
@@ -56,7 +60,7 @@ def test_matched_epochs_forward_the_variants_images_within_one_batch(name, hp):
 
 
 def test_the_counted_images_are_what_the_training_loop_logs(tmp_path):
-    from benchmark import train
+    from benchmark.jobs import train
 
     d = data.load("digits", train_subset=300)
     for name, hp in [("dlb", {}), ("cs-kd", {}), ("drkd", {"teacher": "ema"}), ("ce", {})]:
@@ -321,7 +325,7 @@ def test_reference_is_trial_0_and_the_choice_is_made_on_fresh_seeds(honest_studi
 
 def test_rescoring_on_two_workers_gives_each_candidate_the_score_of_one_worker(honest_studies):
     # re-scoring ran in the command's one process after the study, whatever --workers said
-    from benchmark.runtime import Runtime
+    from benchmark.store.runtime import Runtime
 
     studies, path, results = honest_studies
     s = next(s for s in tune.studies(config.load_grid(str(path))) if s.name == "digits/mlp/ce")
@@ -406,11 +410,11 @@ def test_tuned_optimiser_settings_flow_into_the_grid(honest_studies, tmp_path):
 
 def test_a_cell_that_stands_for_a_tuned_variant_is_reported_under_both_labels(tmp_path):
     from analysis import load
-    from benchmark import tracking
+    from benchmark.store import tracking
 
     t = tracking.Tracker(results=tmp_path / "r")
     spec = config.make_spec("digits", "mlp", "ce", 0, {}, {"epochs": 1})
-    from benchmark import runner
+    from benchmark.jobs import runner
 
     runner.run_cell(spec, t)
     assert grid.tag_aliases(t, {spec.hash: ["ce-tuned"]}) == 1
@@ -463,7 +467,7 @@ def test_a_tuned_variant_that_searched_the_optimiser_distils_from_the_grids_ce_c
     # found in the fourth edition's digits phase: drkd-pretrained-tuned trained with its tuned
     # lr and weight_decay distilled from a CE trained at those settings (a second "ce" run per
     # seed), while its study's trials distilled from the grid's CE cell
-    from benchmark import reproduce
+    from benchmark.jobs import reproduce
 
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump({
@@ -481,7 +485,7 @@ def test_a_tuned_variant_that_searched_the_optimiser_distils_from_the_grids_ce_c
     for c in tuned:
         assert (c.train.lr, c.train.weight_decay) == (0.05, 1e-4)
         assert c.teacher_spec().hash == ce[c.seed].hash
-        from benchmark.tracking import param_text  # as MLflow records the parameters
+        from benchmark.store.tracking import param_text  # as MLflow records the parameters
 
         assert reproduce.spec_from_params(
             {k: param_text(v) for k, v in c.flat_params().items()}).hash == c.hash

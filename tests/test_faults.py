@@ -12,8 +12,9 @@ import optuna
 import pytest
 import yaml
 
-from benchmark import cli, config, tune
-from benchmark.claims import Claims
+from benchmark import cli, config
+from benchmark.jobs import tune
+from benchmark.store.claims import Claims
 
 TWO = {"name": "two", "seeds": [0, 1], "datasets": {"digits": {"train_subset": 300}},
        "architectures": ["mlp"], "train": {"epochs": 3, "batch_size": 64},
@@ -29,7 +30,7 @@ def _grid(path, results):
 
 def test_a_writer_killed_inside_a_transaction_leaves_a_store_that_still_opens(
         tmp_path, kill_writer_mid_transaction):
-    from benchmark import tracking
+    from benchmark.store import tracking
 
     t = tracking.Tracker(results=tmp_path / "r")
     run_id, _ = t.start("h" * 16, "cell", {"kind": "train", "note": "before"}, {"a": 1})
@@ -54,7 +55,7 @@ def test_two_grids_started_together_share_the_cells(tmp_path, initialised):
     path.write_text(yaml.safe_dump(TWO))
     results = tmp_path / "r"
     if initialised:  # the schema exists before both start
-        subprocess.run([sys.executable, "-c", "from benchmark.tracking import Tracker; "
+        subprocess.run([sys.executable, "-c", "from benchmark.store.tracking import Tracker; "
                         f"Tracker(None, results={str(results)!r})"], check=True, timeout=300)
     procs = [_grid(path, results) for _ in range(2)]
     outs = [p.communicate(timeout=900) for p in procs]
@@ -86,8 +87,9 @@ def test_a_run_the_store_could_not_fail_is_marked_failed_at_the_next_start(tmp_p
     # FAILED with the reason before it resumes anything, and leaves a live holder's run alone
     import errno
 
-    from benchmark import grid, tracking, train
-    from benchmark.tracking import Tracker
+    from benchmark.jobs import grid, train
+    from benchmark.store import tracking
+    from benchmark.store.tracking import Tracker
 
     def full(obj, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -133,7 +135,7 @@ def test_claims_are_respected_while_alive_and_taken_over_when_stale(tmp_path):
 
 
 def test_a_killed_trial_and_its_run_are_marked_failed_when_the_study_is_next_opened(tmp_path):
-    from benchmark.tracking import Tracker
+    from benchmark.store.tracking import Tracker
 
     tracker = Tracker(None, results=tmp_path / "r")
     run_id = tracker.new_run("trial", {"kind": "trial"})
@@ -173,7 +175,7 @@ def test_a_store_file_that_is_not_mlflow_is_refused_and_left_alone(tmp_path, con
 
 
 def test_ui_refuses_a_port_that_is_taken(tmp_path, capsys):
-    from benchmark.tracking import Tracker
+    from benchmark.store.tracking import Tracker
 
     Tracker(None, results=tmp_path / "r")
     with socket.socket() as s:
@@ -198,7 +200,7 @@ def test_a_full_disk_is_one_line_per_cell_the_run_failed_and_the_grid_stops(tmp_
                                                                            monkeypatch):
     import errno
 
-    from benchmark import train
+    from benchmark.jobs import train
 
     def full(obj, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

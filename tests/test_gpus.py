@@ -6,8 +6,9 @@ import queue
 import pytest
 import torch
 
-from benchmark import cli, grid
-from benchmark.runtime import Runtime, gpu_slots
+from benchmark import cli
+from benchmark.jobs import grid
+from benchmark.store.runtime import Runtime, gpu_slots
 
 
 def test_workers_go_round_robin_over_every_gpu():

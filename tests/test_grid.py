@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import cli, config, grid, runtime, tracking, tune
+from benchmark import cli, config
+from benchmark.jobs import grid, tune
+from benchmark.store import runtime, tracking
 
 TINY = {
     "name": "tiny",

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import methods
-from benchmark import plans, teachers
+from benchmark.data import plans
+from benchmark.models import teachers
 from methods.drkd import rectify
 from methods.functional import kl_divergence
 from methods.tfkd import virtual_teacher

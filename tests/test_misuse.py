@@ -18,7 +18,9 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from benchmark import cli, config, data, grid, runner, tracking, train, tune
+from benchmark import cli, config, data
+from benchmark.jobs import grid, runner, train, tune
+from benchmark.store import tracking
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -275,7 +277,7 @@ def _cli_train(dataset, root, tmp_path):
 
 
 def test_corrupt_idx_files_name_the_file(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "none")
+    monkeypatch.setattr(data.builtin, "DEBIAN_FASHION", tmp_path / "none")
     folder = tmp_path / "data" / "fashion-mnist"
     folder.mkdir(parents=True)
     for stem in data.FASHION_FILES.values():
@@ -293,7 +295,7 @@ def _fashion_files(folder):
 
 
 def test_an_idx_file_with_a_truncated_header_names_the_file(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "none")
+    monkeypatch.setattr(data.builtin, "DEBIAN_FASHION", tmp_path / "none")
     files = _fashion_files(tmp_path / "data" / "fashion-mnist")
     files["train_x"].write_bytes(bytes([0, 0, 8, 3, 0, 0]))  # 3 dimensions, 2 bytes of them
     err = one_line_error(capsys, _cli_train("fashion-mnist", tmp_path / "data", tmp_path))
@@ -302,7 +304,7 @@ def test_an_idx_file_with_a_truncated_header_names_the_file(tmp_path, capsys, mo
 
 
 def test_idx_images_and_labels_that_disagree_name_the_file(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "none")
+    monkeypatch.setattr(data.builtin, "DEBIAN_FASHION", tmp_path / "none")
     from test_data import write_idx
 
     files = _fashion_files(tmp_path / "data" / "fashion-mnist")

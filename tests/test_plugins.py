@@ -13,7 +13,11 @@ import yaml
 from PIL import Image
 
 import methods
-from benchmark import cli, config, data, grid, models, plans, plugins, teachers
+from benchmark import cli, config, data, models
+from benchmark.config import plugins
+from benchmark.data import plans
+from benchmark.jobs import grid
+from benchmark.models import teachers
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -22,11 +26,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def clean_registries():
     """Each test starts from the built-in registries and leaves them so (plugins register
     process-wide)."""
-    saved = (dict(methods.registry._REGISTRY), dict(models._MODELS), dict(data._DATASETS),
+    saved = (dict(methods.registry._REGISTRY), dict(models._MODELS), dict(data.catalog._DATASETS),
              dict(teachers.SOURCES), dict(plans.PLANS), dict(plugins._ORIGINS),
              dict(plugins._LOADED))
     yield
-    for live, old in zip((methods.registry._REGISTRY, models._MODELS, data._DATASETS,
+    for live, old in zip((methods.registry._REGISTRY, models._MODELS, data.catalog._DATASETS,
                           teachers.SOURCES, plans.PLANS, plugins._ORIGINS), saved):
         live.clear()
         live.update(old)

@@ -12,7 +12,8 @@ from mlflow.entities import Metric
 from scipy import stats as sps
 
 from analysis import load, report, stats, tables
-from benchmark import cli, tracking
+from benchmark import cli
+from benchmark.store import tracking
 
 T_975_DF2 = 4.302652729911275  # Student t quantile, 2 degrees of freedom
 

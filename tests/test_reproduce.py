@@ -3,7 +3,8 @@ retrained, and compared bit for bit with the published final metrics."""
 import pandas as pd
 import yaml
 
-from benchmark import cli, reproduce
+from benchmark import cli
+from benchmark.jobs import reproduce
 
 TINY = {"name": "rep", "seeds": [0], "datasets": {"digits": None}, "architectures": ["mlp"],
         "train": {"epochs": 2, "batch_size": 64},
@@ -72,8 +73,9 @@ def test_a_per_seed_split_cell_rebuilds_to_its_own_hash_on_every_seed(tmp_path):
     # found reproducing the fourth edition: every cell of seed >= 1 (1,160 of 1,200) was left
     # out of the draw, because the recorded split and noise seeds are already the seed's own
     # (split_seed + seed) and rebuilding added the seed a second time
-    from benchmark import config, grid
-    from benchmark.tracking import param_text
+    from benchmark import config
+    from benchmark.jobs import grid
+    from benchmark.store.tracking import param_text
 
     path = tmp_path / "per-seed.yaml"
     path.write_text(yaml.safe_dump({

@@ -10,16 +10,17 @@ import jsonschema
 import pytest
 import yaml
 
-from benchmark import cli, config, schema
+from benchmark import cli, config
+from benchmark.config import reference, schema
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "benchmark" / "configs" / schema.SCHEMA_FILE
+SHIPPED = ROOT / "benchmark" / "configs" / reference.SCHEMA_FILE
 CONFIGS = sorted(config.shipped_configs().values()) + [ROOT / "examples" / "my-method.yaml"]
 
 
 def test_shipped_schema_and_key_tables_are_generated_from_the_declaration(capsys):
-    assert SHIPPED.read_text() == schema.json_text(), "run: drkd-bench schema > " + str(SHIPPED)
-    assert (ROOT / "docs" / "config-keys.md").read_text() == schema.markdown(), \
+    assert SHIPPED.read_text() == reference.json_text(), "run: drkd-bench schema > " + str(SHIPPED)
+    assert (ROOT / "docs" / "config-keys.md").read_text() == reference.markdown(), \
         "run: drkd-bench schema --markdown > docs/config-keys.md"
     assert cli.main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(SHIPPED.read_text())

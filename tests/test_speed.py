@@ -3,7 +3,8 @@ import csv
 
 import pytest
 
-from benchmark import cli, config, speed
+from benchmark import cli, config
+from benchmark.jobs import speed
 
 
 def test_speed_command_prints_the_table_and_writes_csv(tmp_path, capsys):

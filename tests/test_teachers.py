@@ -3,7 +3,10 @@
 import torch
 import torch.nn.functional as F
 
-from benchmark import config, data, plans, teachers, train
+from benchmark import config, data
+from benchmark.data import plans
+from benchmark.jobs import train
+from benchmark.models import teachers
 
 DIGITS = data.load("digits")
 CPU = torch.device("cpu")
@@ -124,7 +127,7 @@ def test_unknown_source_is_one_clear_error():
 
 
 def test_memory_write_with_a_repeated_index_keeps_its_last_occurrence():
-    from benchmark.teachers import MemoryTeacher, StepView, last_occurrence
+    from benchmark.models.teachers import MemoryTeacher, StepView, last_occurrence
 
     idx = torch.tensor([3, 1, 3, 0, 1, 3])
     assert last_occurrence(idx).tolist() == [3, 4, 5]
@@ -142,7 +145,8 @@ def test_memory_write_with_a_repeated_index_keeps_its_last_occurrence():
 def test_a_teacher_that_holds_only_labels_measures_nothing_yet():
     # epoch 1 of a previous-epoch teacher is the labels themselves: its "accuracy" was 100%;
     # now the epoch has no value (no point in the figure), not 100%
-    from benchmark import config, data, train
+    from benchmark import config, data
+    from benchmark.jobs import train
 
     digits = data.load("digits")
     memory = config.make_spec("digits", "mlp", "drkd", 0, {"teacher": "previous-epoch"},

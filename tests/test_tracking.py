@@ -7,7 +7,10 @@ import shutil
 import torch
 from mlflow import MlflowClient
 
-from benchmark import cli, config, runner, teachers, tracking
+from benchmark import cli, config
+from benchmark.jobs import runner
+from benchmark.models import teachers
+from benchmark.store import tracking
 
 
 def runs_by_key(tracker):

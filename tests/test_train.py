@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import methods
-from benchmark import config, data, train
+from benchmark import config, data
+from benchmark.jobs import train
 
 DIGITS = data.load("digits")
 

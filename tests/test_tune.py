@@ -13,7 +13,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from benchmark import cli, config, grid, tracking, train, tune
+from benchmark import cli, config
+from benchmark.jobs import grid, train, tune
+from benchmark.store import tracking
 
 CFG = {
     "name": "tune-tiny",

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from benchmark import cli, config, runner, tracking, tune, ui
+from benchmark import cli, config
+from benchmark.jobs import runner, tune
+from benchmark.store import tracking, ui
 
 
 def small_grid(tmp_path, **extra):

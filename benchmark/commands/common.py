@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..runtime import Runtime
+from benchmark.store.runtime import Runtime
 
 
 class UsageError(Exception):
@@ -65,7 +65,7 @@ def analysis_settings(args):
 
     values = {}
     if args.config:
-        from .. import config
+        from benchmark import config
 
         values.update(config.load_grid(args.config).analysis)
     values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power",
@@ -151,7 +151,7 @@ def pilot(args):
 
 def store_uri(args) -> str:
     """The tracking store to read (which must exist), relocated if its folder was moved."""
-    from .. import tracking
+    from benchmark.store import tracking
 
     uri = args.tracking_uri or tracking.default_uri(args.results)
     if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
@@ -243,7 +243,7 @@ def select_tasks(cfg, patterns: list[str]):
 
 def grid_config(args):
     """The grid config a running command (grid, tune) reads, after the check they share."""
-    from .. import config
+    from benchmark import config
 
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")

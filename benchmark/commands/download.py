@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UsageError
+from benchmark.commands.common import UsageError
 
 
 def add(sub) -> argparse.ArgumentParser:

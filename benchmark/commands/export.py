@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, store_uri, writable
+from benchmark.commands.common import UsageError, store_uri, writable
 
 
 def add(sub) -> argparse.ArgumentParser:

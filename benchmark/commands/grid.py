@@ -6,8 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..runtime import start_worker_server
-from .common import (
+from benchmark.commands.common import (
     UsageError,
     common_flags,
     executor_flags,
@@ -18,6 +17,7 @@ from .common import (
     storage_default,
     task_flag,
 )
+from benchmark.store.runtime import start_worker_server
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .. import grid, runner
+    from benchmark.jobs import grid, runner
 
     cfg = grid_config(args)
     if args.seeds is not None:
@@ -88,8 +88,7 @@ def run(args) -> int:
         print(f"  failed {key}: {reason}")
     if not args.no_report:
         from analysis import report
-
-        from .. import ui
+        from benchmark.store import ui
 
         try:
             written = report.from_tracking(tracker.uri, Path(args.results),

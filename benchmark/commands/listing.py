@@ -13,9 +13,8 @@ def add(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     import methods
-
-    from .. import config, data, models
-    from ..plugins import BUILT_IN, origin
+    from benchmark import config, data, models
+    from benchmark.config.plugins import BUILT_IN, origin
 
     def came(kind: str, name: str) -> str:
         o = origin(kind, name)
@@ -50,7 +49,8 @@ def run(args) -> int:
         s = data.get_spec(name)
         print(f"  {name:<14} {s.num_classes} classes, default arch {s.default_arch}; {s.source}"
               + came("dataset", name))
-    from .. import plans, teachers
+    from benchmark.data import plans
+    from benchmark.models import teachers
 
     extra = [(k, n) for k, names in (("teacher source", teachers.SOURCES),
                                      ("batch plan", plans.PLANS)) for n in names

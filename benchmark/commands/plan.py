@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import UsageError, analysis_flags, analysis_settings, pilot, writable
+from benchmark.commands.common import UsageError, analysis_flags, analysis_settings, pilot, writable
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def run(args) -> int:
     analysis = analysis_settings(args)
     seeds = args.seeds
     if seeds is None and args.config:
-        from .. import config
+        from benchmark import config
 
         seeds = len(config.load_grid(args.config).seeds)
     epochs, source = pilot(args)

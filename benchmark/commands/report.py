@@ -5,7 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UsageError, analysis_flags, analysis_settings, os_error, pilot, writable
+from benchmark.commands.common import (
+    UsageError,
+    analysis_flags,
+    analysis_settings,
+    os_error,
+    pilot,
+    writable,
+)
 
 
 def add(sub) -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from .common import UsageError, interrupt, read_runs_csv
+from benchmark.commands.common import UsageError, interrupt, read_runs_csv
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -38,8 +38,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from analysis import load
-
-    from .. import reproduce
+    from benchmark.jobs import reproduce
 
     path = Path(args.edition)
     csv = load.edition_csv(path) if path.is_dir() else path

@@ -21,7 +21,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .. import schema
+    from benchmark.config import reference
 
-    print(schema.markdown() if args.markdown else schema.json_text(), end="")
+    print(reference.markdown() if args.markdown else reference.json_text(), end="")
     return 0

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UsageError, check_device
+from benchmark.commands.common import UsageError, check_device
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -45,7 +45,8 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from .. import config, data, models, speed
+    from benchmark import config, data, models
+    from benchmark.jobs import speed
 
     check_device(args.device)
     if args.dataset not in speed.SHAPES:
@@ -79,7 +80,7 @@ def run(args) -> int:
                              f"too (missing --arch {' --arch '.join(missing)})")
     import torch
 
-    from ..train import device_name, resolve_device
+    from benchmark.jobs.train import device_name, resolve_device
 
     dev = resolve_device(args.device)
     started = time.perf_counter()

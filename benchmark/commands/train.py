@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from .common import UsageError, common_flags, parse_sets, runtime
+from benchmark.commands.common import UsageError, common_flags, parse_sets, runtime
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -35,8 +35,8 @@ def run(args) -> int:
     import dataclasses
 
     import methods
-
-    from .. import config, runner
+    from benchmark import config
+    from benchmark.jobs import runner
 
     sets = parse_sets(args.sets)
     train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}

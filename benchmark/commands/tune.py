@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..runtime import start_worker_server
-from .common import (
+from benchmark.commands.common import (
     UsageError,
     common_flags,
     executor_flags,
@@ -15,6 +14,7 @@ from .common import (
     storage_default,
     task_flag,
 )
+from benchmark.store.runtime import start_worker_server
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -87,10 +87,10 @@ def run(args) -> int:
              "optimiser": args.optimiser, "pruning": args.pruning, "rescore": args.rescore}
     given = {k: v for k, v in flags.items() if v is not None}
     if given:
-        from .. import config
+        from benchmark import config
 
         cfg = config.with_tune(cfg, given)
-    from .. import runner, tune
+    from benchmark.jobs import runner, tune
 
     defs = tune.studies(select_tasks(cfg, args.task), args.method)
     storage = args.storage or storage_default(cfg, args.results)

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import UsageError, store_uri
+from benchmark.commands.common import UsageError, store_uri
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def add(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
 
-    from .. import tracking, ui
+    from benchmark.store import tracking, ui
 
     for flag in ("port", "dashboard_port"):
         if not 0 <= getattr(args, flag) < 65536:

@@ -55,7 +55,7 @@ class Runtime:
     def for_workers(self, results: Path | str, tracking_uri: str, workers: int) -> Runtime:
         """What each of ``workers`` processes gets: the resolved store and its share of the
         machine's CPU threads."""
-        from .plugins import loaded
+        from benchmark.config.plugins import loaded
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         return replace(self, results=str(results), tracking_uri=tracking_uri, threads=threads,
@@ -65,7 +65,7 @@ class Runtime:
         """Set this process's thread count and load the plugins of the command that started it
         (in a worker, before any work)."""
         if self.plugins:
-            from .plugins import load_all, load_entry_points
+            from benchmark.config.plugins import load_all, load_entry_points
 
             load_entry_points()
             load_all(self.plugins)
@@ -104,7 +104,7 @@ class Runtime:
         threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
     def tracker(self):
-        from .tracking import Tracker
+        from benchmark.store.tracking import Tracker
 
         return Tracker(self.tracking_uri, results=Path(self.results))
 
@@ -125,7 +125,7 @@ def worker_context():
     ctx = mp.get_context("forkserver")
     # torch._dynamo: the first optimiser a process builds imports it (torch.optim wraps its
     # __init__ in torch._disable_dynamo), 2 s of every worker's start-up otherwise
-    ctx.set_forkserver_preload(["benchmark.runner", "torch._dynamo"])
+    ctx.set_forkserver_preload(["benchmark.jobs.runner", "torch._dynamo"])
     return ctx
 
 

@@ -1,9 +1,9 @@
-"""Run specifications and grid configs: frozen dataclasses, YAML loaded with ``safe_load``,
-validated against the registries before anything runs, hashed over what changes results."""
+"""Grid configs: YAML loaded with ``safe_load`` (duplicate keys refused), validated by the
+declaration (:mod:`benchmark.config.schema`) and against the registries, expanded into
+variants (tuned, controls, compute budgets, lattices) before anything runs."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,166 +14,17 @@ from typing import Any
 import yaml
 
 import methods
+from benchmark import data, models
+from benchmark.config import schema
+from benchmark.config.spec import (
+    ConfigError,
+    DataSettings,
+    TrainSettings,
+    _default_label,
+    build,
+    check_data,
+)
 
-from . import data, models, schema, teachers
-
-
-class ConfigError(ValueError):
-    """A config or argument error: one line naming the file, the key and the valid choices."""
-
-
-#: The run's settings, declared in :mod:`schema` (their fields are what a cell hashes).
-TrainSettings, DataSettings, RESERVED_SEEDS = schema.TrainSettings, schema.DataSettings, \
-    schema.RESERVED_SEEDS
-
-#: Settings that enter a cell's identity only when they differ from this value (they came after
-#: cells were tracked: a store made before them keeps its finished cells), per section.
-HASH_WHEN_ON = {"train": {"compile": False, "test_every": 1},
-                "data": {"split": "fixed", "noise": "none", "noise_rate": 0.0, "noise_seed": 0}}
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that identifies one training run (a grid cell)."""
-
-    data: DataSettings
-    arch: str
-    method: str
-    hyperparameters: Mapping[str, Any]
-    seed: int
-    train: TrainSettings
-    variant: str = ""
-    #: The training settings of this run's pretrained self-teacher (its CE cell) when they are
-    #: not the run's own: a tuned variant that searched lr and weight_decay distils from the
-    #: grid's CE cell, as its study's trials did (None: the run's own settings).
-    teacher_train: TrainSettings | None = None
-
-    @property
-    def label(self) -> str:
-        return self.variant or self.method
-
-    @property
-    def key(self) -> str:
-        return f"{self.data.task}/{self.arch}/{self.label}/seed{self.seed}"
-
-    def identity(self) -> dict:
-        """What changes results (the variant and condition labels do not)."""
-        d = dataclasses.asdict(self)
-        d.pop("variant")
-        if d["teacher_train"] is None:  # added later: every cell before it keeps its hash
-            d.pop("teacher_train")
-        d["data"].pop("condition")
-        for section, defaults in HASH_WHEN_ON.items():  # added later: old cells keep their hash
-            for key, off in defaults.items():
-                if d[section][key] == off:
-                    d[section].pop(key)
-        d["hyperparameters"] = dict(sorted(self.hyperparameters.items()))
-        from .plugins import used_by
-
-        outside = used_by(self)  # a plugin's code or a user dataset's content: only when used
-        if outside:
-            d["plugins"] = dict(sorted(outside.items()))
-        return d
-
-    @property
-    def hash(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    def teacher_spec(self) -> RunSpec | None:
-        """The CE cell whose checkpoint is this run's self-teacher (same data, arch, seed,
-        training settings), or None when the method needs no pretrained teacher."""
-        source = methods.get(self.method).teacher_source(self.hyperparameters)
-        if source not in teachers.NEEDS_CE_CHECKPOINT:
-            return None
-        return dataclasses.replace(self, method="ce", hyperparameters={}, variant="ce",
-                                   train=self.teacher_train or self.train, teacher_train=None)
-
-    def flat_params(self) -> dict[str, Any]:
-        out = {"dataset": self.data.name, "arch": self.arch, "method": self.method,
-               "variant": self.label, "seed": self.seed}
-        for k, v in dataclasses.asdict(self.data).items():
-            out[f"data.{k}"] = v
-        for k, v in dataclasses.asdict(self.train).items():
-            out[f"train.{k}"] = v
-        if self.teacher_train is not None:
-            for k, v in dataclasses.asdict(self.teacher_train).items():
-                out[f"teacher_train.{k}"] = v
-        for k, v in self.hyperparameters.items():
-            out[f"hp.{k}"] = v
-        from .plugins import used_by
-
-        for k, v in used_by(self).items():
-            out[f"plugin.{k}"] = v
-        return out
-
-    def tags(self) -> dict[str, str]:
-        """What identifies the cell in the tracking store (searchable tags)."""
-        method = methods.get(self.method)
-        tags = {"cell_hash": self.hash, "cell_key": self.key, "dataset": self.data.task,
-                "arch": self.arch, "method": self.method, "variant": self.label,
-                "seed": str(self.seed), "teacher_source": method.teacher_source(
-                    self.hyperparameters), "batch_plan": method.batch_plan}
-        if "fidelity" in self.hyperparameters:
-            tags["fidelity"] = str(self.hyperparameters["fidelity"])
-        if self.data.condition:
-            tags["condition"] = self.data.condition
-        described = dict(method.diagnostics)
-        if tags["teacher_source"] != "none":
-            described.update(teachers.DIAGNOSTICS)
-        if self.data.noise != "none":
-            tags["label_noise"] = self.data.noise_text()
-            described.update(data.NOISE_DIAGNOSTICS)
-            described.update({f"{k}_noisy": f"{v}: the share of them on noisy-labelled samples"
-                              for k, v in method.events.items()})
-        tags.update({f"diag.{k}": v for k, v in described.items()})  # what each diag_* means
-        return tags
-
-
-def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
-              hyperparameters: Mapping[str, Any] | None = None,
-              train: Mapping[str, Any] | None = None, variant: str = "",
-              **data_settings: Any) -> RunSpec:
-    """Build and validate a spec (used by ``train``; grids go through :func:`load_grid`)."""
-    spec_data = data.get_spec(dataset)
-    arch = arch or spec_data.default_arch
-    try:
-        models.check(arch)
-        resolved = methods.get(method).resolve(hyperparameters or {})
-    except (models.ModelError, methods.MethodError) as e:
-        raise ConfigError(str(e)) from None
-    settings = build(TrainSettings, dict(train or {}), "train")
-    ds = build(DataSettings, {"name": dataset, **data_settings}, "data")
-    return RunSpec(ds.for_seed(int(seed)), arch, method, resolved, int(seed), settings,
-                   variant or _default_label(method, hyperparameters or {}, False))
-
-
-def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str, Any],
-                 seed: int, settings: TrainSettings) -> RunSpec:
-    """The spec of one grid cell (or tuning study): a variant's method with ``hp`` on ``ds``."""
-    settings_of_data = {f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)
-                        if f.name != "name"}
-    spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
-                     **settings_of_data)
-    return dataclasses.replace(spec, train=settings)
-
-
-def build(cls, values: Mapping[str, Any], where: str):
-    """``cls`` (a declared section or settings) from ``values``, or one line naming the key."""
-    try:
-        return schema.validate(cls, dict(values), where)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def check_data(d: DataSettings, where: str) -> None:
-    """What the declaration cannot know: noise needs a dataset with labels to corrupt."""
-    if d.noise != "none" and data.get_spec(d.name).num_classes < 2:
-        raise ConfigError(f"{where}: noise needs labels to corrupt: {d.name} has fewer than "
-                          "two classes")
-
-
-# --- grid configs -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Variant:
@@ -198,7 +49,7 @@ class Variant:
         """The grid's training settings for this variant (its epoch budget applied)."""
         if self.epochs_factor == 1.0:
             return settings
-        from .compute import matched_epochs
+        from benchmark.config.compute import matched_epochs
 
         return dataclasses.replace(settings,
                                    epochs=matched_epochs(settings.epochs, self.epochs_factor))
@@ -437,7 +288,7 @@ def _check_distinct(variants: list[Variant], archs: list[str], path: str) -> Non
 def _load_plugins(names: list[str], path: str) -> None:
     """The ``plugins:`` list: modules or ``.py`` files (relative to the config's folder first),
     imported before any name is checked, so that what they register is known to the config."""
-    from .plugins import PluginError, load_all
+    from benchmark.config.plugins import PluginError, load_all
 
     try:
         load_all(names, Path(path).parent)
@@ -449,8 +300,8 @@ def _load_user_dataset(name: str, kind: str | None, location: str | None, path: 
                        where: str) -> None:
     """``kind: folder | npz`` and ``path`` (relative to the config's folder first): the user's
     own data, registered under the config's name for it."""
-    from .data import USER_KINDS, DataError
-    from .plugins import PluginError, load_dataset
+    from benchmark.config.plugins import PluginError, load_dataset
+    from benchmark.data import USER_KINDS, DataError
 
     if kind is None or location is None:
         raise ConfigError(f"{where}: a dataset of your own needs kind ({', '.join(USER_KINDS)}) "
@@ -473,7 +324,7 @@ def _budget_variants(compute: Mapping[str, Any], variants: list[Variant], path: 
     variant per distinct multiple, labelled ``<baseline>@<multiple>x``."""
     if not compute:
         return []
-    from .compute import cost_factor, label
+    from benchmark.config.compute import cost_factor, label
 
     base = next(v for v in variants if v.label == compute["baseline"])
     factors = list(compute["ladder"])
@@ -624,8 +475,3 @@ def _parse_variants(entries: list, path: str, archs: list[str]) -> list[Variant]
         out.append(Variant(label, name, hp, dict(entry.per_arch), tuned,
                            role="control" if entry.control else ""))
     return out
-
-
-def _default_label(method: str, hp: Mapping[str, Any], tuned: bool) -> str:
-    label = f"{method}-{hp['teacher']}" if "teacher" in hp else method
-    return label + "-tuned" if tuned else label

@@ -15,11 +15,18 @@ from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
 
-from .claims import Claims
-from .config import ConfigError, GridConfig, RunSpec, Variant, split_optimiser, variant_spec
-from .runner import CellFailed, cell_task
-from .runtime import Runtime, start_worker, worker_context
-from .tracking import Tracker
+from benchmark.config import (
+    ConfigError,
+    GridConfig,
+    RunSpec,
+    Variant,
+    split_optimiser,
+    variant_spec,
+)
+from benchmark.jobs.runner import CellFailed, cell_task
+from benchmark.store.claims import Claims
+from benchmark.store.runtime import Runtime, start_worker, worker_context
+from benchmark.store.tracking import Tracker
 
 
 def expand(grid: GridConfig, storage: str | None = None) -> list[RunSpec]:
@@ -73,7 +80,7 @@ def _spec(grid: GridConfig, ds, arch: str, seed: int, variant: Variant, settings
           storage: str | None = None) -> RunSpec:
     hp = variant.hyperparameters_for(arch)
     if variant.tuned:
-        from .tune import tuned_hyperparameters
+        from benchmark.jobs.tune import tuned_hyperparameters
 
         searched, optimiser = split_optimiser(
             tuned_hyperparameters(grid, ds.task, arch, variant, storage))
@@ -92,8 +99,7 @@ def describe_variants(grid: GridConfig) -> list[str]:
     architecture, the ladder step it is and the variants whose images it matches), each
     mechanism control and the lattice's size."""
     import methods
-
-    from .compute import cost_factor
+    from benchmark.config.compute import cost_factor
 
     lines = []
     budgets = [v for v in grid.variants if v.role == "budget"]
@@ -395,7 +401,7 @@ def _run_parallel(p: _Progress, rt: Runtime, workers: int, verbose: bool, tags: 
 
 def _run_ray(p: _Progress, rt: Runtime, workers: int, address: str | None, epoch_say,
              tags: dict, claims: Claims | None = None, tracker: Tracker | None = None) -> None:
-    from . import distributed
+    from benchmark.store import distributed
 
     distributed.init(address, workers, rt.threads, quiet=epoch_say is None)
     gpus = rt.gpu_share()  # K cells share one GPU

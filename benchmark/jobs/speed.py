@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 
 import methods
-
-from . import config, models, train
-from . import data as data_mod
-from .runtime import adopt_environment, worker_context
+from benchmark import config, models
+from benchmark import data as data_mod
+from benchmark.jobs import train
+from benchmark.store.runtime import adopt_environment, worker_context
 
 SHAPES = {"digits": (1, 8), "fashion-mnist": (1, 28), "cifar10": (3, 32), "cifar100": (3, 32),
           "tiny-imagenet": (3, 64)}
@@ -447,7 +447,7 @@ def project(cfg: config.GridConfig, measured: dict[str, list[Row]],
     On G GPUs the grid takes max(total / (G s_K), critical path * K / s_K), the critical path
     being a CE cell followed by the slowest cell that distils from it. K is the measured one
     with the highest s_K. Cells of an architecture without measurements make it an error."""
-    from . import grid as grid_mod
+    from benchmark.jobs import grid as grid_mod
 
     # a tuned variant costs what its reference twin costs: project without reading studies
     cfg = dataclasses.replace(cfg, variants=tuple(dataclasses.replace(v, tuned=False)

@@ -30,11 +30,11 @@ import torch
 import torch.nn as nn
 
 import methods
-
-from . import compute, models, plans, teachers
-from .config import RunSpec, TrainSettings
-from .data import Pipeline, TensorData
-from .metrics import classification_metrics
+from benchmark import models
+from benchmark.config import RunSpec, TrainSettings, compute
+from benchmark.data import Pipeline, TensorData, plans
+from benchmark.models import teachers
+from benchmark.models.metrics import classification_metrics
 
 CHECKPOINT = "last.pt"
 

@@ -31,11 +31,8 @@ import optuna
 from tqdm import tqdm
 
 import methods
-
-from . import data as data_mod
-from . import teachers, train
-from .claims import holder_gone
-from .config import (
+from benchmark import data as data_mod
+from benchmark.config import (
     OPTIMISER_PARAMS,
     RESERVED_SEEDS,
     ConfigError,
@@ -45,9 +42,12 @@ from .config import (
     split_optimiser,
     variant_spec,
 )
-from .runner import load_data, run_cell
-from .runtime import Runtime, start_worker, worker_context
-from .tracking import Tracker
+from benchmark.jobs import train
+from benchmark.jobs.runner import load_data, run_cell
+from benchmark.models import teachers
+from benchmark.store.claims import holder_gone
+from benchmark.store.runtime import Runtime, start_worker, worker_context
+from benchmark.store.tracking import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -144,7 +144,7 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
     """One study per (dataset, arch, variant) whose method has something to search; a variant
     that reads the tuned values (``hyperparameters: tuned``) and its reference twin are one
     study, listed once."""
-    from .compute import cost_factor
+    from benchmark.config.compute import cost_factor
 
     out = []
     names: set[str] = set()
@@ -733,7 +733,7 @@ def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str |
     if len(per_worker) > 1:  # train a missing self-teacher once, not once per worker
         _prepare(s, tracker, rt)
     if executor == "ray":
-        from . import distributed
+        from benchmark.store import distributed
 
         distributed.init(ray_address, workers, wrt.threads, quiet=True)
         distributed.run_all(_worker, [(s, kw, w, wrt) for w, kw in enumerate(per_worker)],

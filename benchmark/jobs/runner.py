@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from . import data, teachers, train
-from .config import DataSettings, RunSpec
-from .runtime import Runtime
-from .tracking import Tracker
+from benchmark import data
+from benchmark.config import DataSettings, RunSpec
+from benchmark.jobs import train
+from benchmark.models import teachers
+from benchmark.store.runtime import Runtime
+from benchmark.store.tracking import Tracker
 
 
 class CellFailed(RuntimeError):
@@ -57,7 +59,7 @@ def check_data(specs, root: str | None) -> None:
 def _accepts(arch: str, channels: int, classes: int, size: tuple[int, int]) -> str | None:
     import torch
 
-    from . import models
+    from benchmark import models
 
     try:
         model = models.build(arch, channels, classes, size[0]).eval()

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 import methods
-
-from . import plans, teachers
+from benchmark.data import plans
+from benchmark.models import teachers
 
 MATCHES = ("images",)
 

@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .tracking import Tracker
+from benchmark.store.tracking import Tracker
 
 VIEW_KEY = "drkd-bench-results"
 MLFLOW_TESTED = "3."  # the view-state format below was checked against MLflow 3.x's web app

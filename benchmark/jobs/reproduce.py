@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import config
-from .config import ConfigError, RunSpec, make_spec
+from benchmark import config
+from benchmark.config import ConfigError, RunSpec, make_spec
 
 #: The final-epoch values compared (those every run records).
 METRICS = ("train_loss", "val_top1", "val_nll", "test_top1", "test_nll", "test_ece")
@@ -138,7 +138,7 @@ def choose(cells: list[Cell], keys: list[str], count: int, seed: int) -> list[Ce
 def environment(frame: pd.DataFrame) -> list[str]:
     """What differs between the environment the edition recorded and this one (version tags,
     device, Python), or that the edition recorded none."""
-    from .tracking import cpu_capability, cpu_model
+    from benchmark.store.tracking import cpu_capability, cpu_model
 
     now = {f"version.{p}": _version(p) for p in PACKAGES}
     now.update({"python": platform.python_version(), "device": "cpu", "cpu": cpu_model(),
@@ -168,9 +168,8 @@ def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: 
     the cells recorded (one when they recorded none: the grid's default per worker), and return
     each cell with its new final metrics."""
     from analysis import load
-
-    from . import grid
-    from .runtime import Runtime
+    from benchmark.jobs import grid
+    from benchmark.store.runtime import Runtime
 
     cells = published_cells(frame)
     chosen = choose(cells, keys, count, seed)
@@ -184,7 +183,7 @@ def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: 
         if teacher is not None:
             specs.setdefault(teacher.hash, teacher)
         specs.setdefault(c.spec.hash, c.spec)
-    from .runner import check_data
+    from benchmark.jobs.runner import check_data
 
     check_data(specs.values(), data_root)  # a missing dataset: one line, before anything else
     recorded = {c.threads for c in chosen} - {None}

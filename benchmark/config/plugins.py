@@ -64,8 +64,9 @@ _ENTRY_POINTS_DONE = False
 
 def _snapshot() -> dict[str, dict[str, object]]:
     import methods
-
-    from . import data, models, plans, teachers
+    from benchmark import data, models
+    from benchmark.data import plans
+    from benchmark.models import teachers
 
     return {"method": {n: methods.get(n) for n in methods.names()},
             "teacher source": dict(teachers.SOURCES), "batch plan": dict(plans.PLANS),
@@ -135,7 +136,7 @@ def _resolve(spec: str, base: Path | None) -> str:
 def load_dataset(name: str, kind: str, path: str | Path) -> Origin:
     """Register the user's dataset ``name`` read from ``path`` (a ``folder`` or an ``npz``), once
     per process; its origin carries the content digest (part of the hash of its cells)."""
-    from . import data
+    from benchmark import data
 
     path = Path(path).expanduser().resolve()
     key = f"dataset {kind} {name} {path}"

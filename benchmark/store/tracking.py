@@ -30,7 +30,7 @@ import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 
-from .errors import TrackingError  # noqa: E402
+from benchmark.errors import TrackingError  # noqa: E402
 
 logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
 # its store logs each database error with a traceback before raising it; the harness reports

@@ -15,7 +15,7 @@ from flask import Response
 from mlflow.server import app as flask_app
 from mlflow.server.fastapi_app import app  # noqa: F401 - the ASGI app uvicorn serves
 
-from .ui import OPEN_PATH
+from benchmark.store.ui import OPEN_PATH
 
 #: Where MLflow's UI keeps its view (its useLocalStorage hook: ``<key>_v<version>``, JSON).
 VIEW_STORAGE_KEY = "mlflow.workflowType_v1"
