@@ -26,12 +26,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def clean_registries():
     """Each test starts from the built-in registries and leaves them so (plugins register
     process-wide)."""
-    saved = (dict(methods.registry._REGISTRY), dict(models._MODELS), dict(data.catalog._DATASETS),
-             dict(teachers.SOURCES), dict(plans.PLANS), dict(plugins._ORIGINS),
-             dict(plugins._LOADED))
+    saved = (dict(methods.registry._REGISTRY), dict(models.registry._MODELS),
+             dict(data.catalog._DATASETS), dict(teachers.SOURCES), dict(plans.PLANS),
+             dict(plugins._ORIGINS), dict(plugins._LOADED))
     yield
-    for live, old in zip((methods.registry._REGISTRY, models._MODELS, data.catalog._DATASETS,
-                          teachers.SOURCES, plans.PLANS, plugins._ORIGINS), saved):
+    for live, old in zip((methods.registry._REGISTRY, models.registry._MODELS,
+                          data.catalog._DATASETS, teachers.SOURCES, plans.PLANS,
+                          plugins._ORIGINS), saved):
         live.clear()
         live.update(old)
     plugins._LOADED.clear()

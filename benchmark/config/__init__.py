@@ -14,6 +14,7 @@ from .grids import (
     resolve_config_path,
     shipped_configs,
     split_optimiser,
+    variant_spec,
     with_tune,
 )
 from .settings import RESERVED_SEEDS, DataSettings, TrainSettings
@@ -23,7 +24,6 @@ from .spec import (
     build,
     check_data,
     make_spec,
-    variant_spec,
 )
 
 __all__ = [

@@ -19,10 +19,12 @@ from benchmark.config import schema
 from benchmark.config.spec import (
     ConfigError,
     DataSettings,
+    RunSpec,
     TrainSettings,
     _default_label,
     build,
     check_data,
+    make_spec,
 )
 
 
@@ -106,6 +108,16 @@ class GridConfig:
         """The variants a study may tune: those listed under ``methods`` (not the controls, not
         the baseline's budget runs, not the lattice's fixed points)."""
         return [v for v in self.variants if not v.role]
+
+
+def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str, Any],
+                 seed: int, settings: TrainSettings) -> RunSpec:
+    """The spec of one grid cell (or tuning study): a variant's method with ``hp`` on ``ds``."""
+    settings_of_data = {f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)
+                        if f.name != "name"}
+    spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
+                     **settings_of_data)
+    return dataclasses.replace(spec, train=settings)
 
 
 def shipped_configs() -> dict[str, Path]:

@@ -7,16 +7,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import methods
 from benchmark import data, models
 from benchmark.config import schema
 from benchmark.config.settings import DataSettings, TrainSettings, hashed
 from benchmark.models import teachers
-
-if TYPE_CHECKING:
-    from benchmark.config.grids import Variant
 
 
 class ConfigError(ValueError):
@@ -135,16 +132,6 @@ def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
     ds = build(DataSettings, {"name": dataset, **data_settings}, "data")
     return RunSpec(ds.for_seed(int(seed)), arch, method, resolved, int(seed), settings,
                    variant or _default_label(method, hyperparameters or {}, False))
-
-
-def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str, Any],
-                 seed: int, settings: TrainSettings) -> RunSpec:
-    """The spec of one grid cell (or tuning study): a variant's method with ``hp`` on ``ds``."""
-    settings_of_data = {f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)
-                        if f.name != "name"}
-    spec = make_spec(ds.name, arch, variant.method, seed, hp, {}, variant.label,
-                     **settings_of_data)
-    return dataclasses.replace(spec, train=settings)
 
 
 def build(cls, values: Mapping[str, Any], where: str):
