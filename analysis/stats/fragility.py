@@ -1,0 +1,74 @@
+"""Fragility: does a verdict survive half or twice the margin, a rank test, a wider family?"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.stats.equivalence import (
+    SENSITIVITY,
+    _tost_t,
+    _tost_wilcoxon,
+    _wilcoxon,
+    equivalence_bound,
+)
+from analysis.stats.families import holm, verdict
+from analysis.stats.paired import HIDDEN
+from analysis.stats.settings import Analysis
+
+
+def _verdicts(frame: pd.DataFrame, p: pd.Series, p_tost: pd.Series, family: tuple[str, ...],
+              alpha: float) -> list[str]:
+    """The verdicts of ``frame`` for other p values and another family (Holm within it)."""
+    groups = (frame[list(family)].astype(str).agg("/".join, axis=1) if family
+              else pd.Series("all", index=frame.index))
+    p_holm, t_holm = pd.Series(np.nan, index=frame.index), pd.Series(np.nan, index=frame.index)
+    for _, idx in groups.groupby(groups, sort=False).groups.items():
+        p_holm[idx] = holm(p[idx])
+        t_holm[idx] = holm(p_tost[idx])
+    return [verdict({"p_holm": a, "p_tost_holm": b, "mean_diff": m}, alpha)
+            for a, b, m in zip(p_holm, t_holm, frame["mean_diff"])]
+
+
+def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.DataFrame:
+    """How fragile each verdict is: its equivalence bound (points) and its verdict at half and
+    twice the margin, under Wilcoxon signed-rank tests (difference and two one-sided tests for
+    equivalence) instead of t-tests, and under the next-wider family (the declared family less
+    its last key; all comparisons after the dataset). A verdict that any of them changes is
+    ``fragile``. Needs the hidden seed columns of :func:`paired_rows`; drops them."""
+    if frame.empty or "_x" not in frame:
+        out = frame.drop(columns=[c for c in HIDDEN if c in frame])
+        for c in SENSITIVITY:
+            out[c] = pd.Series(dtype=object)
+        return out
+    frame = frame.copy()
+    diffs = [np.asarray(x, float) - np.asarray(y, float) for x, y in zip(frame["_x"],
+                                                                          frame["_y"])]
+    scales = frame["_scale"].astype(float)
+    frame["eq_bound"] = [equivalence_bound(d, analysis.alpha) * s for d, s in zip(diffs, scales)]
+    fam = tuple(analysis.family)
+    for name, factor in (("verdict_half_margin", 0.5), ("verdict_twice_margin", 2.0)):
+        tost = pd.Series([_tost_t(np.asarray(x, float), np.asarray(y, float),
+                                  factor * analysis.margin / s)
+                          for x, y, s in zip(frame["_x"], frame["_y"], scales)],
+                         index=frame.index)
+        frame[name] = _verdicts(frame, frame["p_value"], tost, fam, analysis.alpha)
+    p_w = pd.Series([_wilcoxon(d) for d in diffs], index=frame.index)
+    t_w = pd.Series([_tost_wilcoxon(d, analysis.margin / s) for d, s in zip(diffs, scales)],
+                    index=frame.index)
+    frame["verdict_wilcoxon"] = _verdicts(frame, p_w, t_w, fam, analysis.alpha)
+    frame["verdict_wider_family"] = (
+        _verdicts(frame, frame["p_value"], frame["p_tost"], fam[:-1], analysis.alpha)
+        if fam else frame["verdict"])
+    alternatives = frame[SENSITIVITY[1:5]]
+    frame["fragile"] = alternatives.ne(frame["verdict"], axis=0).any(axis=1)
+    return frame.drop(columns=HIDDEN)
+
+
+def fragile_why(row) -> str:
+    """Which checks move a fragile verdict, in words (empty for a robust one)."""
+    if not row.get("fragile", False):
+        return ""
+    names = {"verdict_half_margin": "half the margin", "verdict_twice_margin": "twice the margin",
+             "verdict_wilcoxon": "Wilcoxon", "verdict_wider_family": "the wider family"}
+    return "; ".join(f"{row[c]} at {w}" if "margin" in c else f"{row[c]} under {w}"
+                     for c, w in names.items() if row[c] != row["verdict"])

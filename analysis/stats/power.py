@@ -1,0 +1,64 @@
+"""Power: the minimum detectable difference at a family's level and the seeds a difference needs."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+from analysis.stats.settings import Analysis
+
+
+def seed_matrix(g: pd.DataFrame, variants: list[str], metric: str) -> pd.DataFrame:
+    """Seeds (rows) × variants (columns) of ``metric``, only the seeds every variant has."""
+    wide = (g[g["variant"].isin(variants)].groupby(["seed", "variant"])[metric].mean()
+            .unstack("variant"))
+    return wide.reindex(columns=variants).dropna()
+
+
+def mde(sd: float, n: int, analysis: Analysis = Analysis()) -> float:
+    """The minimum detectable paired difference: the true mean difference that a two-sided
+    paired t-test at ``alpha`` detects with probability ``power``, given ``n`` pairs with
+    standard deviation ``sd`` (statsmodels' ``TTestPower``, effect size × sd)."""
+    if n < 2 or not sd > 0:
+        return float("nan")
+    return _detectable_effect(n, analysis.alpha, analysis.power) * sd
+
+
+@functools.cache
+def _detectable_effect(n: int, alpha: float, power: float) -> float:
+    """The standardised effect a two-sided paired t-test detects (a root-finding: one per n)."""
+    from statsmodels.stats.power import TTestPower
+
+    return float(TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power,
+                                          alternative="two-sided"))
+
+
+def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0.8,
+                 most: int = 10**7) -> int:
+    """The fewest pairs (seeds, at least 2) with which a two-sided paired t-test at ``alpha``
+    detects a true mean difference ``detect`` with probability ``power``, for pairs of SD
+    ``sd``: the smallest integer n whose power (statsmodels' ``TTestPower().power``) reaches
+    ``power``, found by doubling then bisection (power grows with n). ``most`` caps the search.
+    (statsmodels' own ``solve_power`` for ``nobs`` fails to converge at large effect sizes.)"""
+    from statsmodels.stats.power import TTestPower
+
+    if not sd > 0:
+        return 2
+    effect = detect / sd
+
+    def enough(n: int) -> bool:
+        got = TTestPower().power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided")
+        # statsmodels answers NaN where the noncentral t's tail underflows, i.e. where the power
+        # is numerically 1: enough, which keeps the search monotone
+        return bool(np.isnan(got) or got >= power)
+
+    low, high = 1, 2  # not enough at low (or low < 2), enough at high
+    while not enough(high):
+        if high >= most:
+            return most
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high

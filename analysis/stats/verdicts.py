@@ -1,0 +1,35 @@
+"""The one sentence the report writes about a comparison: its verdict, then the numbers that
+carry it."""
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.stats.fragility import fragile_why
+
+
+def sentence(row, digits: int = 2) -> str:
+    """The words the report writes about one comparison: its verdict, then the numbers that
+    carry it (the only way the report speaks of a comparison)."""
+    f = f"{{:+.{digits}f}}"
+    if row["n_pairs"] >= 1 and row["mean_diff"] == 0 and not (row["sd_diff"] > 0) \
+            and row["ci_low"] == row["ci_high"] == 0:
+        return f"identical: all {row['n_pairs']} paired differences are 0 (the same runs)"
+    interval = ("" if np.isnan(row["ci_low"]) else
+                f" [{f.format(row['ci_low'])}, {f.format(row['ci_high'])}]")
+    text = f"{row['verdict']}: {f.format(row['mean_diff'])}{interval}"
+    if not np.isnan(row["p_holm"]):
+        text += f", Holm p {_p(row['p_holm'])}"
+    if row["verdict"] in ("equivalent", "inconclusive") and not np.isnan(row["p_tost_holm"]):
+        text += f", TOST p {_p(row['p_tost_holm'])}"
+    if not np.isnan(row["mde"]):
+        text += f", MDE {row['mde']:.{digits}f}"
+    text += f" (n = {int(row['n_pairs'])})"
+    why = fragile_why(row) if "fragile" in row else ""
+    if why:
+        text = f"*fragile* {text}; {why}"
+    return text
+
+
+def _p(p: float) -> str:
+    """Three significant digits (two below 0.001), so that 0.0497 never reads as 0.05."""
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3g}"
