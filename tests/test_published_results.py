@@ -33,9 +33,9 @@ def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition,
                                                                        monkeypatch):
     from analysis import plots
 
-    monkeypatch.setattr(plots, "save", _figure_names_only)
+    monkeypatch.setattr(plots.style, "save", _figure_names_only)
     # the figures' bootstrap bands (thousands of small resamples) are not in any table
-    monkeypatch.setattr(plots, "band", lambda values: (float(values.mean()),) * 2)
+    monkeypatch.setattr(plots.style, "band", lambda values: (float(values.mean()),) * 2)
     csv = load.edition_csv(edition)
     assert csv.is_file(), f"{csv} (drkd-bench export) must be committed"
     from analysis import stats

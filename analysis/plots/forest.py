@@ -1,0 +1,80 @@
+"""Forest plots: each comparison's mean difference and interval, coloured by its verdict."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.patches
+import matplotlib.ticker
+
+from analysis.plots import style
+from analysis.plots.style import SYMLOG_TICKS, VERDICT_STYLE, legend_below, new_figure, theme
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+
+def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
+                  baseline: str = "ce"):
+    """Each variant's paired difference to the baseline, sorted, with its 95% interval, one
+    panel per setting; the marker and colour give the verdict, the shaded band is the
+    equivalence margin. ``st`` is the statistics table (percentage points)."""
+    theme()
+    d = st[(st["dataset"] == dataset) & (st["arch"] == arch) & (st["baseline"] == baseline)]
+    settings = [s for s in ("reference", "tuned") if (d["setting"] == s).any()]
+    if not settings:
+        return None
+    heights = [max(1.2, 0.17 * (d["setting"] == s).sum() + 0.55) for s in settings]
+    fig, axes = new_figure(sum(heights) + 0.7, nrows=len(settings), squeeze=False,
+                        gridspec_kw={"height_ratios": heights})
+    for ax, setting in zip(axes[:, 0], settings):
+        g = d[d["setting"] == setting].sort_values("mean_diff", kind="stable")
+        values = pd.concat([g["ci_low"], g["ci_high"], g["mean_diff"]]).dropna()
+        low, high = min(values.min(), -margin), max(values.max(), margin)  # NaN CI: one seed
+        symlog = high - low > 8  # a few huge losses would flatten every small difference
+        y = np.arange(len(g))
+        ax.axvspan(-margin, margin, color="0.88", zorder=0, lw=0)
+        ax.axvline(0, color="0.35", lw=0.8, zorder=1)
+        for yi, (_, r) in zip(y, g.iterrows()):
+            marker, colour = VERDICT_STYLE[r["verdict"]]
+            if not np.isnan(r["ci_low"]):
+                ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
+            fragile = bool(r.get("fragile", False))  # hollow: the verdict is fragile
+            ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
+                    ls="none", markerfacecolor="white" if fragile else colour)
+        ax.set_yticks(y, [f"{v} (fragile)" if bool(f) else v for v, f in zip(
+            g["variant"], g["fragile"] if "fragile" in g else [False] * len(g))])
+        ax.set_ylim(-0.7, len(g) - 0.3)
+        ax.grid(axis="y", visible=False)
+        pad = 0.06 * (high - low)
+        if symlog:
+            ax.set_xscale("symlog", linthresh=max(2.0, 4 * margin), linscale=1.5)
+            ticks = [t for t in SYMLOG_TICKS if low <= t <= high] or [0]
+            ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.set_xlim(low * 1.25 if low < 0 else low - pad, high * 1.25 if high > 0 else
+                        high + pad)
+        else:
+            ax.set_xlim(low - pad, high + pad)
+        ax.set_title(f"{setting} values (n = {int(g['n_pairs'].max())} seeds)"
+                     + (": symlog axis, linear within ±" + f"{max(2.0, 4 * margin):g}"
+                        if symlog else ""), loc="left")
+    axes[-1, 0].set_xlabel(f"difference to {baseline}, percentage points (95% CI)")
+    fig.suptitle(f"{dataset} / {arch}: paired difference to {baseline}")
+    handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1.2, ms=5, label=v)
+               for v, (m, c) in VERDICT_STYLE.items()]
+    handles.append(matplotlib.patches.Patch(color="0.88", label=f"±{margin:g} equivalence margin"))
+    if "fragile" in d and d["fragile"].astype(bool).any():
+        handles.append(Line2D([], [], marker="o", color="0.3", markerfacecolor="white", ls="none",
+                              ms=5, label="hollow: fragile verdict"))
+    legend_below(fig, handles, ncol=6 if len(handles) > 5 else 5)
+    return fig
+
+
+def forest(st: pd.DataFrame, dataset: str, arch: str, folder: Path, margin: float,
+           baseline: str = "ce") -> list[Path]:
+    fig = forest_figure(st, dataset, arch, margin, baseline)
+    return [] if fig is None else style.save(fig, folder, f"forest_{dataset}_{arch}")
