@@ -5,7 +5,7 @@ import pytest
 import torch
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# new stores copy one empty store kept here (benchmark.store.tracking.template_path) instead of each
+# new stores copy one empty store kept here (benchmark.store.location.template_path) instead of each
 # running MLflow's schema migrations: one cache for the session and its subprocesses
 os.environ.setdefault("DRKD_CACHE", tempfile.mkdtemp(prefix="drkd-cache-"))
 # the cores shared out between pytest-xdist's test processes (pyproject's addopts): two processes

@@ -30,7 +30,7 @@ def _grid(path, results):
 
 def test_a_writer_killed_inside_a_transaction_leaves_a_store_that_still_opens(
         tmp_path, kill_writer_mid_transaction):
-    from benchmark.store import tracking
+    from benchmark.store import location, tracking
 
     t = tracking.Tracker(results=tmp_path / "r")
     run_id, _ = t.start("h" * 16, "cell", {"kind": "train", "note": "before"}, {"a": 1})
@@ -39,7 +39,7 @@ def test_a_writer_killed_inside_a_transaction_leaves_a_store_that_still_opens(
     with pytest.raises(sqlite3.OperationalError, match="readonly"):  # the symptom, read-only
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as ro:
             ro.execute("select count(*) from tags").fetchall()
-    tracking.check_sqlite_store(db)  # no error: the journal is rolled back
+    location.check_sqlite_store(db)  # no error: the journal is rolled back
     assert not journal.exists()
     again = tracking.Tracker(results=tmp_path / "r")  # and the store is whole, as committed
     assert again.client.get_run(run_id).data.tags["note"] == "before"

@@ -1,8 +1,10 @@
 """The house's shape: the import graph of the packages has no cycle (module-level and deferred
-imports alike), so that data flows one way."""
+imports alike) and runs only down the floors written in docs/architecture.md, so that data flows
+one way; no module is over 500 lines and ``benchmark/`` itself holds at most 8 modules."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +90,47 @@ def test_analysis_imports_neither_benchmark_nor_methods():
     for mod, targets in graph.items():
         if mod.startswith("analysis"):
             assert not {t for t in targets if t.split(".")[0] in ("benchmark", "methods")}, mod
+
+
+def floors() -> dict[str, int]:
+    """docs/architecture.md's table: package or module prefix -> floor."""
+    out = {}
+    for line in (ROOT / "docs" / "architecture.md").read_text().splitlines():
+        m = re.match(r"\| (\d+) \| ([^|]+) \|", line)
+        if m:
+            for name in re.findall(r"`([\w.]+)`", m.group(2)):
+                out[name] = int(m.group(1))
+    return out
+
+
+def floor_of(module: str, table: dict[str, int]) -> int:
+    """The floor of the longest prefix of ``module`` that the table names."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in table:
+            return table[".".join(parts[:i])]
+    raise AssertionError(f"{module} is on no floor of docs/architecture.md")
+
+
+def upward(graph: dict[str, set[str]], table: dict[str, int]) -> list[tuple[str, str]]:
+    return sorted((a, b) for a, targets in graph.items() for b in targets
+                  if floor_of(b, table) > floor_of(a, table))
+
+
+def test_imports_run_only_down_the_floors_the_docs_write():
+    table = floors()
+    assert table["benchmark.config"] < table["benchmark.store"] < table["benchmark.jobs"]
+    assert upward(import_graph(), table) == []
+
+
+def test_the_floor_check_finds_an_upward_import():
+    table = {"low": 1, "high": 2}
+    assert upward({"low.a": {"high.b"}, "high.b": set()}, table) == [("low.a", "high.b")]
+    assert upward({"high.b": {"low.a"}, "low.a": set()}, table) == []
+
+
+def test_no_module_is_over_500_lines_and_benchmark_holds_at_most_8():
+    long = {str(p.relative_to(ROOT)): n for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}
+    assert len(list((ROOT / "benchmark").glob("*.py"))) <= 8

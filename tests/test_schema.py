@@ -1,6 +1,6 @@
-"""The config's one declaration (benchmark/schema.py): the shipped JSON Schema and the key tables
-are generated from it, every shipped config satisfies it, and a wrong config is refused by the
-JSON Schema (an editor) and by the harness alike, naming the same key."""
+"""The config's one declaration (benchmark/config/settings.py, schema.py): the shipped JSON Schema
+and the key tables are generated from it, every shipped config satisfies it, and a wrong config
+is refused by the JSON Schema (an editor) and by the harness alike, naming the same key."""
 from __future__ import annotations
 
 import json

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from benchmark import cli, config
 from benchmark.jobs import runner
 from benchmark.models import teachers
-from benchmark.store import tracking
+from benchmark.store import location, tracking
 
 
 def runs_by_key(tracker):
@@ -40,7 +40,7 @@ def test_train_command_tracks_run_and_trains_missing_self_teacher(results, capsy
     assert [m.step for m in history] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "config.json", "checkpoint"} <= artifacts
-    model_path = tracker.download(run.info.run_id, tracking.MODEL_ARTIFACT, results / "dl")
+    model_path = tracker.download(run.info.run_id, location.MODEL_ARTIFACT, results / "dl")
     model = teachers.load_model(model_path, "cnn8", 1, 10, 8, "cpu")  # weights_only=True
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 10)
     saved = json.loads((tracker.download(run.info.run_id, "metrics.json", results / "dl")
@@ -137,7 +137,7 @@ def test_a_new_store_is_a_copy_of_the_cached_empty_store_with_mlflows_own_schema
     monkeypatch.setenv("DRKD_CACHE", str(tmp_path / "cache"))
     assert not (tmp_path / "cache").exists()
     tracking.Tracker(results=tmp_path / "first")  # migrations, then the empty copy is kept
-    template = tracking.template_path()
+    template = location.template_path()
     assert template.is_file() and template.parent == tmp_path / "cache"
     copied = tracking.Tracker(results=tmp_path / "second")  # a copy of the template
     assert schema(tmp_path / "second") == schema(tmp_path / "mlflows") == schema(tmp_path / "first")

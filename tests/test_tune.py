@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from benchmark import cli, config
 from benchmark.jobs import grid, train, tune
-from benchmark.store import tracking
+from benchmark.store import location
 
 CFG = {
     "name": "tune-tiny",
@@ -76,8 +76,8 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     assert cli.main(["tune", cfg_path, "--results", str(results), "--show"]) == 0
     assert "11 trials" in capsys.readouterr().out
 
-    client = MlflowClient(tracking.default_uri(results))
-    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    client = MlflowClient(location.default_uri(results))
+    exp = client.get_experiment_by_name(location.EXPERIMENT)
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.data.tags.get("kind") == "study"]
     children = [r for r in runs if r.data.tags.get("kind") == "trial"]

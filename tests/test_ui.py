@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from benchmark import cli, config
 from benchmark.jobs import runner, tune
-from benchmark.store import tracking, ui
+from benchmark.store import location, tracking, ui
 
 
 def small_grid(tmp_path, **extra):
@@ -80,7 +80,7 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
         assert every["searchFilter"] == "tags.kind = 'train'"  # failed runs shown too
         assert proc.poll() is None  # still serving
         # one viewer's server: the MLflow UI and one web worker, no job runner (15 otherwise)
-        server = _session_of(tracking.default_uri(results))
+        server = _session_of(location.default_uri(results))
         assert len(server) == 2 and not any("huey" in cmd for cmd in server), server
     finally:
         proc.terminate()
@@ -220,7 +220,7 @@ def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results
     monkeypatch.setattr(ui, "_stop", lambda proc: None)
     monkeypatch.setattr(ui, "wait_until_up", lambda url, proc: None)
     monkeypatch.setattr(ui, "install_view", lambda tracker: None)
-    tracker = tracking.Tracker(tracking.default_uri(results), results=results)
+    tracker = tracking.Tracker(location.default_uri(results), results=results)
     lines: list[str] = []
     ui.serve(tracker, str(results / "optuna.journal"), port=5999, say=lines.append)
     assert lines[0].startswith("starting the MLflow UI on http://127.0.0.1:5999/")

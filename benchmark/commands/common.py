@@ -151,17 +151,17 @@ def pilot(args):
 
 def store_uri(args) -> str:
     """The tracking store to read (which must exist), relocated if its folder was moved."""
-    from benchmark.store import tracking
+    from benchmark.store import location
 
-    uri = args.tracking_uri or tracking.default_uri(args.results)
+    uri = args.tracking_uri or location.default_uri(args.results)
     if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
         raise UsageError(f"no tracking store at {Path(args.results) / 'mlflow.db'}; run a "
                          "grid first or pass --tracking-uri / --from")
-    db = tracking.sqlite_file(uri)
+    db = location.sqlite_file(uri)
     if db is not None and not db.is_file():
         raise UsageError(f"--tracking-uri {uri}: no such store (reading never creates one)")
-    tracking.check_uri(uri)
-    tracking.relocate(uri, args.results)
+    location.check_uri(uri)
+    location.relocate(uri, args.results)
     return uri
 
 

@@ -1,5 +1,5 @@
 """``drkd-bench schema``: the grid config's JSON Schema (or its key tables), from the one
-declaration in benchmark/schema.py."""
+declaration in benchmark/config/."""
 from __future__ import annotations
 
 import argparse

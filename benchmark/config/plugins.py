@@ -70,7 +70,7 @@ def _snapshot() -> dict[str, dict[str, object]]:
 
     return {"method": {n: methods.get(n) for n in methods.names()},
             "teacher source": dict(teachers.SOURCES), "batch plan": dict(plans.PLANS),
-            "architecture": {n: models._MODELS[n] for n in models.names()},
+            "architecture": {n: models.registry._MODELS[n] for n in models.names()},
             "dataset": {n: data.get_spec(n) for n in data.names()}}
 
 

@@ -138,7 +138,7 @@ def choose(cells: list[Cell], keys: list[str], count: int, seed: int) -> list[Ce
 def environment(frame: pd.DataFrame) -> list[str]:
     """What differs between the environment the edition recorded and this one (version tags,
     device, Python), or that the edition recorded none."""
-    from benchmark.store.tracking import cpu_capability, cpu_model
+    from benchmark.store.provenance import cpu_capability, cpu_model
 
     now = {f"version.{p}": _version(p) for p in PACKAGES}
     now.update({"python": platform.python_version(), "device": "cpu", "cpu": cpu_model(),

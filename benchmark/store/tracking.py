@@ -2,25 +2,32 @@
 per cell, log per-epoch metrics, store the final checkpoint, find finished cells and teachers.
 
 The default store is a SQLite database under ``results/``; any tracking URI is accepted. Every
-call that writes goes through :func:`_retry`, so several local processes can share one SQLite file.
+call that writes goes through :func:`retry`, so several local processes can share one SQLite file.
 """
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import os
-import platform
-import random
-import subprocess
 import tempfile
 import time
-from collections.abc import Callable
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from benchmark.store.location import (  # noqa: F401  (EXPERIMENT, MODEL_ARTIFACT: the store's names)
+    EXPERIMENT,
+    MODEL_ARTIFACT,
+    check_uri,
+    copy_sqlite,
+    default_uri,
+    relocate,
+    retry,
+    sqlite_file,
+    store_lock,
+    template_path,
+)
+from benchmark.store.provenance import provenance
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -37,125 +44,6 @@ logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on imp
 # the raised error itself, in one line (a full disk: "no space left on device")
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
-EXPERIMENT = "drkd-bench"
-MODEL_ARTIFACT = "checkpoint/model.pt"
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The file of a ``sqlite:///`` tracking URI; None for any other URI."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-def default_uri(results: Path | str = "results") -> str:
-    return f"sqlite:///{(Path(results) / 'mlflow.db').resolve()}"
-
-
-def artifact_root(results: Path | str) -> str:
-    return (Path(results) / "mlartifacts").resolve().as_uri()
-
-
-def relocate(uri: str, results: Path | str) -> bool:
-    """Make a results folder that was moved or copied work where it now is, on its own.
-
-    MLflow records absolute artifact locations. When the store is the SQLite file of this
-    results folder (``results/mlflow.db``), its artifact root is ``results/mlartifacts``, where
-    the folder is *now*: every recorded location under another root is rewritten to it (runs,
-    experiment), so that teacher lookup, resume, reports and the MLflow UI read the folder's own
-    artifacts, and a copy never writes into its original. A store kept elsewhere (its own
-    ``--tracking-uri``) is rewritten only when its recorded root is gone and
-    ``results/mlartifacts`` exists. Returns whether anything was rewritten.
-    """
-    import sqlite3
-    from urllib.parse import urlparse
-    from urllib.request import url2pathname
-
-    db = sqlite_file(uri)
-    if db is None:
-        return False
-    new = artifact_root(results)
-    own = db.resolve().parent == Path(results).resolve()  # the folder's own store
-    if not db.is_file() or not (own or Path(url2pathname(urlparse(new).path)).is_dir()):
-        return False
-    with sqlite3.connect(db, timeout=60) as con:
-        try:
-            rows = con.execute("select artifact_location from experiments where name = ?",
-                               (EXPERIMENT,)).fetchall()
-        except sqlite3.Error:
-            return False  # not an MLflow store yet
-        if not rows or not rows[0][0] or rows[0][0] == new:
-            return False
-        old = rows[0][0]
-        if not own and Path(url2pathname(urlparse(old).path)).exists():
-            return False  # the recorded root is still there: another, deliberate layout
-        con.execute("update experiments set artifact_location = ? || substr(artifact_location, ?)"
-                    " where artifact_location like ? || '%'", (new, len(old) + 1, old))
-        con.execute("update runs set artifact_uri = ? || substr(artifact_uri, ?)"
-                    " where artifact_uri like ? || '%'", (new, len(old) + 1, old))
-    return True
-
-
-def _retry(fn: Callable[[], Any], tries: int = 8) -> Any:
-    """Retry a store call on transient errors (SQLite's "database is locked" under several
-    writers, a busy tracking server) with jittered back-off."""
-    for attempt in range(tries):
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001 - MLflow wraps driver errors in its own types
-            text = str(e).lower()
-            transient = any(w in text for w in ("locked", "busy", "timeout", "connection"))
-            if not transient or attempt == tries - 1:
-                raise
-            time.sleep(0.05 * 2 ** attempt * (1 + random.random()))
-
-
-@lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The processor's model name (the CPU kernels, and so the last bits of a result, depend on
-    it), as Linux reports it; the platform's word elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_capability() -> str:
-    """The instruction set whose kernels torch dispatches to here (AVX2, AVX512, ...): it sets
-    the rounding of every sum, and a CPU model name does not fix it."""
-    import torch
-
-    return torch.backends.cpu.get_cpu_capability()
-
-
-def provenance() -> dict[str, str]:
-    """Git commit, package versions and platform, logged as tags with every run."""
-    tags = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": cpu_model(), "cpu_capability": cpu_capability()}
-    for pkg in ("drkd-bench", "torch", "torchvision", "timm", "numpy", "mlflow", "optuna"):
-        try:
-            tags[f"version.{pkg}"] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    try:
-        here = Path(__file__).resolve().parent
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True,
-                               text=True, timeout=5).stdout.strip()
-        if commit:
-            tags["git_commit"] = commit + ("-dirty" if dirty else "")
-            tags["mlflow.source.git.commit"] = commit  # MLflow's own column and filter
-    except (OSError, subprocess.SubprocessError):
-        pass
-    tags["mlflow.source.name"] = "drkd-bench"
-    tags["mlflow.source.type"] = "LOCAL"
-    try:
-        tags["mlflow.user"] = getpass.getuser()
-    except (OSError, KeyError):
-        pass
-    return tags
 
 
 def param_text(value: Any) -> str:
@@ -176,157 +64,38 @@ def metric_value(value: Any) -> float:
     return float(f"{float(value):.6g}")
 
 
-SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
-
-
-def check_uri(uri: str) -> None:
-    """A tracking URI MLflow can open, or a one-line :class:`TrackingError`. A plain path is a
-    file store; ``sqlite:///PATH`` needs PATH's folder to exist or be creatable."""
-    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
-    if "://" in uri and scheme not in SCHEMES:
-        raise TrackingError(f"tracking URI {uri!r}: unsupported scheme {scheme!r}; use one of: "
-                            + ", ".join(SCHEMES))
-    if scheme == "sqlite":
-        if not uri.startswith("sqlite:///") or len(uri) <= len("sqlite:///"):
-            raise TrackingError(f"tracking URI {uri!r}: expected sqlite:///PATH/TO/FILE.db")
-        folder = Path(uri[len("sqlite:///"):]).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise TrackingError(f"tracking URI {uri!r}: cannot create {folder}: "
-                                f"{e.strerror or e}") from None
-        check_sqlite_store(Path(uri[len("sqlite:///"):]))
-
-
-#: MLflow's tables that any of its SQLite stores holds.
-MLFLOW_TABLES = {"experiments", "runs", "metrics", "params", "tags"}
-
-
-def check_sqlite_store(path: Path) -> None:
-    """A file at a SQLite tracking URI must be an MLflow store: an empty (0-byte) file, a file
-    that is not SQLite, or a SQLite database with tables none of which are MLflow's is refused
-    with one line; it is never taken as a new store and overwritten. No file: a new store."""
-    if not path.exists():
-        return
-    if path.is_dir():
-        raise TrackingError(f"{path}: is a folder, not an MLflow SQLite store")
-    size = path.stat().st_size
-    if size == 0:
-        raise TrackingError(f"{path}: empty file (0 bytes), not an MLflow store; move it away "
-                            "(a new store is created only where no file exists) or give another "
-                            "--tracking-uri")
-    with open(path, "rb") as f:
-        header = f.read(16)
-    if header != b"SQLite format 3\x00":
-        raise TrackingError(f"{path}: not a SQLite file, so not an MLflow store; give another "
-                            "--tracking-uri")
-    import sqlite3
-
-    # Read-write when it can be: a writer killed inside a transaction leaves a *hot* journal
-    # (``<file>-journal``) that SQLite rolls back on the next read-write open, and only there
-    # (a read-only open fails with "attempt to write a readonly database"). ``mode=rw`` never
-    # creates a file; SQLite's own locks make the roll-back safe beside live writers.
-    journal = Path(f"{path}-journal")
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    if journal.exists() and not writable:
-        raise TrackingError(f"{path}: a writer was killed inside a transaction ({journal.name} "
-                            "is left) and this folder is read-only, so SQLite cannot roll it "
-                            "back; open it once where it is writable")
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode={'rw' if writable else 'ro'}",
-                                                uri=True, timeout=60)) as db:
-            tables = {r[0] for r in db.execute("select name from sqlite_master where "
-                                               "type = 'table'")}
-    except sqlite3.DatabaseError as e:
-        raise TrackingError(f"{path}: unreadable SQLite file ({e})") from None
-    if tables and not MLFLOW_TABLES & tables:
-        raise TrackingError(f"{path}: a SQLite database of something else (tables: "
-                            + ", ".join(sorted(tables)[:5]) + "), not an MLflow store")
-
-
-@contextlib.contextmanager
-def store_lock(uri: str):
-    """For a SQLite store: an exclusive lock on ``<file>.lock`` while the store is opened (and,
-    on a fresh file, its schema created), so that processes started together take turns; two
-    that ran the schema migrations at once failed with "duplicate column" or "table already
-    exists". Other stores: nothing (their servers serialise it)."""
-    db = sqlite_file(uri)
-    if db is None:
-        yield
-        return
-    import fcntl
-
-    path = Path(f"{db}.lock")
-    try:
-        f = open(path, "a")
-    except OSError:  # a read-only folder: nobody creates a schema there
-        yield
-        return
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def template_path() -> Path | None:
-    """Where a freshly created, empty SQLite store of this MLflow version is kept, so that a new
-    store is a copy (milliseconds) instead of MLflow's schema migrations (seconds, in every new
-    results folder). ``$DRKD_CACHE`` (default ``~/.cache/drkd-bench``); ``DRKD_CACHE=off``:
-    none."""
-    root = os.environ.get("DRKD_CACHE", "")
-    if root.lower() in ("off", "0", "no"):
-        return None
-    base = Path(root) if root else Path.home() / ".cache" / "drkd-bench"
-    return base / f"mlflow-{metadata.version('mlflow')}-empty.db"
-
-
-def _copy_sqlite(src: Path, dst: Path) -> bool:
-    """``src`` into ``dst`` through SQLite's backup (consistent even while ``src`` is open),
-    written beside ``dst`` and renamed into place only when whole. False when it cannot be done
-    (an unwritable folder, a broken template): the caller goes on without it."""
-    import sqlite3
-
-    try:
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
-        os.close(fd)
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as a, \
-                    contextlib.closing(sqlite3.connect(tmp)) as b:
-                a.backup(b)
-            os.replace(tmp, dst)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return True
-    except (OSError, sqlite3.Error):
-        return False
-
 
 class Tracker:
     def __init__(self, uri: str | None = None, experiment: str = EXPERIMENT,
                  results: Path | str = "results"):
         self.results = Path(results)
-        if uri is None:
-            try:
-                self.results.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise TrackingError(f"cannot create the results folder {self.results}: "
-                                    f"{e.strerror or e}") from None
-            uri = default_uri(self.results)
-        check_uri(uri)
-        self.uri = uri
-        relocate(uri, self.results)
+        self.uri = uri if uri is not None else self._default_store()
+        check_uri(self.uri)
+        relocate(self.uri, self.results)
+        self._connect(experiment)
+
+    def _default_store(self) -> str:
+        """The SQLite store under the results folder (made here when it is missing)."""
+        try:
+            self.results.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrackingError(f"cannot create the results folder {self.results}: "
+                                f"{e.strerror or e}") from None
+        return default_uri(self.results)
+
+    def _connect(self, experiment: str) -> None:
+        """The client and the experiment's id; a new SQLite store starts from the cached empty
+        store (or leaves a copy for the next one); any failure is one line."""
+        uri = self.uri
         try:
             with store_lock(uri):  # two processes never create the schema at once
                 fresh = self._from_template(uri)
                 self.client = MlflowClient(uri)
                 if fresh is not None:  # MLflow just made the schema: keep an empty copy
-                    _retry(lambda: self.client.search_experiments(max_results=1))
+                    retry(lambda: self.client.search_experiments(max_results=1))
                     with contextlib.suppress(OSError):
                         template_path().parent.mkdir(parents=True, exist_ok=True)
-                        _copy_sqlite(fresh, template_path())
+                        copy_sqlite(fresh, template_path())
                 self.experiment_id = self._experiment(experiment)
         except TrackingError:
             raise
@@ -342,7 +111,7 @@ class Tracker:
         template, path = template_path(), sqlite_file(uri)
         if template is None or path is None or path.exists():
             return None
-        if template.is_file() and _copy_sqlite(template, path):
+        if template.is_file() and copy_sqlite(template, path):
             import sqlite3
 
             with contextlib.closing(sqlite3.connect(path)) as db, db:  # as MLflow would set it
@@ -352,16 +121,16 @@ class Tracker:
         return path
 
     def _experiment(self, name: str) -> str:
-        found = _retry(lambda: self.client.get_experiment_by_name(name))
+        found = retry(lambda: self.client.get_experiment_by_name(name))
         if found:
             return found.experiment_id
         location = None
         if self.uri.startswith("sqlite:"):
             location = (self.results / "mlartifacts").resolve().as_uri()
         try:
-            return _retry(lambda: self.client.create_experiment(name, artifact_location=location))
+            return retry(lambda: self.client.create_experiment(name, artifact_location=location))
         except Exception:  # noqa: BLE001 - another process created it first
-            found = _retry(lambda: self.client.get_experiment_by_name(name))
+            found = retry(lambda: self.client.get_experiment_by_name(name))
             if found:
                 return found.experiment_id
             raise
@@ -371,7 +140,7 @@ class Tracker:
     def runs(self, filter_string: str = "") -> list:
         out, token = [], None
         while True:
-            page = _retry(lambda t=token: self.client.search_runs(
+            page = retry(lambda t=token: self.client.search_runs(
                 [self.experiment_id], filter_string, max_results=1000, page_token=t))
             out += list(page)
             token = page.token
@@ -389,7 +158,7 @@ class Tracker:
 
     def download(self, run_id: str, artifact: str, dst: Path) -> Path:
         dst.mkdir(parents=True, exist_ok=True)
-        return Path(_retry(lambda: mlflow.artifacts.download_artifacts(
+        return Path(retry(lambda: mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=artifact, dst_path=str(dst), tracking_uri=self.uri)))
 
     def teacher_checkpoint(self, teacher_hash: str, dst: Path) -> tuple[str, Path] | None:
@@ -414,12 +183,12 @@ class Tracker:
         old = self.unfinished(cell_hash)
         if old is not None:
             run_id = old.info.run_id
-            history = _retry(lambda: self.client.get_metric_history(run_id, "train_loss"))
+            history = retry(lambda: self.client.get_metric_history(run_id, "train_loss"))
             logged = max((m.step for m in history), default=0)
             if logged <= checkpoint_epochs:
-                _retry(lambda: self.client.update_run(run_id, status="RUNNING"))
+                retry(lambda: self.client.update_run(run_id, status="RUNNING"))
                 if "failure_reason" in old.data.tags:  # a retried failure: the reason is history
-                    _retry(lambda: self.client.delete_tag(run_id, "failure_reason"))
+                    retry(lambda: self.client.delete_tag(run_id, "failure_reason"))
                 return run_id, logged
             self.set_tags(run_id, {"kind": "superseded"})
             self.set_status(run_id, "KILLED")
@@ -437,9 +206,9 @@ class Tracker:
             tags["mlflow.parentRunId"] = parent_run_id
         if description:
             tags["mlflow.note.content"] = description
-        run = _retry(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name))
+        run = retry(lambda: self.client.create_run(self.experiment_id, tags=tags, run_name=name))
         if params:
-            _retry(lambda: self.client.log_batch(
+            retry(lambda: self.client.log_batch(
                 run.info.run_id, params=[Param(k, param_text(v)) for k, v in params.items()]))
         if dataset:
             self.log_dataset(run.info.run_id, dataset)
@@ -454,7 +223,7 @@ class Tracker:
         tag = InputTag(key="mlflow.data.context", value=d.get("context", "training"))
         for attempt in range(5):
             try:
-                _retry(lambda: self.client.log_inputs(run_id, [DatasetInput(entity, [tag])]))
+                retry(lambda: self.client.log_inputs(run_id, [DatasetInput(entity, [tag])]))
                 return
             except Exception as e:  # noqa: BLE001
                 # Two workers that record the same dataset at once: one insert loses the race
@@ -474,10 +243,10 @@ class Tracker:
                    for k, v in row.items() if k != "epoch"]
         for i in range(0, len(metrics), 1000):  # MLflow's limit per batch
             chunk = metrics[i:i + 1000]
-            _retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
+            retry(lambda chunk=chunk: self.client.log_batch(run_id, metrics=chunk))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        _retry(lambda: self.client.log_batch(
+        retry(lambda: self.client.log_batch(
             run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
     def finish(self, run_id: str, config: dict, history: list[dict], model_path: Path,
@@ -488,10 +257,10 @@ class Tracker:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "metrics.json").write_text(json.dumps(history, indent=1))
             (Path(tmp) / "config.json").write_text(json.dumps(config, indent=1, default=str))
-            _retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json")))
-            _retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "config.json")))
-        _retry(lambda: self.client.log_artifact(run_id, str(model_path), "checkpoint"))
-        _retry(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
+            retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "metrics.json")))
+            retry(lambda: self.client.log_artifact(run_id, str(Path(tmp) / "config.json")))
+        retry(lambda: self.client.log_artifact(run_id, str(model_path), "checkpoint"))
+        retry(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
 
     def publish_report(self, folder: Path, grid: str, view_key: str | None = None) -> str:
         """Log the report written under ``folder`` (README, tables, figures) as the artifacts of
@@ -503,14 +272,23 @@ class Tracker:
                               description=f"The report of grid {grid}: open report.html under "
                                           "Artifacts (figures and tables in one page); "
                                           "README.md, tables/ and figures/ are there too.")
-        folder = Path(folder)
-        _retry(lambda: self.client.log_artifact(run_id, str(folder / "README.md")))
+        self._log_report(run_id, Path(folder))
+        self._link_report(run_id, grid, view_key)
+        return run_id
+
+    def _log_report(self, run_id: str, folder: Path) -> None:
+        """The report's files as the run's artifacts; the run finished."""
+        retry(lambda: self.client.log_artifact(run_id, str(folder / "README.md")))
         if (folder / "report.html").is_file():  # the page that reads inside MLflow's viewer
-            _retry(lambda: self.client.log_artifact(run_id, str(folder / "report.html")))
+            retry(lambda: self.client.log_artifact(run_id, str(folder / "report.html")))
         for sub in ("tables", "figures"):
             if (folder / sub).is_dir():
-                _retry(lambda sub=sub: self.client.log_artifacts(run_id, str(folder / sub), sub))
-        _retry(lambda: self.client.set_terminated(run_id, "FINISHED"))
+                retry(lambda sub=sub: self.client.log_artifacts(run_id, str(folder / sub), sub))
+        retry(lambda: self.client.set_terminated(run_id, "FINISHED"))
+
+    def _link_report(self, run_id: str, grid: str, view_key: str | None) -> None:
+        """Every training run of ``grid`` gets links to the report (and the results view) at
+        the end of its description, replacing the links an earlier report left."""
         links = (f"[The grid's report and figures](#/experiments/{self.experiment_id}/runs/"
                  f"{run_id}/artifacts/report.html?workflowType=machine_learning)")
         if view_key:
@@ -521,12 +299,10 @@ class Tracker:
             note = run.data.tags.get("mlflow.note.content", "").split("\n\n[The grid's")[0]
             self.set_tags(run.info.run_id, {"mlflow.note.content": f"{note}\n\n{links}",
                                             "report_run": run_id})
-        return run_id
 
     def set_status(self, run_id: str, status: str) -> None:
-        _retry(lambda: self.client.set_terminated(run_id, status))
+        retry(lambda: self.client.set_terminated(run_id, status))
 
     def fail(self, run_id: str, reason: str) -> None:
         self.set_tags(run_id, {"failure_reason": reason[:4000]})
-        _retry(lambda: self.client.set_terminated(run_id, "FAILED"))
-
+        retry(lambda: self.client.set_terminated(run_id, "FAILED"))

@@ -117,7 +117,7 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> N
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
-#: The page of benchmark/mlflow_app.py that puts MLflow's UI in its training view, then opens
+#: The page of benchmark/store/mlflow_app.py that puts MLflow's UI in its training view, then opens
 #: the route in its fragment.
 OPEN_PATH = "/drkd-bench/open"
 
@@ -140,7 +140,7 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
     check_port_free(host, port, "--port")
     procs = [_start([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracker.uri,
                      "--host", host, "--port", str(port), "--workers", "1",
-                     "--app-name", "drkd-bench"],  # benchmark/mlflow_app.py: training view
+                     "--app-name", "drkd-bench"],  # benchmark/store/mlflow_app.py: training view
                     env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})]
     try:
         say(f"starting the MLflow UI on http://{host}:{port}/ (20-30 s on a busy 2-core machine) "
