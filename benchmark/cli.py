@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="drkd-bench", description=__doc__.split("\n")[0] + " A reproducibility "
                     f"benchmark for teacher-free knowledge distillation ({known}).",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"drkd-bench {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for module in COMMANDS.values():
@@ -43,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "datasets; a grid config's plugins: list does the same. Installed "
                             "packages' 'drkd_bench.plugins' entry points load by themselves")
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("drkd-bench")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _load_plugins(argv: list[str]) -> None:

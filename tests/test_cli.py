@@ -33,6 +33,12 @@ def test_list_shows_methods_hyperparameters_architectures_datasets(capsys):
     (["train", "--method", "ce"], "--dataset"),
     (["grid", "nonexistent-config"], "shipped: "),
     (["grid", "quick", "--workers", "0"], "--workers"),
+    (["grid", "quick", "--set", "train.epoch=1", "--dry-run"], "unknown key 'epoch'"),
+    (["grid", "quick", "--set", "train.epochs=abc"], "train.epochs: expected an integer"),
+    (["grid", "quick", "--set", "train=3", "--set", "train.epochs=2"], "is not a mapping"),
+    (["grid", "quick", "--set", "seeds=[0, 10000]"], "seeds"),
+    (["train", "--dataset", "digits", "--method", "ce", "--set", "train.epochs=0"],
+     "epochs must be"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2_writing_nothing(argv, needle, tmp_path, capsys):
@@ -77,3 +83,27 @@ def test_console_script_help_and_error_without_traceback():
                          capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().count("\n") == 0
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"drkd-bench {metadata.version('drkd-bench')}"
+
+
+def test_set_changes_a_shipped_grid_as_its_file_would_and_its_cells_hash_anew(capsys):
+    from benchmark import config
+    from benchmark.jobs import grid
+
+    plain = {s.key: s.hash for s in grid.expand(config.load_grid("quick"))}
+    one = grid.expand(config.load_grid("quick", {"train.epochs": 1}))
+    assert [s.key for s in one] == list(plain) and {s.train.epochs for s in one} == {1}
+    assert not {s.hash for s in one} & set(plain.values())
+    two = config.load_grid("quick", {"seeds": [0, 1], "datasets.digits.val_fraction": 0.2})
+    assert two.seeds == (0, 1) and two.datasets["digits"][0].val_fraction == 0.2
+    assert cli.main(["grid", "quick", "--set", "train.epochs=1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("quick: 72 cells") and out.count(" 1 epochs") == 72

@@ -65,9 +65,7 @@ def analysis_settings(args):
 
     values = {}
     if args.config:
-        from benchmark import config
-
-        values.update(config.load_grid(args.config).analysis)
+        values.update(load_config(args).analysis)
     values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power",
                                                   "aggregate")
                    if getattr(args, k, None) is not None})
@@ -241,10 +239,23 @@ def select_tasks(cfg, patterns: list[str]):
     return cfg.only(kept)
 
 
-def grid_config(args):
-    """The grid config a running command (grid, tune) reads, after the check they share."""
+def set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one key of the config, as if its file said it (repeatable; "
+                        "YAML values): train.epochs=60, seeds=[0,1], "
+                        "datasets.digits.val_fraction=0.2; checked by the config's schema, and "
+                        "the changed cells hash as new cells")
+
+
+def load_config(args):
+    """The grid config ``args.config`` names, with the command line's ``--set`` keys."""
     from benchmark import config
 
+    return config.load_grid(args.config, parse_sets(getattr(args, "sets", [])))
+
+
+def grid_config(args):
+    """The grid config a running command (grid, tune) reads, after the check they share."""
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
-    return config.load_grid(args.config)
+    return load_config(args)

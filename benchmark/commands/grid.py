@@ -14,6 +14,7 @@ from benchmark.commands.common import (
     os_error,
     runtime,
     select_tasks,
+    set_flag,
     storage_default,
     task_flag,
 )
@@ -38,6 +39,7 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage for 'hyperparameters: tuned' (default: "
                                      "RESULTS/optuna.journal)")
     task_flag(p)
+    set_flag(p)
     p.add_argument("--seeds", type=int, metavar="K", help="only the config's first K seeds (a "
                    "pilot to size the grid from with 'drkd-bench plan'; the cells are the "
                    "grid's own, so the full grid later skips them)")

@@ -4,7 +4,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, analysis_flags, analysis_settings, pilot, writable
+from benchmark.commands.common import (
+    UsageError,
+    analysis_flags,
+    analysis_settings,
+    load_config,
+    pilot,
+    set_flag,
+    writable,
+)
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -31,6 +39,7 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--variant", action="append", default=[], metavar="LABEL",
                    help="only comparisons of this variant (repeatable; default: all)")
     p.add_argument("--out", help="also write the plan as CSV here")
+    set_flag(p)
     analysis_flags(p)
     return p
 
@@ -45,9 +54,7 @@ def run(args) -> int:
     analysis = analysis_settings(args)
     seeds = args.seeds
     if seeds is None and args.config:
-        from benchmark import config
-
-        seeds = len(config.load_grid(args.config).seeds)
+        seeds = len(load_config(args).seeds)
     epochs, source = pilot(args)
     frame = plan.plan(epochs, args.detect, seeds, analysis, variants=args.variant)
     if frame.empty:

@@ -25,8 +25,10 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="number of epochs (default 15)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="a method hyperparameter (temperature=4, teacher=online, fidelity=code) "
-                        "or a training setting (batch_size=128, lr=0.05, schedule=multistep, "
-                        "val_fraction=0.2, train_subset=5000); repeatable")
+                        "or a training or data setting, bare or as a config writes it "
+                        "(batch_size=128 or train.batch_size=128, lr=0.05, schedule=multistep, "
+                        "val_fraction=0.2 or data.val_fraction=0.2, train_subset=5000); "
+                        "repeatable")
     common_flags(p)
     return p
 
@@ -38,7 +40,8 @@ def run(args) -> int:
     from benchmark import config
     from benchmark.jobs import runner
 
-    sets = parse_sets(args.sets)
+    sets = {k.removeprefix("train.").removeprefix("data."): v
+            for k, v in parse_sets(args.sets).items()}  # train.epochs as a config writes it
     train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}
     data_fields = {"val_fraction", "split_seed", "train_subset", "split"}
     method = methods.get(args.method)

@@ -11,6 +11,7 @@ from benchmark.commands.common import (
     grid_config,
     runtime,
     select_tasks,
+    set_flag,
     storage_default,
     task_flag,
 )
@@ -71,6 +72,7 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="print each study's best values and "
                                                        "trial counts, run nothing")
     task_flag(p)
+    set_flag(p)
     executor_flags(p)
     common_flags(p)
     return p

@@ -15,6 +15,7 @@ from .grids import (
     shipped_configs,
     split_optimiser,
     variant_spec,
+    with_sets,
     with_tune,
 )
 from .settings import RESERVED_SEEDS, DataSettings, TrainSettings
@@ -46,5 +47,6 @@ __all__ = [
     "shipped_configs",
     "split_optimiser",
     "variant_spec",
+    "with_sets",
     "with_tune",
 ]

@@ -3,6 +3,7 @@ declaration (:mod:`benchmark.config.schema`) and against the registries, expande
 variants (tuned, controls, compute budgets, lattices) before anything runs."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Mapping
@@ -163,7 +164,10 @@ def read_yaml(path: Path) -> Any:
         loader.dispose()
 
 
-def load_grid(name_or_path: str) -> GridConfig:
+def load_grid(name_or_path: str, sets: Mapping[str, Any] | None = None) -> GridConfig:
+    """A shipped or given grid config; ``sets`` (``--set``: dotted key -> value) changes keys of
+    its YAML before it is validated, so a changed setting is checked, and hashed, as if the file
+    said it."""
     path = resolve_config_path(name_or_path)
     try:
         raw = read_yaml(path)
@@ -171,7 +175,29 @@ def load_grid(name_or_path: str) -> GridConfig:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
-    return parse_grid(raw, str(path))
+    if sets:
+        raw = with_sets(raw, sets)
+    return parse_grid(raw, str(path) + (" with --set" if sets else ""))
+
+
+def with_sets(raw: Any, sets: Mapping[str, Any]) -> Any:
+    """The config's YAML with each dotted key (``train.epochs``, ``seeds``,
+    ``datasets.digits.val_fraction``) set to its value; what the keys and values mean is the
+    schema's to check, as for the file's own keys."""
+    raw = copy.deepcopy(raw) if isinstance(raw, dict) else {}
+    for key, value in sets.items():
+        parts = key.split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {key}: expected a dotted key such as train.epochs")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping "
+                                  "in this config")
+            node = child
+        node[parts[-1]] = value
+    return raw
 
 
 def parse_grid(raw: Any, path: str) -> GridConfig:
