@@ -34,3 +34,27 @@ def test_a_failed_install_fails_ci_instead_of_going_on_to_the_linter(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0, done.stdout + done.stderr
     assert "All checks passed!" not in done.stdout
+
+
+def test_the_wheel_holds_every_package_and_ci_installs_it_outside_the_checkout(tmp_path):
+    """pyproject once listed its packages by hand and the wheel lost benchmark/commands: an
+    installed drkd-bench failed at start. Every package with an __init__.py must be in it."""
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for pkg in ("benchmark", "methods", "analysis"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+                   check=True, capture_output=True, timeout=600)
+    wheel = next((tmp_path / "dist").glob("drkd_bench-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {str(p.relative_to(ROOT)) for pkg in ("benchmark", "methods", "analysis")
+                for p in (ROOT / pkg).rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert len(packages) >= 12 and not packages - names
+    assert "benchmark/configs/quick.yaml" in names
+    assert "bash scripts/wheel-check.sh" in (ROOT / ".ci" / "run").read_text()
