@@ -89,3 +89,56 @@ def test_a_per_seed_split_cell_rebuilds_to_its_own_hash_on_every_seed(tmp_path):
     for c in cells:
         params = {k: param_text(v) for k, v in c.flat_params().items()}
         assert reproduce.spec_from_params(params).hash == c.hash, c.key
+
+
+def test_bit_identity_is_expected_only_on_the_recorded_chip_and_versions():
+    now = reproduce._now()
+    same = pd.DataFrame({f"tag.{k}": [now[k]] for k in reproduce.IDENTITY_KEYS})
+    assert reproduce.expectation(same)[0] is True
+    other = same.assign(**{"tag.cpu_capability": ["AVX2" if now["cpu_capability"] != "AVX2"
+                                                  else "AVX512"]})
+    expected, why = reproduce.expectation(other)
+    assert expected is False and "cpu_capability now" in why
+    expected, why = reproduce.expectation(same.drop(columns=["tag.version.onednn"]))
+    assert expected is False and "version.onednn not recorded" in why
+
+
+def test_the_statistical_verdict_is_tost_within_the_seed_spread():
+    assert reproduce.statistical_verdict([0.0, 0.0], 0.5) == ("identical", 0.0)
+    verdict, p = reproduce.statistical_verdict([0.0, 0.22, -0.22, 0.0, 0.22], 0.8)
+    assert verdict == "equivalent" and p < 0.05
+    assert reproduce.statistical_verdict([2.0, 3.1, 2.5], 0.8)[0] == "not shown"
+    assert reproduce.statistical_verdict([0.22], 0.8)[0] == "not shown"  # one cell: no test
+    cell = reproduce.Cell("digits/mlp/ce/seed0", None, {"test_top1": 0.9}, None)
+    ok, line = reproduce.verdict_line(cell, {"test_top1": 0.9 - 2 / 450}, 450)
+    assert not ok and "(test top-1 -0.44 points, -2 test images)" in line
+
+
+def test_on_another_chip_reproduce_ends_with_a_statistical_verdict(tmp_path, capsys):
+    cfg = tmp_path / "rep.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "seeds": [0, 1, 2, 3], "methods": ["ce"]}))
+    results = tmp_path / "results"
+    assert cli.main(["grid", str(cfg), "--results", str(results), "--quiet", "--no-report",
+                     "--workers", "1"]) == 0
+    csv = tmp_path / "runs.csv"
+    assert cli.main(["export", "--results", str(results), "--out", str(csv)]) == 0
+    frame = pd.read_csv(csv)
+    here = frame["tag.cpu_capability"].iloc[0]
+    frame["tag.cpu_capability"] = "AVX2" if here != "AVX2" else "AVX512"  # another chip's
+    last = frame[frame["cell_key"] == "digits/mlp/ce/seed1"]["epoch"].idxmax()
+    frame.loc[last, "test_top1"] += 1 / 450  # that chip got one more test image right
+    frame.to_csv(csv, index=False)
+    capsys.readouterr()
+    code = cli.main(["reproduce", str(csv), "--cells", "4"])
+    out = capsys.readouterr().out
+    assert out.startswith("bit-identity not expected (cpu_capability now")
+    assert "digits/mlp/ce/seed1: differs: test_top1 -0.00222 (test top-1 -0.22 points, " \
+           "-1 test images)" in out
+    assert "3 of 4 identical" in out and "statistical verdict: " in out
+    sd = reproduce.seed_sd(frame, reproduce.published_cells(frame)[0])
+    assert f"TOST within ±{sd:.2f} points" in out
+    assert code == (0 if "statistical verdict: equivalent" in out else 1)
+    frame.loc[frame.groupby("run_id")["epoch"].idxmax(), "test_top1"] -= 0.2  # 20 points off
+    frame.to_csv(csv, index=False)
+    assert cli.main(["reproduce", str(csv), "--cells", "4"]) == 1
+    assert "statistical verdict: not shown" in capsys.readouterr().out

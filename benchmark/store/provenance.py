@@ -23,6 +23,61 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: The instruction-set flags that decide which kernels (and so which roundings) a chip runs.
+ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+#: The libraries whose versions decide a run's numbers (recorded as ``version.<name>``).
+NUMERICS = ("torch", "numpy", "onednn")
+
+
+def _cpuinfo(field: str) -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+@lru_cache(maxsize=1)
+def cpu_vendor() -> str:
+    """The processor's maker as Linux reports it (GenuineIntel, AuthenticAMD, ...)."""
+    return _cpuinfo("vendor_id") or platform.machine() or "unknown"
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> str:
+    """The chip's ISA flags among :data:`ISA_FLAGS`, space-separated ("" where unknown): a model
+    name does not identify them (the same "AMD EPYC" string names AVX2-only and AVX-512 chips)."""
+    have = set(_cpuinfo("flags").split())
+    return " ".join(f for f in ISA_FLAGS if f in have)
+
+
+@lru_cache(maxsize=1)
+def onednn_version() -> str:
+    """The oneDNN (MKL-DNN) version torch was built with: its CPU convolutions and matmuls."""
+    import re
+
+    import torch
+
+    found = re.search(r"(?:oneDNN|MKL-DNN) v([\d.]+)", torch.__config__.show())
+    return found.group(1) if found else "none"
+
+
+def chip() -> dict[str, str]:
+    """What decides a run's numbers on this machine: the chip (vendor, model, torch's CPU
+    capability, ISA flags) and the numerics libraries' versions, as run tags."""
+    tags = {"cpu_vendor": cpu_vendor(), "cpu": cpu_model(), "cpu_capability": cpu_capability(),
+            "cpu_flags": cpu_flags(), "version.onednn": onednn_version()}
+    for pkg in ("torch", "numpy"):
+        try:
+            tags[f"version.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return tags
+
+
 def cpu_capability() -> str:
     """The instruction set whose kernels torch dispatches to here (AVX2, AVX512, ...): it sets
     the rounding of every sum, and a CPU model name does not fix it."""
@@ -33,8 +88,7 @@ def cpu_capability() -> str:
 
 def provenance() -> dict[str, str]:
     """Git commit, package versions and platform, logged as tags with every run."""
-    tags = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": cpu_model(), "cpu_capability": cpu_capability()}
+    tags = {"python": platform.python_version(), "platform": platform.platform(), **chip()}
     for pkg in ("drkd-bench", "torch", "torchvision", "timm", "numpy", "mlflow", "optuna"):
         try:
             tags[f"version.{pkg}"] = metadata.version(pkg)
