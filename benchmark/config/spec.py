@@ -21,6 +21,14 @@ class ConfigError(ValueError):
 
 
 
+#: The version of the rule that turns a spec into its hash (:meth:`RunSpec.identity`), recorded
+#: with every run (tag ``hash_scheme``). Every run before the tag was hashed under scheme 1: keys
+#: that came later enter the identity only away from their defaults, so old cells kept their
+#: hashes. A change that would move finished cells' hashes raises it, and ``reproduce`` names the
+#: scheme an edition's cells were hashed under when they no longer rebuild.
+HASH_SCHEME = 1
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that identifies one training run (a grid cell)."""
@@ -96,7 +104,8 @@ class RunSpec:
     def tags(self) -> dict[str, str]:
         """What identifies the cell in the tracking store (searchable tags)."""
         method = methods.get(self.method)
-        tags = {"cell_hash": self.hash, "cell_key": self.key, "dataset": self.data.task,
+        tags = {"cell_hash": self.hash, "hash_scheme": str(HASH_SCHEME),
+                "cell_key": self.key, "dataset": self.data.task,
                 "arch": self.arch, "method": self.method, "variant": self.label,
                 "seed": str(self.seed), "teacher_source": method.teacher_source(
                     self.hyperparameters), "batch_plan": method.batch_plan}

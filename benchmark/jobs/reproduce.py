@@ -30,6 +30,7 @@ import pandas as pd
 
 from benchmark import config
 from benchmark.config import ConfigError, RunSpec, make_spec
+from benchmark.config.spec import HASH_SCHEME
 
 #: The final-epoch values compared (those every run records).
 METRICS = ("train_loss", "val_top1", "val_nll", "test_top1", "test_nll", "test_ece")
@@ -120,8 +121,13 @@ def published_cells(frame: pd.DataFrame) -> list[Cell]:
             problem = (f"{first['cell_key']}: cannot rebuild the cell from its recorded "
                        f"parameters ({e})")
         if spec is not None and spec.hash != first["cell_hash"]:
+            scheme = first.get("tag.hash_scheme")
+            scheme = int(scheme) if pd.notna(scheme) else 1  # untagged runs: scheme 1
             problem = (f"{first['cell_key']}: its recorded parameters hash to {spec.hash}, not "
-                       f"to the recorded {first['cell_hash']}")
+                       f"to the recorded {first['cell_hash']}"
+                       + (f" (hashed under scheme {scheme}, this code's is {HASH_SCHEME})"
+                          if scheme != HASH_SCHEME else
+                          " (same hash scheme: the method or its parameters changed since)"))
         threads = first.get("tag.threads")
         out.append(Cell(str(first["cell_key"]), spec,
                         {m: float(last[m]) for m in METRICS if m in g and pd.notna(last[m])},
