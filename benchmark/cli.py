@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's final flush of text the
+    stream could not take raises nothing more after the one line."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _version() -> str:
     from importlib import metadata
 
@@ -80,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         _load_plugins(sys.argv[1:] if argv is None else argv)
         parser = build_parser()  # after the plugins: --help lists what they registered
         args = parser.parse_args(argv)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a failing output stream fails here, inside the one-line handler
+        return code
     except (UsageError, ConfigError, DataError, ModelError, TrackingError, PluginError,
             methods.MethodError) as e:
         print(f"drkd-bench: error: {e}", file=sys.stderr)
@@ -88,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into head
         sys.stderr.close()
         return 0
+    except OSError as e:  # what the command writes to cannot take it (> /dev/full, a full disk)
+        _drop_stdout()
+        print(f"drkd-bench: error: {e.strerror or e}"
+              + (f": {e.filename}" if getattr(e, "filename", None) else ""), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("drkd-bench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

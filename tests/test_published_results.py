@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import load, report, tables
+from analysis import load, precision, report
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
@@ -49,7 +49,7 @@ def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition,
     assert committed == rebuilt
     for name in committed:
         if name.endswith(".csv"):  # the numbers at their declared precision, on any chip
-            assert tables.differences(edition / "tables" / name, tmp_path / "tables" / name) \
+            assert precision.differences(edition / "tables" / name, tmp_path / "tables" / name) \
                 == [], name
         else:
             assert (edition / "tables" / name).read_bytes() == \
@@ -146,14 +146,14 @@ def test_a_rebuild_compares_tables_at_their_declared_precision(tmp_path):
     2nd decimal, is not."""
     source = RESULTS / "paper-question" / "tables" / "statistics.csv"
     frame = pd.read_csv(source)
-    assert tables.differences(source, source) == []
+    assert precision.differences(source, source) == []
 
     def perturbed(column, row, factor):
         changed = frame.copy()
         changed.loc[row, column] = changed.loc[row, column] * factor
         path = tmp_path / f"{column}-{factor}.csv"
         changed.to_csv(path, index=False, float_format="%.17g")
-        return tables.differences(source, path)
+        return precision.differences(source, path)
 
     row = int(frame["p_value"].gt(0.01).idxmax())
     assert perturbed("p_value", row, 1 + 3e-10) == []

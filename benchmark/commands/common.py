@@ -3,6 +3,7 @@ and the checks that turn bad input into one line before any work is done."""
 from __future__ import annotations
 
 import argparse
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,12 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors, and no prefix matching: ``--seed`` is never taken for ``--seeds``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit code 2 (argparse prints usage too)
         raise UsageError(message)
 
@@ -43,7 +50,7 @@ def executor_flags(p: argparse.ArgumentParser) -> None:
                         "ask for 1/K of a GPU (default 1; see README, 'GPUs')")
 
 
-def analysis_flags(p: argparse.ArgumentParser) -> None:
+def analysis_flags(p: argparse.ArgumentParser, aggregate: bool = True) -> None:
     p.add_argument("--config", help="read the statistics settings from this grid config's "
                                      "analysis: block (flags below override it)")
     p.add_argument("--family", metavar="KEYS", help="what a family of comparisons is, for "
@@ -53,6 +60,8 @@ def analysis_flags(p: argparse.ArgumentParser) -> None:
                    "TOST test, in percentage points (default 0.5)")
     p.add_argument("--alpha", type=float, help="the level of every test (default 0.05)")
     p.add_argument("--power", type=float, help="the power of the MDE and the plan (default 0.8)")
+    if not aggregate:  # the command has no answer across tasks to add
+        return
     p.add_argument("--aggregate", action="store_true", default=None,
                    help="add one answer across tasks (dataset x condition x architecture; at "
                         "least two): IQM, probability of improvement and performance profiles "
@@ -177,8 +186,10 @@ def read_runs_csv(path: Path, flag: str = "--from "):
     except KeyError as e:
         raise UsageError(f"{flag}{path}: not a runs CSV of drkd-bench export (no column "
                          f"{str(e).strip()})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
-        raise UsageError(f"{flag}{path}: not a CSV ({str(e).strip().splitlines()[0]})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
+            EOFError, OSError, zlib.error) as e:  # gzip: truncated (EOF), corrupt (OSError)
+        words = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"{flag}{path}: not a readable CSV ({words})") from None
     missing = [c for c in ("run_id", "status", "kind", "dataset", "arch", "variant", "seed")
                if c not in frame.columns]
     if missing:

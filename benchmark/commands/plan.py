@@ -40,7 +40,7 @@ def add(sub) -> argparse.ArgumentParser:
                    help="only comparisons of this variant (repeatable; default: all)")
     p.add_argument("--out", help="also write the plan as CSV here")
     set_flag(p)
-    analysis_flags(p)
+    analysis_flags(p, aggregate=False)
     return p
 
 

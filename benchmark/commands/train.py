@@ -40,6 +40,8 @@ def run(args) -> int:
     from benchmark import config
     from benchmark.jobs import runner
 
+    if not 0 <= args.seed < config.MAX_SEED:  # before any store is made
+        raise UsageError(f"--seed {args.seed}: give a seed in [0, {config.MAX_SEED})")
     sets = {k.removeprefix("train.").removeprefix("data."): v
             for k, v in parse_sets(args.sets).items()}  # train.epochs as a config writes it
     train_fields = {f.name for f in dataclasses.fields(config.TrainSettings)}

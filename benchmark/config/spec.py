@@ -12,7 +12,7 @@ from typing import Any
 import methods
 from benchmark import data, models
 from benchmark.config import schema
-from benchmark.config.settings import DataSettings, TrainSettings, hashed
+from benchmark.config.settings import RESERVED_SEEDS, DataSettings, TrainSettings, hashed
 from benchmark.models import teachers
 
 
@@ -20,6 +20,10 @@ class ConfigError(ValueError):
     """A config or argument error: one line naming the file, the key and the valid choices."""
 
 
+
+#: Seeds a run may have: numpy's and torch's generators take any seed below 2**31 with the
+#: offsets the harness adds (splits, noise, tuning's reserved ranges).
+MAX_SEED = 2 ** 31 - 4 * RESERVED_SEEDS
 
 #: The version of the rule that turns a spec into its hash (:meth:`RunSpec.identity`), recorded
 #: with every run (tag ``hash_scheme``). Every run before the tag was hashed under scheme 1: keys
@@ -130,6 +134,8 @@ def make_spec(dataset: str, arch: str | None, method: str, seed: int = 0,
               train: Mapping[str, Any] | None = None, variant: str = "",
               **data_settings: Any) -> RunSpec:
     """Build and validate a spec (used by ``train``; grids go through :func:`load_grid`)."""
+    if not 0 <= int(seed) < MAX_SEED:  # every generator takes it, offsets added
+        raise ConfigError(f"seed {seed}: give a seed in [0, {MAX_SEED})")
     spec_data = data.get_spec(dataset)
     arch = arch or spec_data.default_arch
     try:

@@ -67,6 +67,26 @@ class TensorData:
         return TensorData(self.name, self.num_classes, self.mean, self.std, self.augment, **moved)
 
 
+def _arrays(spec, root: str | Path | None):
+    """The dataset's four arrays from its loader (a plugin's as well as a shipped one), or one
+    line naming the dataset and what its loader did instead."""
+    try:
+        arrays = spec.load(Path(root) if root else None)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a plugin's loader: any failure is one line
+        raise DataError(f"dataset {spec.name!r}: its loader failed: {type(e).__name__}: "
+                        f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+    want = "(x_train, y_train, x_test, y_test)"
+    if not isinstance(arrays, (tuple, list)):
+        raise DataError(f"dataset {spec.name!r}: its loader returned "
+                        f"{type(arrays).__name__ if arrays is not None else 'None'}, not {want}")
+    if len(arrays) != 4 or not all(isinstance(a, np.ndarray) for a in arrays):
+        raise DataError(f"dataset {spec.name!r}: its loader returned a {type(arrays).__name__} "
+                        f"of {len(arrays)}, not {want} as numpy arrays")
+    return arrays
+
+
 def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
          split_seed: int = 0, train_subset: int | None = None,
          augment: Augment | None = None, noise: Noise | None = None) -> TensorData:
@@ -76,7 +96,10 @@ def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
     clean one; then ``noise`` corrupts the training and the validation labels (never the test
     labels)."""
     spec = get_spec(name)
-    tx, ty, sx, sy = spec.load(Path(root) if root else None)
+    tx, ty, sx, sy = _arrays(spec, root)
+    if train_subset and train_subset > len(ty):
+        raise DataError(f"train_subset {train_subset} is more than {name}' {len(ty)} training "
+                        "images")
     if train_subset and train_subset < len(ty):
         keep = stratified_indices(ty, train_subset / len(ty), seed=split_seed + 1)
         tx, ty = tx[keep], ty[keep]

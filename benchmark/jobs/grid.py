@@ -241,10 +241,10 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
     ``tags`` go on every run (the grid's name)."""
     tags = dict(tags or {})
     started = time.perf_counter()
-    p = _Progress(cells, tracker, quiet, verbose)
     claims = Claims(tracker.results / "claims")  # several grids on one store share the cells
     try:
-        reap_interrupted(tracker, cells, claims)
+        reap_interrupted(tracker, cells, claims)  # before the progress bar: a failure is a line
+        p = _Progress(cells, tracker, quiet, verbose)
         _run(p, rt, tracker, workers, verbose, executor, ray_address, tags, claims)
     finally:
         claims.close()

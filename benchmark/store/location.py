@@ -73,14 +73,23 @@ def relocate(uri: str, results: Path | str) -> bool:
     return True
 
 
+#: What a store's driver says when its disk is full (SQLite, PostgreSQL, the OS).
+FULL_DISK = ("disk is full", "no space left on device", "could not extend file")
+
+
 def retry(fn: Callable[[], Any], tries: int = 8) -> Any:
     """Retry a store call on transient errors (SQLite's "database is locked" under several
-    writers, a busy tracking server) with jittered back-off."""
+    writers, a busy tracking server) with jittered back-off. A full disk is no transient error:
+    it becomes one :class:`TrackingError` line, wherever in the harness the store is written."""
     for attempt in range(tries):
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - MLflow wraps driver errors in its own types
             text = str(e).lower()
+            if any(w in text for w in FULL_DISK):
+                raise TrackingError("the tracking store cannot be written: its disk is full "
+                                    "(no space left on device); free space and run the same "
+                                    "command again") from None
             transient = any(w in text for w in ("locked", "busy", "timeout", "connection"))
             if not transient or attempt == tries - 1:
                 raise
