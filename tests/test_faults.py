@@ -14,6 +14,7 @@ import yaml
 
 from benchmark import cli, config
 from benchmark.jobs import tune
+from benchmark.store import location
 from benchmark.store.claims import Claims
 
 TWO = {"name": "two", "seeds": [0, 1], "datasets": {"digits": {"train_subset": 300}},
@@ -21,10 +22,10 @@ TWO = {"name": "two", "seeds": [0, 1], "datasets": {"digits": {"train_subset": 3
        "methods": ["ce", "lsr", {"method": "drkd", "teacher": "pretrained"}]}
 
 
-def _grid(path, results):
+def _grid(path, results, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "benchmark.cli", "grid", str(path), "--results", str(results),
-         "--workers", "1", "--quiet", "--no-report"],
+         "--workers", "1", "--quiet", "--no-report", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -71,7 +72,32 @@ def test_two_grids_started_together_share_the_cells(tmp_path, initialised):
     assert twice == []
     trained = sum(int(out.split(" trained")[0].split()[-1]) for out, _ in outs)
     assert trained == 6  # between them, each cell trained once
-    assert not any((results / "claims").iterdir())  # every claim released
+    assert not any((results / "mlflow.db.claims").iterdir())  # every claim released
+
+
+@pytest.mark.slow
+def test_two_grids_in_two_results_folders_on_one_store_never_train_a_cell_twice(tmp_path):
+    """The claims lived in each results folder: two grids started together with --results r1
+    and --results r2 on one --tracking-uri finished 8, then 11 training runs for 6 cells. The
+    claims now live beside the store they protect."""
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(TWO))
+    store = tmp_path / "shared" / "mlflow.db"
+    store.parent.mkdir()
+    subprocess.run([sys.executable, "-c", "from benchmark.store.tracking import Tracker; "
+                    f"Tracker('sqlite:///{store}', results={str(tmp_path / 'shared')!r})"],
+                   check=True, timeout=300)
+    procs = [_grid(path, tmp_path / f"r{i}", "--tracking-uri", f"sqlite:///{store}")
+             for i in (1, 2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    db = sqlite3.connect(store)
+    per_cell = db.execute("select t.value from runs r join tags t on r.run_uuid = t.run_uuid "
+                          "and t.key = 'cell_hash' where r.status = 'FINISHED'").fetchall()
+    assert len(per_cell) == 6 and len(set(per_cell)) == 6  # n never exceeds the seeds
+    assert sum(int(out.split(" trained")[0].split()[-1]) for out, _ in outs) == 6
+    assert not (tmp_path / "r1" / "claims").exists() and not (tmp_path / "r2" / "claims").exists()
 
 
 def _dead_pid() -> int:
@@ -110,9 +136,10 @@ def test_a_run_the_store_could_not_fail_is_marked_failed_at_the_next_start(tmp_p
     cells = grid.expand(config.load_grid(str(path)))
     live = next(c for c in cells if c.hash != stuck.data.tags["cell_hash"])
     other_id, _ = t.start(live.hash, live.key, {**live.tags(), "kind": "train"}, {})
-    (results / "claims").mkdir(exist_ok=True)
-    (results / "claims" / live.hash).write_text(f"{socket.gethostname()} 1\n")  # pid 1: alive
-    reaped = grid.reap_interrupted(t, cells, Claims(results / "claims"))
+    folder = location.claims_folder(t.uri, results)
+    folder.mkdir(exist_ok=True)
+    (folder / live.hash).write_text(f"{socket.gethostname()} 1\n")  # pid 1: alive
+    reaped = grid.reap_interrupted(t, cells, Claims(folder))
     assert reaped == [stuck.info.run_id]
     run = t.client.get_run(stuck.info.run_id)
     assert run.info.status == "FAILED" and run.data.tags["failure_reason"] == grid.INTERRUPTED

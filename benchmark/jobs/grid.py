@@ -25,6 +25,7 @@ from benchmark.config import (
 )
 from benchmark.jobs.runner import CellFailed, cell_task
 from benchmark.store.claims import Claims
+from benchmark.store.location import claims_folder
 from benchmark.store.runtime import Runtime, start_worker, worker_context
 from benchmark.store.tracking import Tracker
 
@@ -241,7 +242,8 @@ def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, work
     ``tags`` go on every run (the grid's name)."""
     tags = dict(tags or {})
     started = time.perf_counter()
-    claims = Claims(tracker.results / "claims")  # several grids on one store share the cells
+    claims = Claims(claims_folder(tracker.uri, tracker.results))  # grids on one store share
+
     try:
         reap_interrupted(tracker, cells, claims)  # before the progress bar: a failure is a line
         p = _Progress(cells, tracker, quiet, verbose)

@@ -25,6 +25,24 @@ def sqlite_file(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
+def claims_folder(uri: str, results: Path | str) -> Path:
+    """Where the cell claims of a store live: they belong to the store they protect, so that
+    grids writing to one store exclude each other whatever their results folders. Beside a
+    SQLite file (``mlflow.db.claims/``), inside a ``file:`` store; for a database or tracking
+    server, the results folder (grids sharing such a store on several machines share one
+    results folder, or one ``$DRKD_CLAIMS`` folder)."""
+    import os
+
+    if os.environ.get("DRKD_CLAIMS"):
+        return Path(os.environ["DRKD_CLAIMS"])
+    db = sqlite_file(uri)
+    if db is not None:
+        return db.with_name(db.name + ".claims")
+    if uri.startswith("file:"):
+        return Path(uri[len("file:"):].removeprefix("//")) / "claims"
+    return Path(results) / "claims"
+
+
 def default_uri(results: Path | str = "results") -> str:
     return f"sqlite:///{(Path(results) / 'mlflow.db').resolve()}"
 
