@@ -21,7 +21,8 @@ IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arc
 
 #: Provenance tags exported beside ``version.*`` (what ``drkd-bench reproduce`` compares).
 ENVIRONMENT_TAGS = ("device", "threads", "python", "platform", "cpu", "cpu_vendor",
-                    "cpu_capability", "cpu_flags", "git_commit", "hash_scheme")
+                    "cpu_capability", "cpu_flags", "git_commit", "hash_scheme", "grid",
+                    "grid_config")
 
 #: Metric names written before the diagnostics were named by their methods (``diag_<name>``).
 LEGACY_COLUMNS = {"rectification_rate": "diag_rectified", "teacher_train_acc": "diag_teacher_top1"}

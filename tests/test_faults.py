@@ -283,7 +283,7 @@ def test_a_label_whose_settings_changed_never_pools_old_and_new_runs(tmp_path, c
         path.write_text(yaml.safe_dump(raw))
         assert cli.main(["grid", str(path), "--results", str(results), "--workers", "1",
                          "--quiet"]) == 0
-    table = pd.read_csv(results / "tables" / "main_digits.csv").set_index("variant")
+    table = pd.read_csv(results / "two" / "tables" / "main_digits.csv").set_index("variant")
     assert table.loc["lsr", "n"] == 1  # the grid's report: its own lsr cell, not both
     capsys.readouterr()
     assert cli.main(["report", "--results", str(results), "--out", str(tmp_path / "all")]) == 0

@@ -66,8 +66,9 @@ def test_tiny_grid_end_to_end_then_rerun_skips_everything(tmp_path, capsys):
     t, runs = finished_runs(results)
     assert len(runs) == 6
     assert len(t.runs("tags.kind = 'report'")) == 1  # the report, as one run of its own
-    assert (results / "tables" / "main_digits.md").is_file()
-    assert (results / "figures" / "accuracy_digits.png").stat().st_size > 1000
+    assert (results / "tiny" / "tables" / "main_digits.md").is_file()
+    assert (results / "tiny" / "figures" / "accuracy_digits.png").stat().st_size > 1000
+    assert "[tiny/README.md](tiny/README.md)" in (results / "README.md").read_text()
     assert cli.main(["grid", path, "--results", str(results), "--quiet", "--no-report"]) == 0
     assert "0 trained, 6 already done" in capsys.readouterr().out
     assert len(finished_runs(results)[1]) == 6
@@ -130,7 +131,7 @@ def test_failing_cell_does_not_stop_the_others(tmp_path, capsys):
     assert states["digits/mlp/ce/seed0"] == "FAILED"
     assert states["digits/mlp/drkd-online/seed0"] == "FAILED"
     assert states["digits/cnn8/tfkd-self/seed0"] == "FINISHED"
-    failed = (results / "tables" / "failed_runs.md").read_text()
+    failed = (results / cfg["name"] / "tables" / "failed_runs.md").read_text()
     assert "digits/mlp/ce/seed0" in failed and "TrainingDiverged" in failed
 
 
@@ -269,3 +270,45 @@ def test_shipped_configs_validate(name):
         names = {s.name for s in tune.studies(cfg)}
         for d, _, a in cfg.tasks():  # a dataset may train some of the architectures only
             assert {tune.study_name(d, a, v) for v in cfg.tuned_variants()} <= names
+
+
+@pytest.mark.slow
+def test_two_shipped_grids_in_one_folder_each_keep_their_own_complete_report(tmp_path, capsys):
+    """The second grid's report replaced the first's README, report.html and figures and
+    deleted what it did not draw; each grid now owns RESULTS/<grid>/, listed in RESULTS/README.md,
+    and each table counts its own grid's runs only."""
+    import pandas as pd
+
+    results = tmp_path / "results"
+    small = ["--set", "seeds=[0, 1]", "--set", "architectures=[mlp]", "--set", "train.epochs=2",
+             "--results", str(results), "--quiet", "--workers", "1"]
+    assert cli.main(["grid", "quick", "--set", "methods=[ce, lsr]"] + small) == 0
+    quick = {p.relative_to(results / "quick"): p.read_bytes()
+             for p in (results / "quick").rglob("*") if p.is_file()}
+    assert cli.main(["grid", "teacher-sources", "--set",
+                     "methods=[ce, {method: drkd, teacher: online}]"] + small) == 0
+    assert "2 already done" in capsys.readouterr().out  # the CE cells: one cell, both grids
+    after = {p.relative_to(results / "quick"): p.read_bytes()
+             for p in (results / "quick").rglob("*") if p.is_file()}
+    assert after == quick  # nothing of the first grid's report touched
+    for name, variants in (("quick", {"ce", "lsr"}), ("teacher-sources", {"ce", "drkd-online"})):
+        table = pd.read_csv(results / name / "tables" / "main_digits.csv")
+        assert set(table["variant"]) == variants and set(table["n"]) == {2}, name
+        assert (results / name / "report.html").is_file()
+    index = (results / "README.md").read_text()
+    assert "[quick/README.md](quick/README.md)" in index
+    assert "[teacher-sources/README.md](teacher-sources/README.md)" in index
+    t = tracking.Tracker(results=results)
+    tagged = {r.data.tags.get("grid") for r in t.runs("tags.kind = 'train'")}
+    assert tagged == {"quick", "teacher-sources"}
+    assert all(len(r.data.tags.get("grid_config", "")) == 16
+               for r in t.runs("tags.kind = 'train'"))
+    # the store's reports from the command: one per grid, or pooled only when asked, saying so
+    assert cli.main(["report", "--results", str(results), "--grid", "quick"]) == 0
+    assert set(pd.read_csv(results / "quick" / "tables" / "main_digits.csv")["variant"]) \
+        == {"ce", "lsr"}
+    capsys.readouterr()
+    assert cli.main(["report", "--results", str(results), "--pool-grids"]) == 0
+    assert "pooling 2 grid(s) (quick, teacher-sources)" in capsys.readouterr().out
+    assert set(pd.read_csv(results / "all-grids" / "tables" / "main_digits.csv")["variant"]) \
+        == {"ce", "lsr", "drkd-online"}

@@ -59,7 +59,7 @@ def test_example_plugin_runs_in_a_grid_is_reported_and_its_hash_recorded(example
     assert cli.main(["grid", str(example / "my-method.yaml"), "--results", str(results),
                      "--quiet"]) == 0
     assert "6 trained" in capsys.readouterr().out
-    report = (results / "README.md").read_text()
+    report = (results / "my-method" / "README.md").read_text()
     assert "`confidence-penalty` − `ce`" in report
     runs = load.epochs_from_tracking(f"sqlite:///{results}/mlflow.db")
     mine = runs[runs["variant"] == "confidence-penalty"]
@@ -148,7 +148,7 @@ def test_a_folder_of_a_few_hundred_pngs_trains_and_reports(tmp_path, capsys):
     assert cli.main(["grid", str(path), "--results", str(results), "--workers", "1",
                      "--quiet"]) == 0
     assert "2 trained" in capsys.readouterr().out
-    main = (results / "tables" / "main_shapes.md").read_text()
+    main = (results / "mine" / "tables" / "main_shapes.md").read_text()
     assert "lsr" in main and "ce" in main
     spec = data.get_spec("shapes")
     assert spec.num_classes == 3

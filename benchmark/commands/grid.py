@@ -77,7 +77,8 @@ def run(args) -> int:
     tracker = rt.tracker()
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
-                       ray_address=args.ray_address, tags={"grid": cfg.name})
+                       ray_address=args.ray_address,
+                       tags={"grid": cfg.name, "grid_config": cfg.digest})
     aliases = grid.coincident(cfg, args.storage or storage_default(cfg, args.results))
     if aliases and grid.tag_aliases(tracker, aliases):
         for h, labels in aliases.items():
@@ -92,15 +93,18 @@ def run(args) -> int:
         from analysis import report
         from benchmark.store import ui
 
+        out = report.grid_folder(Path(args.results), cfg.name)  # the grid's own folder
         try:
-            written = report.from_tracking(tracker.uri, Path(args.results),
-                                           cfg.analysis_settings(), {c.hash for c in cells})
+            written = report.from_tracking(tracker.uri, out, cfg.analysis_settings(),
+                                           {c.hash for c in cells}, grid=cfg.name)
+            report.write_index(Path(args.results))
             ui.install_view(tracker)
-            tracker.publish_report(Path(args.results), cfg.name, ui.VIEW_KEY)
+            tracker.publish_report(out, cfg.name, ui.VIEW_KEY)
         except OSError as e:  # a full disk, a folder gone read-only: one line, the runs are kept
-            print(f"drkd-bench: report not written: {os_error(e, args.results)}; the runs are "
+            print(f"drkd-bench: report not written: {os_error(e, out)}; the runs are "
                   "in the store: run 'drkd-bench report' once that is fixed", file=sys.stderr)
             return 1
-        print(f"report: {len(written)} files under {args.results}/ (see {args.results}/README.md;"
-              f" in MLflow, the run 'report {cfg.name}', linked from every run of the grid)")
+        print(f"report: {len(written)} files under {out}/ (see {out}/README.md; every grid's "
+              f"report: {args.results}/README.md; in MLflow, the run 'report {cfg.name}', "
+              "linked from every run of the grid)")
     return 0 if outcome.ok else 1

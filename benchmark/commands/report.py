@@ -1,4 +1,5 @@
-"""``drkd-bench report``: tables and figures from tracked results into RESULTS/."""
+"""``drkd-bench report``: tables and figures from tracked results, one folder per grid under
+RESULTS/ (or one exported CSV's into --out)."""
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,23 @@ from benchmark.commands.common import (
 
 
 def add(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", help="tables and figures from tracked results into RESULTS/",
-                       description="Read every run of the tracking store (or an exported CSV) "
-                                   "and write tables (Markdown, CSV, LaTeX) and figures (PNG, "
-                                   "PDF) under RESULTS/tables and RESULTS/figures.")
+    p = sub.add_parser("report", help="tables and figures from tracked results, a folder per grid",
+                       description="Read the runs of the tracking store and write each grid's "
+                                   "report (README.md, report.html, tables as Markdown, CSV and "
+                                   "LaTeX, figures as PNG and PDF) into its own folder, "
+                                   "RESULTS/<grid>/, with an index of them in RESULTS/README.md; "
+                                   "a grid's report holds its runs only. With --from, one "
+                                   "exported CSV's report into --out (default RESULTS).")
     p.add_argument("--from", dest="from_csv", help="an exported runs CSV instead of MLflow")
     p.add_argument("--tracking-uri")
     p.add_argument("--results", default="results")
-    p.add_argument("--out", help="output folder (default: RESULTS)")
+    p.add_argument("--out", help="output folder (default: RESULTS/<grid>, or RESULTS with "
+                                 "--from)")
+    p.add_argument("--grid", help="only this grid's report (default: every grid's)")
+    p.add_argument("--pool-grids", action="store_true",
+                   help="one report over the runs of every grid together, into RESULTS/"
+                        "all-grids (or --out): runs under one label from different grids are "
+                        "then averaged together")
     analysis_flags(p)
     return p
 
@@ -44,7 +54,47 @@ def run(args) -> int:
         if len(tasks) < 2:
             raise UsageError(f"--aggregate: an aggregate across tasks needs at least two tasks "
                              f"(dataset x condition x architecture); {source} has {len(tasks)}")
+    if not args.from_csv or args.grid:
+        return _per_grid(args, epochs, source, analysis)
     writable(out)
+    return _write(report, epochs, out, source, analysis)
+
+
+def _per_grid(args, epochs, source, analysis) -> int:
+    """The store's reports: each grid's into its folder (or the one --grid names, or all pooled
+    with --pool-grids), then the index of the results folder."""
+    from analysis import report
+
+    grids = report.grids_of(epochs)
+    results = Path(args.results)
+    if args.pool_grids:
+        out = Path(args.out or results / "all-grids")
+        print(f"pooling {len(grids)} grid(s) ({', '.join(grids)}) into one report, as asked "
+              "(--pool-grids): runs under one label from different grids are averaged together")
+        todo = [(epochs, out)]
+    elif args.grid:
+        if args.grid not in grids:
+            raise UsageError(f"--grid {args.grid}: no runs of that grid in {source}; its grids: "
+                             f"{', '.join(grids) or 'none'}")
+        todo = [(report.of_grid(epochs, args.grid),
+                 Path(args.out or report.grid_folder(results, args.grid)))]
+    else:
+        if args.out and len(grids) > 1:
+            raise UsageError(f"--out: {source} holds {len(grids)} grids ({', '.join(grids)}); "
+                             "give --grid NAME, or --pool-grids to pool them")
+        todo = [(report.of_grid(epochs, g), Path(args.out or report.grid_folder(results, g)))
+                for g in grids]
+    for _, out in todo:
+        writable(out)
+    code = 0
+    for frame, out in todo:
+        code = max(code, _write(report, frame, out, source, analysis))
+    if not args.out and not args.from_csv:
+        report.write_index(results)
+    return code
+
+
+def _write(report, epochs, out: Path, source: str, analysis) -> int:
     mixed = report.mixed_cells(epochs)
     if len(mixed):
         first = mixed.iloc[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class GridConfig:
     tune: Mapping[str, Any] = field(default_factory=dict)
     analysis: Mapping[str, Any] = field(default_factory=dict)
     compute: Mapping[str, Any] = field(default_factory=dict)
+    #: A hash of the config as validated (its YAML with any --set): the runs carry it (tag
+    #: ``grid_config``) beside the grid's name, so two configs of one name are told apart.
+    digest: str = ""
     #: The architectures each dataset entry (task data) trains; all of ``architectures`` when
     #: its entry names none.
     dataset_archs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -238,11 +242,12 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     tune = _given(g.tune, as_json=True)
     check_space(tune.get("space") or {}, variants, f"{path}: tune.space",
                  bool(tune.get("optimiser")))
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     grid = GridConfig(name=str(g.name or Path(path).stem), path=path, seeds=tuple(g.seeds),
                       datasets=datasets, architectures=architectures, variants=tuple(variants),
                       train=train, data_root=g.data_root, description=g.description, tune=tune,
                       analysis=_parse_analysis(g.analysis, path), compute=compute,
-                      dataset_archs=dataset_archs)
+                      dataset_archs=dataset_archs, digest=digest[:16])
     baseline = grid.analysis.get("baseline")
     labels = [v.label for v in variants]
     if baseline is not None and baseline not in labels:

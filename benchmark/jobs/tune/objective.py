@@ -109,4 +109,5 @@ def parent_run(tracker: Tracker, study: Study, storage: str) -> str:
         return found[0].info.run_id
     return tracker.new_run(f"study {study.name}", {
         "kind": "study", "study": study.name, "storage": where, "dataset": study.spec.data.task,
-        "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label})
+        "arch": study.spec.arch, "method": study.spec.method, "variant": study.spec.label,
+        **study.tags})

@@ -82,7 +82,8 @@ def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker
                        {"kind": "rescore", "study": s.name, "trial": str(t.number),
                         "reference": str(bool(t.user_attrs.get("reference"))).lower(),
                         "dataset": spec.data.task, "arch": spec.arch, "method": spec.method,
-                        "variant": spec.label, "seed": str(seeds[0])}, spec.flat_params())
+                        "variant": spec.label, "seed": str(seeds[0]), **s.tags},
+                       spec.flat_params())
         if run_id:
             safe(tracker.log_epoch, run_id, {
                 "epoch": spec.train.epochs, "val_top1": got["value"],

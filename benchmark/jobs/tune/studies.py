@@ -92,6 +92,12 @@ class Study:
     images_per_trial: float = 0.0  # relative to one epoch of the training set (CE's epoch = 1)
     pruning: bool = True
     rescore: int = 0  # fresh seeds the winner is trained on after the study
+    grid: str = ""  # the config's name: its runs carry it (tag ``grid``), as the grid's do
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags every MLflow run of this study carries (its grid's name)."""
+        return {"grid": self.grid} if self.grid else {}
 
     def teacher_for(self, seed: int) -> RunSpec | None:
         """The self-teacher of a trial's ``seed``: the grid's CE cell of that seed."""
@@ -162,7 +168,7 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
             out.append(Study(name, spec, space, teacher,
                              seeds=tuple(seed + i for i in range(k)), trials=trials,
                              images_per_trial=per_trial, pruning=proto["pruning"],
-                             rescore=proto["rescore"]))
+                             rescore=proto["rescore"], grid=grid.name))
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space unless "

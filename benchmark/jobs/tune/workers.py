@@ -49,8 +49,8 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
         run_id = safe(tracker.new_run, f"{study_def.name} trial {trial.number}",
                        {"kind": "trial", "study": study_def.name, "trial": str(trial.number),
                         "optuna_storage": where, "dataset": spec.data.task, "arch": spec.arch,
-                        "method": spec.method, "variant": spec.label, "seed": str(spec.seed)},
-                       {**spec.flat_params()}, parent)
+                        "method": spec.method, "variant": spec.label, "seed": str(spec.seed),
+                        **study_def.tags}, {**spec.flat_params()}, parent)
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
         import os
