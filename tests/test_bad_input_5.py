@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_bad_input import _nothing_written, _one_line  # the corpus' shared checks
 
 from benchmark import cli
 
@@ -24,18 +25,6 @@ def _cfg(tmp_path, **over):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({**BASE, **over}))
     return str(path)
-
-
-def _one_line(capsys, code, needle):
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    assert needle in err, err
-
-
-def _nothing_written(tmp_path):
-    results = tmp_path / "r"
-    assert not results.exists() or not any(results.iterdir()), list(results.iterdir())
 
 
 @pytest.fixture(scope="module")
