@@ -5,7 +5,6 @@ comparison in words. Files are built in a temporary folder and swapped in, so a 
 previous report whole; the same input gives byte-identical files."""
 from __future__ import annotations
 
-import datetime
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import aggregate, load, plots, stats, tables, webpage
+from .folders import of_grid
 
 PROTOCOL = """## Protocol and statistics
 
@@ -86,50 +86,6 @@ def from_tracking(uri: str, out: Path, analysis: stats.Analysis = stats.Analysis
         epochs = pd.concat([epochs[epochs["kind"] == "train"] if cells is not None
                             else of_grid(epochs[epochs["kind"] == "train"], grid), other])
     return build(epochs, out, source=store_source(uri), analysis=analysis)
-
-
-#: The folder name of runs no grid made (``drkd-bench train``).
-NO_GRID = "single-runs"
-
-
-def grid_folder(results: Path, grid: str) -> Path:
-    """Where a grid's report lives: its own folder under the results folder, so that no grid's
-    report replaces or deletes another's."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in grid).strip(".")
-    return Path(results) / (safe or NO_GRID)
-
-
-def grids_of(epochs: pd.DataFrame) -> list[str]:
-    """The grids whose training runs a frame holds (``NO_GRID`` for runs of no grid)."""
-    if epochs.empty or "tag.grid" not in epochs:
-        return [NO_GRID] if len(epochs) else []
-    train = epochs[epochs["kind"] == "train"]
-    return sorted(set(train["tag.grid"].fillna("").replace("", NO_GRID).astype(str)))
-
-
-def of_grid(epochs: pd.DataFrame, grid: str) -> pd.DataFrame:
-    """The runs of one grid: its training runs, and the studies and trials of no other grid."""
-    tag = (epochs["tag.grid"].fillna("").replace("", NO_GRID).astype(str)
-           if "tag.grid" in epochs else pd.Series(NO_GRID, index=epochs.index))
-    other = epochs["kind"] != "train"
-    return epochs[(tag == grid) | (other & tag.isin([grid, NO_GRID]))]
-
-
-def write_index(results: Path) -> Path:
-    """``RESULTS/README.md``: every grid's report under the results folder, newest first."""
-    results = Path(results)
-    found = sorted((p for p in results.iterdir() if (p / "README.md").is_file()
-                    and (p / "tables").is_dir()), key=lambda p: -(p / "README.md").stat().st_mtime)
-    lines = ["# Reports", "", "One folder per grid (`drkd-bench grid` writes its own; "
-             "`drkd-bench report` rewrites them from the store).", "",
-             "| grid | report | page | written |", "|---|---|---|---|"]
-    for p in found:
-        when = datetime.datetime.fromtimestamp((p / "README.md").stat().st_mtime)
-        lines.append(f"| {p.name} | [{p.name}/README.md]({p.name}/README.md) | "
-                     f"[report.html]({p.name}/report.html) | {when:%Y-%m-%d %H:%M} |")
-    index = results / "README.md"
-    index.write_text("\n".join(lines) + "\n")
-    return index
 
 
 def mixed_cells(epochs: pd.DataFrame) -> pd.DataFrame:

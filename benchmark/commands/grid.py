@@ -90,14 +90,14 @@ def run(args) -> int:
     for key, reason in outcome.failed.items():
         print(f"  failed {key}: {reason}")
     if not args.no_report:
-        from analysis import report
+        from analysis import folders, report
         from benchmark.store import ui
 
-        out = report.grid_folder(Path(args.results), cfg.name)  # the grid's own folder
+        out = folders.grid_folder(Path(args.results), cfg.name)  # the grid's own folder
         try:
             written = report.from_tracking(tracker.uri, out, cfg.analysis_settings(),
                                            {c.hash for c in cells}, grid=cfg.name)
-            report.write_index(Path(args.results))
+            folders.write_index(Path(args.results))
             ui.install_view(tracker)
             tracker.publish_report(out, cfg.name, ui.VIEW_KEY)
         except OSError as e:  # a full disk, a folder gone read-only: one line, the runs are kept

@@ -63,9 +63,9 @@ def run(args) -> int:
 def _per_grid(args, epochs, source, analysis) -> int:
     """The store's reports: each grid's into its folder (or the one --grid names, or all pooled
     with --pool-grids), then the index of the results folder."""
-    from analysis import report
+    from analysis import folders, report
 
-    grids = report.grids_of(epochs)
+    grids = folders.grids_of(epochs)
     results = Path(args.results)
     if args.pool_grids:
         out = Path(args.out or results / "all-grids")
@@ -76,13 +76,13 @@ def _per_grid(args, epochs, source, analysis) -> int:
         if args.grid not in grids:
             raise UsageError(f"--grid {args.grid}: no runs of that grid in {source}; its grids: "
                              f"{', '.join(grids) or 'none'}")
-        todo = [(report.of_grid(epochs, args.grid),
-                 Path(args.out or report.grid_folder(results, args.grid)))]
+        todo = [(folders.of_grid(epochs, args.grid),
+                 Path(args.out or folders.grid_folder(results, args.grid)))]
     else:
         if args.out and len(grids) > 1:
             raise UsageError(f"--out: {source} holds {len(grids)} grids ({', '.join(grids)}); "
                              "give --grid NAME, or --pool-grids to pool them")
-        todo = [(report.of_grid(epochs, g), Path(args.out or report.grid_folder(results, g)))
+        todo = [(folders.of_grid(epochs, g), Path(args.out or folders.grid_folder(results, g)))
                 for g in grids]
     for _, out in todo:
         writable(out)
@@ -90,7 +90,7 @@ def _per_grid(args, epochs, source, analysis) -> int:
     for frame, out in todo:
         code = max(code, _write(report, frame, out, source, analysis))
     if not args.out and not args.from_csv:
-        report.write_index(results)
+        folders.write_index(results)
     return code
 
 
