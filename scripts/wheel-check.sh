@@ -16,5 +16,5 @@ cd "$work"   # nothing of the checkout on the path: the installed package alone
 "$work/venv/bin/drkd-bench" grid quick --set 'seeds=[0]' --set 'architectures=[mlp]' \
     --set 'methods=[ce]' --set train.epochs=2 --results "$work/results" --quiet
 "$work/venv/bin/drkd-bench" report --results "$work/results" >/dev/null
-test -s "$work/results/README.md" && test -d "$work/results/tables"
+test -s "$work/results/README.md" && test -s "$work/results/quick/README.md" && test -d "$work/results/quick/tables"
 echo "wheel check: $(basename "$work"/dist/*.whl) installed outside the checkout, one cell and its report"
