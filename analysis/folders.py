@@ -11,6 +11,15 @@ import pandas as pd
 NO_GRID = "single-runs"
 
 
+#: The file that marks a folder as a grid's report (its content: the grid's name), so that the
+#: index lists grid reports only (not, say, a committed edition under the same results folder).
+MARK = ".grid"
+
+
+def mark(folder: Path, grid: str) -> None:
+    (Path(folder) / MARK).write_text(grid + "\n")
+
+
 def grid_folder(results: Path, grid: str) -> Path:
     """Where a grid's report lives: its own folder under the results folder, so that no grid's
     report replaces or deletes another's."""
@@ -37,8 +46,9 @@ def of_grid(epochs: pd.DataFrame, grid: str) -> pd.DataFrame:
 def write_index(results: Path) -> Path:
     """``RESULTS/README.md``: every grid's report under the results folder, newest first."""
     results = Path(results)
-    found = sorted((p for p in results.iterdir() if (p / "README.md").is_file()
-                    and (p / "tables").is_dir()), key=lambda p: -(p / "README.md").stat().st_mtime)
+    found = sorted((p for p in results.iterdir() if (p / MARK).is_file()
+                    and (p / "README.md").is_file()),
+                   key=lambda p: -(p / "README.md").stat().st_mtime)
     lines = ["# Reports", "", "One folder per grid (`drkd-bench grid` writes its own; "
              "`drkd-bench report` rewrites them from the store).", "",
              "| grid | report | page | written |", "|---|---|---|---|"]

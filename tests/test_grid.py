@@ -280,6 +280,8 @@ def test_two_shipped_grids_in_one_folder_each_keep_their_own_complete_report(tmp
     import pandas as pd
 
     results = tmp_path / "results"
+    (results / "published" / "tables").mkdir(parents=True)  # a committed edition: no grid's
+    (results / "published" / "README.md").write_text("# an edition\n")
     small = ["--set", "seeds=[0, 1]", "--set", "architectures=[mlp]", "--set", "train.epochs=2",
              "--results", str(results), "--quiet", "--workers", "1"]
     assert cli.main(["grid", "quick", "--set", "methods=[ce, lsr]"] + small) == 0
@@ -298,6 +300,7 @@ def test_two_shipped_grids_in_one_folder_each_keep_their_own_complete_report(tmp
     index = (results / "README.md").read_text()
     assert "[quick/README.md](quick/README.md)" in index
     assert "[teacher-sources/README.md](teacher-sources/README.md)" in index
+    assert "published" not in index
     t = tracking.Tracker(results=results)
     tagged = {r.data.tags.get("grid") for r in t.runs("tags.kind = 'train'")}
     assert tagged == {"quick", "teacher-sources"}

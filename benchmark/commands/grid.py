@@ -97,6 +97,7 @@ def run(args) -> int:
         try:
             written = report.from_tracking(tracker.uri, out, cfg.analysis_settings(),
                                            {c.hash for c in cells}, grid=cfg.name)
+            folders.mark(out, cfg.name)
             folders.write_index(Path(args.results))
             ui.install_view(tracker)
             tracker.publish_report(out, cfg.name, ui.VIEW_KEY)

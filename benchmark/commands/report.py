@@ -71,24 +71,26 @@ def _per_grid(args, epochs, source, analysis) -> int:
         out = Path(args.out or results / "all-grids")
         print(f"pooling {len(grids)} grid(s) ({', '.join(grids)}) into one report, as asked "
               "(--pool-grids): runs under one label from different grids are averaged together")
-        todo = [(epochs, out)]
+        todo = [(epochs, out, None)]
     elif args.grid:
         if args.grid not in grids:
             raise UsageError(f"--grid {args.grid}: no runs of that grid in {source}; its grids: "
                              f"{', '.join(grids) or 'none'}")
         todo = [(folders.of_grid(epochs, args.grid),
-                 Path(args.out or folders.grid_folder(results, args.grid)))]
+                 Path(args.out or folders.grid_folder(results, args.grid)), args.grid)]
     else:
         if args.out and len(grids) > 1:
             raise UsageError(f"--out: {source} holds {len(grids)} grids ({', '.join(grids)}); "
                              "give --grid NAME, or --pool-grids to pool them")
-        todo = [(folders.of_grid(epochs, g), Path(args.out or folders.grid_folder(results, g)))
+        todo = [(folders.of_grid(epochs, g), Path(args.out or folders.grid_folder(results, g)), g)
                 for g in grids]
-    for _, out in todo:
+    for _, out, _ in todo:
         writable(out)
     code = 0
-    for frame, out in todo:
+    for frame, out, grid in todo:
         code = max(code, _write(report, frame, out, source, analysis))
+        if grid is not None and code == 0:
+            folders.mark(out, grid)
     if not args.out and not args.from_csv:
         folders.write_index(results)
     return code
