@@ -27,18 +27,21 @@ def grid_folder(results: Path, grid: str) -> Path:
     return Path(results) / (safe or NO_GRID)
 
 
+def grid_tags(epochs: pd.DataFrame) -> pd.Series:
+    """Each row's grid (``NO_GRID`` for a run of no grid, or a frame exported without the tag)."""
+    if "tag.grid" not in epochs:
+        return pd.Series(NO_GRID, index=epochs.index, dtype=object)
+    return epochs["tag.grid"].fillna("").replace("", NO_GRID).astype(str)
+
+
 def grids_of(epochs: pd.DataFrame) -> list[str]:
-    """The grids whose training runs a frame holds (``NO_GRID`` for runs of no grid)."""
-    if epochs.empty or "tag.grid" not in epochs:
-        return [NO_GRID] if len(epochs) else []
-    train = epochs[epochs["kind"] == "train"]
-    return sorted(set(train["tag.grid"].fillna("").replace("", NO_GRID).astype(str)))
+    """The grids whose training runs a frame holds."""
+    return sorted(set(grid_tags(epochs)[epochs["kind"] == "train"])) if len(epochs) else []
 
 
 def of_grid(epochs: pd.DataFrame, grid: str) -> pd.DataFrame:
     """The runs of one grid: its training runs, and the studies and trials of no other grid."""
-    tag = (epochs["tag.grid"].fillna("").replace("", NO_GRID).astype(str)
-           if "tag.grid" in epochs else pd.Series(NO_GRID, index=epochs.index))
+    tag = grid_tags(epochs)
     other = epochs["kind"] != "train"
     return epochs[(tag == grid) | (other & tag.isin([grid, NO_GRID]))]
 

@@ -88,9 +88,10 @@ def _per_grid(args, epochs, source, analysis) -> int:
         writable(out)
     code = 0
     for frame, out, grid in todo:
-        code = max(code, _write(report, frame, out, source, analysis))
-        if grid is not None and code == 0:
+        written = _write(report, frame, out, source, analysis)
+        if grid is not None and written == 0:  # a grid's report, whole: marked for the index
             folders.mark(out, grid)
+        code = max(code, written)
     if not args.out and not args.from_csv:
         folders.write_index(results)
     return code

@@ -159,13 +159,18 @@ def _now() -> dict[str, str]:
     return now
 
 
+def _recorded(frame: pd.DataFrame, key: str) -> list[str] | None:
+    """The values the edition recorded for tag ``key`` (None: it has no such column)."""
+    column = f"tag.{key}"
+    return sorted(set(frame[column].dropna().astype(str))) if column in frame else None
+
+
 def expectation(frame: pd.DataFrame) -> tuple[bool, str]:
     """(bit-identity expected here?, why): expected only where the edition recorded the chip's
     CPU capability and the numerics libraries' versions, and they are this machine's."""
     now, why = _now(), []
     for key in IDENTITY_KEYS:
-        column = f"tag.{key}"
-        was = sorted(set(frame[column].dropna().astype(str))) if column in frame else []
+        was = _recorded(frame, key)
         if not was:
             why.append(f"{key} not recorded by the edition")
         elif was != [now[key]]:
@@ -205,10 +210,13 @@ def statistical_verdict(diffs: list[float], margin: float, alpha: float = 0.05
     return ("equivalent" if p < alpha else "not shown"), p
 
 
-def sample_verdict(frame: pd.DataFrame, results: list[tuple[Cell, dict[str, float]]],
-                   diffs: list[float]) -> tuple[str, list[str]]:
+def sample_verdict(frame: pd.DataFrame, results: list[tuple[Cell, dict[str, float]]]
+                   ) -> tuple[str, list[str]]:
     """The drawn cells' verdict where bit-identity is not expected, and the lines that say it:
-    their test top-1 differences (points) against ±(the median seed SD of their variants)."""
+    their test top-1 differences (retrained − published, points) against ±(the median seed SD
+    of their variants)."""
+    diffs = [100 * (new["test_top1"] - c.published["test_top1"]) for c, new in results
+             if "test_top1" in new and "test_top1" in c.published]
     sds = sorted(s for c, _ in results if (s := seed_sd(frame, c)) == s)
     margin = sds[len(sds) // 2] if sds else float("nan")
     verdict, p = statistical_verdict(diffs, margin)
@@ -225,15 +233,12 @@ def sample_verdict(frame: pd.DataFrame, results: list[tuple[Cell, dict[str, floa
 def environment(frame: pd.DataFrame) -> list[str]:
     """What differs between the environment the edition recorded and this one (version tags,
     device, Python, the chip), or that the edition recorded none."""
-    now = _now()
     lines = []
-    for key, value in now.items():
-        column = f"tag.{key}"
-        if column not in frame:
+    for key, value in _now().items():
+        was = _recorded(frame, key)
+        if was is None:
             lines.append(f"{key}: now {value}, not recorded by the edition")
-            continue
-        was = sorted(set(frame[column].dropna().astype(str)))
-        if was != [value]:
+        elif was != [value]:
             lines.append(f"{key}: now {value}, recorded {', '.join(was)}")
     return lines
 

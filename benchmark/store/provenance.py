@@ -14,23 +14,14 @@ from pathlib import Path
 def cpu_model() -> str:
     """The processor's model name (the CPU kernels, and so the last bits of a result, depend on
     it), as Linux reports it; the platform's word elsewhere."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
 #: The instruction-set flags that decide which kernels (and so which roundings) a chip runs.
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
-#: The libraries whose versions decide a run's numbers (recorded as ``version.<name>``).
-NUMERICS = ("torch", "numpy", "onednn")
-
-
 def _cpuinfo(field: str) -> str:
+    """The first value of ``field`` in /proc/cpuinfo ("" where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(field):
