@@ -22,7 +22,7 @@ IDENTITY = ["run_id", "status", "kind", "cell_key", "cell_hash", "dataset", "arc
 #: Provenance tags exported beside ``version.*`` (what ``drkd-bench reproduce`` compares).
 ENVIRONMENT_TAGS = ("device", "threads", "python", "platform", "cpu", "cpu_vendor",
                     "cpu_capability", "cpu_flags", "git_commit", "hash_scheme", "grid",
-                    "grid_config")
+                    "grid_config", "memory_format")
 
 #: Metric names written before the diagnostics were named by their methods (``diag_<name>``).
 LEGACY_COLUMNS = {"rectification_rate": "diag_rectified", "teacher_train_acc": "diag_teacher_top1"}
@@ -101,12 +101,21 @@ def edition_csv(folder: Path | str) -> Path:
     return gz if gz.is_file() and not (folder / "runs.csv").is_file() else folder / "runs.csv"
 
 
-def epochs_from_csv(path: Path | str) -> pd.DataFrame:
-    """The epoch rows of an exported runs CSV (plain or gzipped), sorted. The whole file is read
-    before each column's type is inferred (``low_memory=False``): read in chunks, a column whose
-    first values are booleans and later ones strings came out with mixed types."""
+def analysed(column: str) -> bool:
+    """Whether the analysis reads ``column`` (every one but the provenance tags, which only
+    ``reproduce`` compares; a grid's tags stay: the report is written per grid)."""
+    return not column.startswith("tag.") or column.startswith(("tag.diag.", "tag.grid"))
+
+
+def epochs_from_csv(path: Path | str, environment: bool = True) -> pd.DataFrame:
+    """The epoch rows of an exported runs CSV (plain or gzipped), sorted; without the
+    provenance tags unless ``environment`` (they repeat on every epoch row: a report never reads
+    them). The whole file is read before each column's type is inferred (``low_memory=False``):
+    read in chunks, a column whose first values are booleans and later ones strings came out
+    with mixed types."""
     frame = pd.read_csv(path, dtype={c: str for c in IDENTITY if c != "seed"},
-                        keep_default_na=False, na_values=[""], low_memory=False)
+                        keep_default_na=False, na_values=[""], low_memory=False,
+                        usecols=None if environment else analysed)
     for c in IDENTITY:
         if c in frame.columns and c != "seed":
             frame[c] = frame[c].fillna("")

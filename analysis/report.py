@@ -268,8 +268,9 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         add(tables.write(_trial_table(t), tdir, "tuning_trials", numeric=t),
             "Optuna trials: study, state, the searched hyperparameters, validation accuracy")
         add(plots.landscape(t, fdir),
-            "Optuna: validation accuracy over each study's searched hyperparameters (finished "
-            "trials; trials still running drawn hollow)")
+            "Optuna: validation accuracy over each study's searched hyperparameters, a figure per "
+            "task (finished trials coloured by it; pruned: grey ×, failed: red +, still running: "
+            "hollow)")
     if analysis.aggregate and len(runs):
         agg = aggregate.aggregate(runs, analysis)
         if len(agg):

@@ -24,6 +24,7 @@ img { max-width: 100%; height: auto; } code { background: #f3f3f3; padding: 0 3p
 """
 
 LINK = re.compile(r"\]\(((?:tables|figures)/[^)\s]+)\)")
+PLACEHOLDER = "drkd-bench-image:"
 IMAGE = re.compile(r"!\[([^\]]*)\]\((figures/[^)\s]+\.png)\)")
 
 
@@ -37,9 +38,11 @@ def render(folder: Path) -> str:
     folder = Path(folder)
     text = (folder / "README.md").read_text()
 
-    def image(m: re.Match) -> str:
-        data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
-        return f"![{m.group(1)}](data:image/png;base64,{data})"
+    images: list[str] = []
+
+    def image(m: re.Match) -> str:  # a short placeholder now, the image's bytes after Markdown
+        images.append(m.group(2))
+        return f"![{m.group(1)}]({PLACEHOLDER}{len(images) - 1})"
 
     def link(m: re.Match) -> str:
         rel = m.group(1)
@@ -59,6 +62,9 @@ def render(folder: Path) -> str:
                      + path.read_text() + "\n")
     body = markdown.markdown(text, extensions=["tables", "toc", "attr_list"],
                              output_format="html")
+    # the images go in last: Markdown's inline patterns never scan megabytes of base64
+    body = re.sub(re.escape(PLACEHOLDER) + r"(\d+)", lambda m: "data:image/png;base64," + base64.
+                  b64encode((folder / images[int(m.group(1))]).read_bytes()).decode(), body)
     title = html.escape(next((line[2:] for line in text.splitlines() if line.startswith("# ")),
                              "drkd-bench report"))
     return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -23,13 +23,19 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """The description names the registered methods (what the registry holds, never a list kept
+    by hand); filled when help is shown, so a command that does not train loads no method."""
     import methods
 
-    known = ", ".join(methods.names())  # what the registry holds, never a list kept by hand
-    parser = Parser(prog="drkd-bench", description=__doc__.split("\n")[0] + " A reproducibility "
-                    f"benchmark for teacher-free knowledge distillation ({known}).",
-                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.description = (__doc__.split("\n")[0] + " A reproducibility benchmark for "
+                          f"teacher-free knowledge distillation ({', '.join(methods.names())}).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="drkd-bench", epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.on_help(_describe)
     parser.add_argument("--version", action="version", version=f"drkd-bench {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
@@ -80,12 +86,8 @@ def _load_plugins(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import methods
-    from benchmark.config import ConfigError
-    from benchmark.config.plugins import PluginError
-    from benchmark.data import DataError
-    from benchmark.errors import TrackingError
-    from benchmark.models import ModelError
+    import methods  # the registry alone: the methods (and torch) load on its first use
+    from benchmark.errors import ConfigError, DataError, ModelError, PluginError, TrackingError
 
     try:
         _load_plugins(sys.argv[1:] if argv is None else argv)

@@ -6,12 +6,14 @@ entries and the teacher it needs. ``methods`` imports nothing of the rest of the
 """
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # the records are declared without torch: importing the registry is cheap
+    import torch
 
 
 class MethodError(ValueError):
@@ -189,6 +191,20 @@ class Method:
 
 _REGISTRY: dict[str, Method] = {}
 
+#: The built-in methods' modules, in listing order. They (and torch) load on the registry's
+#: first use, so a command that never trains (``report``, ``plan``, ``schema``) never imports
+#: torch; what a plugin registers lists after them.
+BUILTINS = ("ce", "lsr", "tfkd", "drkd", "pskd", "cskd", "zipfls", "dlb")
+_loaded = False
+
+
+def _builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True  # first: the modules' own register() calls must not come back here
+        for module in BUILTINS:
+            importlib.import_module(f"{__package__}.{module}")
+
 
 def check_param(method: str, key: str, p: Any) -> None:
     """A hyperparameter declaration that the harness can use: a :class:`Param` whose ``valid``
@@ -237,6 +253,7 @@ def _bounds(spec: str) -> tuple[float, float]:
 
 
 def register(method: Method) -> Method:
+    _builtins()
     if method.name in _REGISTRY:
         raise MethodError(f"method {method.name!r} is already registered")
     if not isinstance(method.params, Mapping):
@@ -254,6 +271,7 @@ def register(method: Method) -> Method:
 
 
 def get(name: str) -> Method:
+    _builtins()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -261,4 +279,5 @@ def get(name: str) -> Method:
 
 
 def names() -> list[str]:
+    _builtins()
     return list(_REGISTRY)

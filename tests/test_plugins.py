@@ -26,6 +26,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def clean_registries():
     """Each test starts from the built-in registries and leaves them so (plugins register
     process-wide)."""
+    methods.names()  # the built-in methods load on the registry's first use: before the copy
     saved = (dict(methods.registry._REGISTRY), dict(models.registry._MODELS),
              dict(data.catalog._DATASETS), dict(teachers.SOURCES), dict(plans.PLANS),
              dict(plugins._ORIGINS), dict(plugins._LOADED))

@@ -3,6 +3,7 @@ and the checks that turn bad input into one line before any work is done."""
 from __future__ import annotations
 
 import argparse
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._before_help: list = []
+
+    def on_help(self, fill) -> None:
+        """Run ``fill(parser)`` when help is shown, not when the parser is built: help that names
+        what the registries hold loads them (and torch) only for ``--help``."""
+        self._before_help.append(fill)
+
+    def format_help(self) -> str:
+        for fill in self._before_help:
+            fill(self)
+        return super().format_help()
 
     def error(self, message: str) -> None:  # one line, exit code 2 (argparse prints usage too)
         raise UsageError(message)
@@ -69,12 +81,14 @@ def analysis_flags(p: argparse.ArgumentParser, aggregate: bool = True) -> None:
 
 
 def analysis_settings(args):
-    """The statistics settings: the config's analysis: block, then the flags."""
+    """The statistics settings: the config's analysis: block (read alone: the rest of the config
+    is the grid's to check, and its registries would import torch), then the flags."""
     from analysis.stats import Analysis
+    from benchmark.config import files
 
     values = {}
     if args.config:
-        values.update(load_config(args).analysis)
+        values.update(files.read_analysis(args.config, parse_sets(getattr(args, "sets", []))))
     values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power",
                                                   "aggregate")
                    if getattr(args, k, None) is not None})
@@ -151,7 +165,8 @@ def pilot(args):
     from analysis import load, report
 
     if args.from_csv:
-        return read_runs_csv(Path(args.from_csv)), report.csv_source(args.from_csv)
+        return (read_runs_csv(Path(args.from_csv), environment=False),
+                report.csv_source(args.from_csv))
     uri = store_uri(args)
     return load.epochs_from_tracking(uri), report.store_source(uri)
 
@@ -172,9 +187,9 @@ def store_uri(args) -> str:
     return uri
 
 
-def read_runs_csv(path: Path, flag: str = "--from "):
+def read_runs_csv(path: Path, flag: str = "--from ", environment: bool = True):
     """An exported runs CSV, or one line naming ``flag`` and the file (``flag=""``: the file
-    is a positional argument)."""
+    is a positional argument); ``environment=False``: without the provenance tags."""
     import pandas as pd
 
     from analysis import load
@@ -182,7 +197,7 @@ def read_runs_csv(path: Path, flag: str = "--from "):
     if not path.is_file():
         raise UsageError(f"{flag}{path}: no such file")
     try:
-        frame = load.epochs_from_csv(path)
+        frame = load.epochs_from_csv(path, environment)
     except KeyError as e:
         raise UsageError(f"{flag}{path}: not a runs CSV of drkd-bench export (no column "
                          f"{str(e).strip()})") from None
@@ -269,4 +284,16 @@ def grid_config(args):
     """The grid config a running command (grid, tune) reads, after the check they share."""
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
-    return load_config(args)
+    return chip_settings(load_config(args))
+
+
+def chip_settings(cfg):
+    """``cfg`` with ``train.precision: auto`` resolved from this chip's calibration, after one
+    warning line per task set to bf16 by hand where the chip measured bf16 slower."""
+    from benchmark import config
+    from benchmark.jobs.speed import calibrate
+
+    for line in calibrate.slower_bf16(cfg):
+        print(f"drkd-bench: warning: {line}", file=sys.stderr)
+    resolved = calibrate.precisions(cfg)
+    return config.with_precisions(cfg, resolved) if resolved else cfg

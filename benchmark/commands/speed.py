@@ -40,6 +40,16 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--project", metavar="CONFIG", help="also the projected wall time of this "
                    "grid config on 1 and 8 GPUs from these measurements (every architecture of "
                    "the grid must be measured)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="instead: time the training step of each architecture in fp32 and bf16, "
+                        "contiguous and channels_last (one thread, side by side), with the "
+                        "chip's matmul peak; cache the fastest path per architecture for this "
+                        "chip (the grid, tune and train then use it: channels_last where "
+                        "faster, and train.precision: auto). Default architectures: every "
+                        "student of the shipped configs, at its dataset's shape; --arch (with "
+                        "--dataset) picks others")
+    p.add_argument("--json", metavar="FILE", help="with --calibrate: also write the table as a "
+                                                  "JSON list of objects")
     p.add_argument("--results", default="results")
     return p
 
@@ -48,6 +58,10 @@ def run(args) -> int:
     from benchmark import config, data, models
     from benchmark.jobs import speed
 
+    if args.calibrate:
+        return _calibrate(args)
+    if args.json:
+        raise UsageError("--json goes with --calibrate")
     check_device(args.device)
     if args.dataset not in speed.SHAPES:
         raise UsageError(f"--dataset {args.dataset!r}: choose one of: {', '.join(speed.SHAPES)}")
@@ -114,4 +128,45 @@ def run(args) -> int:
         print(f"written to {path}")
     print(f"peak resident memory {speed.peak_rss_mb():.0f} MB; "
           f"{time.perf_counter() - started:.0f}s")
+    return 0
+
+
+def _calibrate(args) -> int:
+    import json
+
+    from benchmark import data, models
+    from benchmark.commands.common import writable
+    from benchmark.jobs import speed
+    from benchmark.jobs.speed import calibrate
+    from benchmark.store import calibration
+
+    if args.batch < 1:
+        raise UsageError("--batch must be >= 1")
+    if args.arch:
+        if args.dataset not in speed.SHAPES:
+            raise UsageError(f"--dataset {args.dataset!r}: choose one of: "
+                             f"{', '.join(speed.SHAPES)}")
+        for arch in args.arch:
+            models.check(arch)
+        c, s = speed.SHAPES[args.dataset]
+        shapes = [(a, c, s, data.get_spec(args.dataset).num_classes) for a in args.arch]
+    else:
+        shapes = calibrate.default_shapes()
+    if args.json:
+        writable(Path(args.json).parent)
+    started = time.perf_counter()
+    say = lambda s: print(f"  calibrating {s} ...", file=sys.stderr, flush=True)  # noqa: E731
+    rows = calibrate.calibrate(shapes, args.batch, compile=args.compile is not None, say=say)
+    calibrate.save(rows)
+    sig = calibration.signature()
+    print(f"drkd-bench speed --calibrate: {sig['cpu_vendor']} {sig['cpu']} (torch CPU "
+          f"capability {sig['cpu_capability']}; {sig['cpu_flags'] or 'no listed ISA flags'}), "
+          f"1 thread, batch {args.batch} (smaller where a step would pass 0.5 s); step time in ms")
+    print(calibrate.table(rows))
+    print(f"cached for this chip in {calibration.path_for(sig)}")
+    if args.json:
+        out = [{**r, "signature": sig} for r in rows]
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        print(f"written to {args.json}")
+    print(f"{time.perf_counter() - started:.0f}s")
     return 0

@@ -9,9 +9,6 @@ from benchmark.commands.common import UsageError, common_flags, parse_sets, runt
 
 
 def add(sub) -> argparse.ArgumentParser:
-    import methods
-
-    known = ", ".join(methods.names())
     p = sub.add_parser("train", help="train and track one run",
                        description="Train one run and track it in MLflow. A method that needs a "
                                    "pretrained self-teacher trains (or reuses) the CE run of the "
@@ -20,7 +17,8 @@ def add(sub) -> argparse.ArgumentParser:
                                                     "tiny-imagenet")
     p.add_argument("--arch", help="architecture (default: the dataset's small CNN); timm:<name> "
                                   "for any timm model")
-    p.add_argument("--method", required=True, help=f"one of: {known}")
+    method = p.add_argument("--method", required=True, help="one of the registered methods")
+    p.on_help(lambda _: setattr(method, "help", f"one of: {_methods()}"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="number of epochs (default 15)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -31,6 +29,12 @@ def add(sub) -> argparse.ArgumentParser:
                         "repeatable")
     common_flags(p)
     return p
+
+
+def _methods() -> str:
+    import methods
+
+    return ", ".join(methods.names())
 
 
 def run(args) -> int:
@@ -56,6 +60,15 @@ def run(args) -> int:
                          f"({', '.join(sorted(train_fields | data_fields))})")
     if args.epochs is not None:
         train["epochs"] = args.epochs
+    if str(train.get("precision", "fp32")) in ("auto", "bf16"):  # as the chip's calibration says
+        from benchmark import data
+        from benchmark.jobs.speed import calibrate
+
+        arch = args.arch or data.get_spec(args.dataset).default_arch
+        train["precision"], warning = calibrate.resolve_one(args.dataset, arch,
+                                                            str(train["precision"]))
+        if warning:
+            print(f"drkd-bench: warning: {warning}", file=sys.stderr)
     spec = config.make_spec(args.dataset, args.arch, args.method, args.seed, sets, train,
                             **data_settings)
     config.check_data(spec.data, "--set")

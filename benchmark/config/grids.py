@@ -3,21 +3,25 @@ declaration (:mod:`benchmark.config.schema`) and against the registries, expande
 variants (tuned, controls, compute budgets, lattices) before anything runs."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 import methods
 from benchmark import data, models
 from benchmark.config import schema
+from benchmark.config.files import (  # noqa: F401  (read_yaml, with_sets: this module's faces)
+    load_raw,
+    parse_analysis,
+    read_yaml,
+    resolve_config_path,
+    shipped_configs,
+    with_sets,
+)
 from benchmark.config.spec import (
     ConfigError,
     DataSettings,
@@ -56,6 +60,10 @@ class GridConfig:
     #: The architectures each dataset entry (task data) trains; all of ``architectures`` when
     #: its entry names none.
     dataset_archs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: What ``train.precision: auto`` resolved to per (data name, architecture) on the chip at
+    #: hand (:func:`with_precisions`; filled by the command that runs the grid). A task set to
+    #: auto that is not here trains in fp32, as on a chip never calibrated.
+    precisions: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def archs_for(self, dataset: str) -> tuple[str, ...]:
         return tuple(self.dataset_archs.get(dataset) or self.architectures)
@@ -73,7 +81,16 @@ class GridConfig:
 
     def train_for(self, dataset: str, arch: str) -> TrainSettings:
         merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
-        return build(TrainSettings, merged, f"{self.path}: train ({dataset}, {arch})")
+        settings = build(TrainSettings, merged, f"{self.path}: train ({dataset}, {arch})")
+        if settings.precision == "auto":  # resolved: the hash holds fp32 or bf16, never auto
+            settings = dataclasses.replace(
+                settings, precision=self.precisions.get((dataset, arch), "fp32"))
+        return settings
+
+    def asked_precision(self, dataset: str, arch: str) -> str:
+        """The precision the config asks for a task (``auto`` unresolved)."""
+        merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
+        return str(merged.get("precision", "fp32"))
 
     def only(self, tasks: set[tuple[str, str]]) -> GridConfig:
         """This grid restricted to ``tasks`` ((data name, architecture) pairs): its cells and
@@ -102,83 +119,11 @@ def variant_spec(ds: DataSettings, arch: str, variant: Variant, hp: Mapping[str,
     return dataclasses.replace(spec, train=settings)
 
 
-def shipped_configs() -> dict[str, Path]:
-    folder = resources.files("benchmark") / "configs"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def resolve_config_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{name_or_path}: no such config file")
-        return path
-    shipped = shipped_configs()
-    if name_or_path not in shipped:
-        raise ConfigError(f"unknown config {name_or_path!r}; shipped: {', '.join(sorted(shipped))}"
-                          ", or a path to a YAML file")
-    return shipped[name_or_path]
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that rejects a key given twice in one mapping (at any depth): YAML
-    itself keeps the last value silently, so a config would run something other than written."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise ConfigError(f"{self.name}: line {key_node.start_mark.line + 1}: key "
-                                  f"{key!r} given twice (first on line {seen[key]}); keep one")
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: Path) -> Any:
-    """A config file's YAML, safe-loaded with duplicate keys rejected."""
-    loader = _UniqueKeyLoader(path.read_text())
-    loader.name = str(path)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
 def load_grid(name_or_path: str, sets: Mapping[str, Any] | None = None) -> GridConfig:
     """A shipped or given grid config; ``sets`` (``--set``: dotted key -> value) changes keys of
     its YAML before it is validated, so a changed setting is checked, and hashed, as if the file
     said it."""
-    path = resolve_config_path(name_or_path)
-    try:
-        raw = read_yaml(path)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML") from None
-    if sets:
-        raw = with_sets(raw, sets)
-    return parse_grid(raw, str(path) + (" with --set" if sets else ""))
-
-
-def with_sets(raw: Any, sets: Mapping[str, Any]) -> Any:
-    """The config's YAML with each dotted key (``train.epochs``, ``seeds``,
-    ``datasets.digits.val_fraction``) set to its value; what the keys and values mean is the
-    schema's to check, as for the file's own keys."""
-    raw = copy.deepcopy(raw) if isinstance(raw, dict) else {}
-    for key, value in sets.items():
-        parts = key.split(".")
-        if not all(parts):
-            raise ConfigError(f"--set {key}: expected a dotted key such as train.epochs")
-        node = raw
-        for i, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping "
-                                  "in this config")
-            node = child
-        node[parts[-1]] = value
-    return raw
+    return parse_grid(*load_raw(name_or_path, sets))
 
 
 def parse_grid(raw: Any, path: str) -> GridConfig:
@@ -246,7 +191,7 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
     grid = GridConfig(name=str(g.name or Path(path).stem), path=path, seeds=tuple(g.seeds),
                       datasets=datasets, architectures=architectures, variants=tuple(variants),
                       train=train, data_root=g.data_root, description=g.description, tune=tune,
-                      analysis=_parse_analysis(g.analysis, path), compute=compute,
+                      analysis=parse_analysis(g.analysis, path), compute=compute,
                       dataset_archs=dataset_archs, digest=digest[:16])
     baseline = grid.analysis.get("baseline")
     labels = [v.label for v in variants]
@@ -265,6 +210,14 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
 def parse_tune(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A ``tune:`` section (a config's, with the command line's flags over it), validated."""
     return _given(build(schema.TuneFlags, {"tune": dict(raw)}, where).tune, as_json=True)
+
+
+def with_precisions(cfg: GridConfig, precisions: Mapping[tuple[str, str], str]) -> GridConfig:
+    """``cfg`` with ``train.precision: auto`` resolved per (data name, architecture)."""
+    bad = {v for v in precisions.values()} - {"fp32", "bf16"}
+    if bad:
+        raise ConfigError(f"train.precision: auto resolves to fp32 or bf16, not {sorted(bad)}")
+    return dataclasses.replace(cfg, precisions=dict(precisions))
 
 
 def with_tune(cfg: GridConfig, given: Mapping[str, Any]) -> GridConfig:
@@ -340,17 +293,3 @@ def _load_user_dataset(name: str, kind: str | None, location: str | None, path: 
         load_dataset(name, kind, found)
     except (PluginError, DataError) as e:
         raise ConfigError(f"{where}: {e}") from None
-
-
-def _parse_analysis(raw: Any, path: str) -> dict[str, Any]:
-    """The optional ``analysis:`` section: the report's statistics settings (family, margin,
-    alpha, power, bootstrap, bootstrap_seed, baseline; see docs/statistics.md)."""
-    from analysis.stats import Analysis
-
-    if raw is None:
-        return {}
-    try:
-        Analysis.from_mapping(raw, f"{path}: analysis")
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return dict(raw)

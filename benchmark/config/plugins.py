@@ -24,12 +24,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.errors import PluginError  # noqa: F401  (raised here; its home is errors)
+
 GROUP = "drkd_bench.plugins"
 KINDS = ("method", "teacher source", "batch plan", "architecture", "dataset")
-
-
-class PluginError(ValueError):
-    """A plugin that cannot be loaded (one line naming it)."""
 
 
 @dataclass(frozen=True)

@@ -104,8 +104,10 @@ class TrainSettings:
     milestones: tuple[int, ...] = Field((), strict=False, description="epochs at which "
                                         "multistep multiplies the rate by gamma")
     gamma: Float = Field(0.2, gt=0, le=1, description="multistep's factor")
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16: bfloat16 autocast (changes results)")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="bf16: bfloat16 autocast (changes results); auto: bf16 where this "
+        "chip's calibration (speed --calibrate) measured it >= 1.2x faster for the "
+        "architecture, else fp32. The resolved value is what the cell hash holds")
     compile: Annotated[bool, UNLESS_DEFAULT] = Field(
         False, description="torch.compile the student's training forward")
     test_every: Annotated[int, UNLESS_DEFAULT] = Field(

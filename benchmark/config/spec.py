@@ -13,13 +13,8 @@ import methods
 from benchmark import data, models
 from benchmark.config import schema
 from benchmark.config.settings import RESERVED_SEEDS, DataSettings, TrainSettings, hashed
+from benchmark.errors import ConfigError  # noqa: F401  (raised here; its home is errors)
 from benchmark.models import teachers
-
-
-class ConfigError(ValueError):
-    """A config or argument error: one line naming the file, the key and the valid choices."""
-
-
 
 #: Seeds a run may have: numpy's and torch's generators take any seed below 2**31 with the
 #: offsets the harness adds (splits, noise, tuning's reserved ranges).
@@ -48,6 +43,13 @@ class RunSpec:
     #: not the run's own: a tuned variant that searched lr and weight_decay distils from the
     #: grid's CE cell, as its study's trials did (None: the run's own settings).
     teacher_train: TrainSettings | None = None
+
+    def __post_init__(self) -> None:
+        for settings in (self.train, self.teacher_train):
+            if settings is not None and settings.precision == "auto":
+                raise ConfigError("train.precision: auto is resolved from this chip's "
+                                  "calibration before a run is made (a run records fp32 or "
+                                  "bf16, never auto)")
 
     @property
     def label(self) -> str:

@@ -14,10 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydantic
 
-
-class DataError(RuntimeError):
-    """A dataset that cannot be found or read (one line, no traceback at the CLI)."""
-
+from benchmark.errors import DataError  # noqa: F401  (raised here; its home is errors)
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train x, y, test x, y (NCHW)
 

@@ -101,6 +101,9 @@ class Cell:
     published: dict[str, float]
     threads: int | None = None  # the CPU threads its run recorded (None: not recorded)
     problem: str | None = None  # why this code cannot rebuild it (None: it can)
+    #: the memory format its run trained in (runs before the tag: contiguous on the CPU, which
+    #: is all the CPU ever used then; channels_last on CUDA)
+    memory_format: str = "contiguous"
 
 
 def published_cells(frame: pd.DataFrame) -> list[Cell]:
@@ -129,9 +132,13 @@ def published_cells(frame: pd.DataFrame) -> list[Cell]:
                           if scheme != HASH_SCHEME else
                           " (same hash scheme: the method or its parameters changed since)"))
         threads = first.get("tag.threads")
+        fmt = first.get("tag.memory_format")
+        if not isinstance(fmt, str) or not fmt:
+            fmt = "channels_last" if str(first.get("tag.device", "")).startswith("cuda") \
+                else "contiguous"
         out.append(Cell(str(first["cell_key"]), spec,
                         {m: float(last[m]) for m in METRICS if m in g and pd.notna(last[m])},
-                        int(threads) if pd.notna(threads) else None, problem))
+                        int(threads) if pd.notna(threads) else None, problem, fmt))
     return sorted(out, key=lambda c: c.key)
 
 
@@ -253,8 +260,8 @@ def _version(package: str) -> str:
 def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: str | None,
         say=print) -> list[tuple[Cell, dict[str, float]]]:
     """Retrain the chosen cells (and their teachers) in a temporary store, with the CPU threads
-    the cells recorded (one when they recorded none: the grid's default per worker), and return
-    each cell with its new final metrics."""
+    the cells recorded (one when they recorded none: the grid's default per worker) and each in
+    the memory format its run recorded, and return each cell with its new final metrics."""
     from analysis import load
     from benchmark.jobs import grid
     from benchmark.store.runtime import Runtime
@@ -265,25 +272,30 @@ def run(frame: pd.DataFrame, keys: list[str], count: int, seed: int, data_root: 
     if stale and not keys:
         say(f"{len(stale)} cell(s) left out of the draw: this code does not rebuild them "
             f"({stale[0].problem})")
-    specs: dict[str, RunSpec] = {}
+    groups: dict[str, dict[str, RunSpec]] = {}  # memory format -> the cells trained in it
     for c in chosen:
+        specs = groups.setdefault(c.memory_format, {})
         teacher = c.spec.teacher_spec()
         if teacher is not None:
             specs.setdefault(teacher.hash, teacher)
         specs.setdefault(c.spec.hash, c.spec)
     from benchmark.jobs.runner import check_data
 
-    check_data(specs.values(), data_root)  # a missing dataset: one line, before anything else
+    # a missing dataset: one line, before anything else
+    check_data([s for specs in groups.values() for s in specs.values()], data_root)
     recorded = {c.threads for c in chosen} - {None}
     threads = max(recorded) if recorded else 1
     with tempfile.TemporaryDirectory(prefix="drkd-reproduce-") as tmp:
-        rt = Runtime(results=tmp, data_root=data_root, device="cpu", threads=threads)
-        rt.apply()
-        tracker = rt.tracker()
-        say(f"retraining {len(chosen)} cells ({len(specs) - len(chosen)} teachers first) in "
-            f"{tmp}, on the CPU with {threads} thread(s)"
-            + ("" if recorded else " (the cells recorded no thread count)"))
-        grid.run(list(specs.values()), tracker, rt, workers=1, quiet=True)
+        for fmt, specs in sorted(groups.items()):
+            rt = Runtime(results=tmp, data_root=data_root, device="cpu", threads=threads,
+                         memory_format=fmt)
+            rt.apply()
+            tracker = rt.tracker()
+            cells = sum(c.memory_format == fmt for c in chosen)
+            say(f"retraining {cells} cells ({len(specs) - cells} teachers first) in {tmp}, on "
+                f"the CPU with {threads} thread(s), {fmt} as recorded"
+                + ("" if recorded else " (the cells recorded no thread count)"))
+            grid.run(list(specs.values()), tracker, rt, workers=1, quiet=True)
         epochs = load.epochs_from_tracking(tracker.uri)
     runs = load.runs_from_epochs(epochs[(epochs["kind"] == "train")
                                         & (epochs["status"] == "FINISHED")])

@@ -191,6 +191,9 @@ def _train_cell(spec: RunSpec, tracker: Tracker, rt: Runtime, workdir: Path, dat
                 f"{moved}; the cell restarts from epoch 0")
         print(f"drkd-bench: {spec.key}: {note}", file=sys.stderr, flush=True)
         tags["checkpoint_reset"] = note
+    fmt = rt.memory_format if rt.memory_format != "auto" else \
+        train.memory_format(spec.arch, dataset, rt.device)
+    tags["memory_format"] = fmt
     run_id, already_logged = tracker.start(
         spec.hash, spec.key, tags, cell_params(spec),
         checkpoint_epochs=train.checkpoint_epochs(workdir, spec),
@@ -208,7 +211,8 @@ def _train_cell(spec: RunSpec, tracker: Tracker, rt: Runtime, workdir: Path, dat
         result = train.train(spec, dataset, workdir, teacher_model=teacher_model,
                              device=rt.device, on_saved=log,
                              on_epoch=(lambda row: on_epoch(spec, row)) if on_epoch else None,
-                             checkpoint_seconds=rt.checkpoint_seconds, stop_after=stop_after)
+                             checkpoint_seconds=rt.checkpoint_seconds, stop_after=stop_after,
+                             channels_last=fmt == "channels_last")
     except KeyboardInterrupt:
         tracker.set_status(run_id, "KILLED")
         raise

@@ -359,6 +359,19 @@ def checkpoint_epochs(workdir: Path, spec: RunSpec) -> int:
     return Checkpoint(workdir, spec.hash).epochs()
 
 
+def memory_format(arch: str, data: TensorData, device: str | None = None) -> str:
+    """The memory format ``arch`` trains in: channels_last on CUDA; on the CPU what this chip's
+    calibration (``drkd-bench speed --calibrate``) measured faster for it at the data's shape,
+    contiguous where the chip was never calibrated. It changes the last bits of a result, not
+    what a run is: runs record it (tag ``memory_format``), ``reproduce`` rebuilds with it."""
+    if resolve_device(device).type == "cuda":
+        return "channels_last"
+    from benchmark.store import calibration
+
+    c, h, _ = data.image_shape
+    return calibration.memory_format(c, h, arch)
+
+
 def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
           teacher_model: nn.Module | None = None, device: str | None = None,
           on_epoch: Callable[[dict], None] | None = None,
@@ -373,13 +386,14 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
     Numerics follow ``spec.train.precision`` (``bf16``: bfloat16 autocast for the forward passes,
     on any device; ``fp32``: none), part of the cell hash, as is ``spec.train.compile``
     (``torch.compile`` of the training forward; fused kernels change the last bits);
-    ``channels_last`` (a memory layout)
-    defaults to on for CUDA, off on the CPU. When ``data.test_x`` is None
-    no test metrics are computed (tuning); otherwise after every ``spec.train.test_every``-th
-    epoch and the last (evaluation changes no weight, statistic or random stream)."""
+    ``channels_last`` (a memory layout) defaults to :func:`memory_format`'s choice. When
+    ``data.test_x`` is None no test metrics are computed (tuning); otherwise after every
+    ``spec.train.test_every``-th epoch and the last (evaluation changes no weight, statistic or
+    random stream)."""
     dev = resolve_device(device)
     amp = spec.train.precision == "bf16"
-    channels_last = dev.type == "cuda" if channels_last is None else channels_last
+    if channels_last is None:
+        channels_last = memory_format(spec.arch, data, device) == "channels_last"
     run = build(spec, data, dev, teacher_model, amp, channels_last)
     checkpoint = Checkpoint(workdir, spec.hash)
     result = RunResult(history=checkpoint.restore(run))

@@ -13,12 +13,10 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from benchmark.errors import ModelError  # noqa: F401  (raised here; its home is errors)
+
 Builder = Callable[[int, int, int], nn.Module]
 _MODELS: dict[str, tuple[Builder, str]] = {}
-
-
-class ModelError(ValueError):
-    pass
 
 
 def register(name: str, about: str) -> Callable[[Builder], Builder]:

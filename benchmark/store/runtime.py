@@ -14,7 +14,9 @@ class Runtime:
     cpu, cuda, cuda:1 or auto; ``threads``: torch CPU threads of this process (None: torch's);
     ``checkpoint_seconds``: the least time between two resume checkpoints of a run (and the
     per-epoch metrics sent to the store with each): a crash loses at most that much training;
-    ``cells_per_gpu``: how many cells (or trials) share one GPU at a time."""
+    ``cells_per_gpu``: how many cells (or trials) share one GPU at a time; ``memory_format``:
+    ``auto`` (channels_last on CUDA, on the CPU what this chip's calibration measured faster for
+    the architecture), ``contiguous`` or ``channels_last`` (``reproduce``: the recorded one)."""
 
     results: str = "results"
     tracking_uri: str | None = None
@@ -24,6 +26,7 @@ class Runtime:
     checkpoint_seconds: float = 10.0
     cells_per_gpu: int = 1
     plugins: tuple[str, ...] = ()  # loaded by every worker process before any work
+    memory_format: str = "auto"
 
     def gpus(self) -> list[str]:
         """The CUDA devices this run may use: every visible one for ``cuda``/``auto``, the one
