@@ -136,3 +136,72 @@ def test_mlflow_server_backed_by_postgres_serves_runs_and_teachers(tmp_path, pos
     finally:
         server.terminate()
         server.wait(timeout=120)
+
+
+def _raylets() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "raylet/raylet"], capture_output=True, text=True)
+    return {int(pid) for pid in out.stdout.split()}
+
+
+def _finished(db: Path) -> int:
+    import sqlite3
+
+    if not db.is_file():
+        return 0
+    with sqlite3.connect(db, timeout=30) as con:
+        try:
+            return con.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
+        except sqlite3.OperationalError:  # the store's tables are not made yet
+            return 0
+
+
+@pytest.mark.slow
+def test_a_grid_on_two_ray_nodes_finishes_every_cell_once_when_the_second_raylet_dies(tmp_path):
+    """docs/usage.md's recipe on one machine: a head and a second node on 127.0.0.1, both with
+    RAY_AUTH_MODE=token (the Ray that installs today refuses a node without it when a token
+    exists), a grid on them; the second node's raylet is killed mid-grid. Ray retries the cells
+    it held on the head; each cell finishes exactly once and no run stays RUNNING."""
+    pytest.importorskip("ray")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # socket paths must stay short
+    port = free_port()
+    loopback = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    grid = {"name": "two-nodes", "seeds": [0, 1, 2], "datasets": {"digits": None},
+            "architectures": ["mlp"], "train": {"epochs": 20}, "methods": ["ce", "lsr"]}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    results = tmp_path / "results"
+
+    try:
+        before = _raylets()
+        subprocess.run([ray_cli, "start", "--head", "--port", str(port), "--temp-dir", str(temp),
+                        "--include-dashboard", "false", *loopback], env=env, check=True,
+                       capture_output=True, timeout=600)
+        head = _raylets() - before
+        subprocess.run([ray_cli, "start", "--address", f"127.0.0.1:{port}", *loopback], env=env,
+                       check=True, capture_output=True, timeout=600)
+        second = _raylets() - before - head
+        assert len(head) == 1 and len(second) == 1
+        job = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "grid", str(path),
+                                "--results", str(results), "--executor", "ray", "--ray-address",
+                                f"127.0.0.1:{port}", "--workers", "2", "--quiet", "--no-report"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+        deadline = time.time() + 900  # a bound on a hang, not a speed target
+        while _finished(results / "mlflow.db") < 1 and job.poll() is None \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        assert job.poll() is None, "the grid ended before the node could be killed"
+        os.kill(second.pop(), 9)  # the second node's raylet, mid-grid
+        output, _ = job.communicate(timeout=900)
+        print(output)
+        assert job.returncode == 0, output
+    finally:
+        subprocess.run(["pkill", "-9", "-f", str(temp)], capture_output=True)  # this test's Ray
+        shutil.rmtree(temp, ignore_errors=True)
+    t = tracking.Tracker(results=results)
+    runs = [r for r in t.runs() if r.data.tags.get("kind", "train") == "train"]
+    finished = [r.data.tags["cell_key"] for r in runs if r.info.status == "FINISHED"]
+    assert sorted(finished) == sorted(set(finished)) and len(finished) == 6
+    assert not [r for r in runs if r.info.status == "RUNNING"]
