@@ -44,6 +44,11 @@ def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="where datasets are looked for (also $DRKD_DATA)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if "
                                                     "available)")
+    p.add_argument("--memory-format", choices=("auto", "contiguous", "channels_last"),
+                   default="auto", help="the layout the CPU trains in (default auto: what this "
+                   "chip's calibration, speed --calibrate, measured faster per architecture; "
+                   "contiguous without one; channels_last on CUDA). Changes the last bits of a "
+                   "result, not the cell: runs record it as the tag memory_format")
     p.add_argument("--checkpoint-every", type=float, default=10.0, metavar="SECONDS",
                    help="least time between two resume checkpoints of a run, each followed by "
                         "its epochs' metrics in the store (default 10; 0: every epoch). A crash "
@@ -108,7 +113,8 @@ def runtime(args) -> Runtime:
         raise UsageError("--cells-per-gpu must be >= 1")
     writable(Path(args.results), create=False)  # read-only results: one line, before any work
     rt = Runtime(args.results, args.tracking_uri, args.data_root, args.device,
-                 checkpoint_seconds=args.checkpoint_every, cells_per_gpu=cells_per_gpu)
+                 checkpoint_seconds=args.checkpoint_every, cells_per_gpu=cells_per_gpu,
+                 memory_format=args.memory_format)
     if cells_per_gpu > 1 and not rt.gpus():
         raise UsageError(f"--cells-per-gpu {cells_per_gpu}: no CUDA device to share "
                          f"(--device {args.device})")

@@ -157,13 +157,15 @@ def _calibrate(args) -> int:
     started = time.perf_counter()
     say = lambda s: print(f"  calibrating {s} ...", file=sys.stderr, flush=True)  # noqa: E731
     rows = calibrate.calibrate(shapes, args.batch, compile=args.compile is not None, say=say)
-    calibrate.save(rows)
+    kept = calibration.save({calibration.key(r["channels"], r["size"], r["arch"]): r
+                             for r in rows})
     sig = calibration.signature()
     print(f"drkd-bench speed --calibrate: {sig['cpu_vendor']} {sig['cpu']} (torch CPU "
           f"capability {sig['cpu_capability']}; {sig['cpu_flags'] or 'no listed ISA flags'}), "
           f"1 thread, batch {args.batch} (smaller where a step would pass 0.5 s); step time in ms")
     print(calibrate.table(rows))
-    print(f"cached for this chip in {calibration.path_for(sig)}")
+    print(f"cached for this chip in {kept}" if kept else
+          "not cached (DRKD_CACHE=off): later commands train contiguous and fp32")
     if args.json:
         out = [{**r, "signature": sig} for r in rows]
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

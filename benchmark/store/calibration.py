@@ -35,9 +35,15 @@ PATHS = (("fp32", "contiguous"), ("fp32", "channels_last"), ("bf16", "contiguous
 FORMAT = 1  # the cache file's layout
 
 
+def off() -> bool:
+    """``DRKD_CACHE=off``: no cache, so no calibration is kept or read (contiguous, fp32)."""
+    return os.environ.get("DRKD_CACHE", "").lower() in ("off", "0", "no")
+
+
 def folder() -> Path:
-    """``$DRKD_CACHE``, else ``$XDG_CACHE_HOME/drkd-bench``, else ``~/.cache/drkd-bench``."""
-    if os.environ.get("DRKD_CACHE"):
+    """``$DRKD_CACHE``, else ``$XDG_CACHE_HOME/drkd-bench``, else ``~/.cache/drkd-bench`` (the
+    folder that also keeps the empty tracking store new stores copy)."""
+    if os.environ.get("DRKD_CACHE") and not off():
         return Path(os.environ["DRKD_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "drkd-bench"
@@ -66,8 +72,12 @@ def key(channels: int, size: int, arch: str) -> str:
     return f"{arch}@{channels}x{size}"
 
 
-def save(entries: Mapping[str, Mapping[str, Any]], sig: Mapping[str, str] | None = None) -> Path:
-    """Merge ``entries`` into this chip's cache file (written whole, then renamed)."""
+def save(entries: Mapping[str, Mapping[str, Any]],
+         sig: Mapping[str, str] | None = None) -> Path | None:
+    """Merge ``entries`` into this chip's cache file (written whole, then renamed); None, and
+    nothing written, with ``DRKD_CACHE=off``."""
+    if off():
+        return None
     sig = dict(sig or signature())
     path = path_for(sig)
     old = _read(path)
@@ -93,6 +103,8 @@ def _read(path: Path) -> dict:
 def load() -> dict[str, dict]:
     """This chip's calibration entries ({} where it was never calibrated). A file whose
     signature is not this chip's is never read, whatever its name."""
+    if off():
+        return {}
     sig = signature()
     data = _read(path_for(sig))
     return dict(data.get("entries", {})) if data.get("signature") == sig else {}

@@ -163,11 +163,6 @@ def calibrate(shapes: list[tuple[str, int, int, int]], batch: int = 128, compile
         torch.set_num_threads(threads)
 
 
-def save(rows: list[dict]) -> None:
-    """The rows into this chip's calibration cache, keyed by architecture and input shape."""
-    calibration.save({calibration.key(r["channels"], r["size"], r["arch"]): r for r in rows})
-
-
 def default_shapes() -> list[tuple[str, int, int, int]]:
     """(arch, channels, size, classes) of every student of the shipped configs, once each."""
     from benchmark import config, data

@@ -71,7 +71,9 @@ def score(study_def: Study, params: dict[str, Any], seeds, dataset: dict, teache
     for i, seed in enumerate(seeds):
         spec = trial_spec(study_def, params, seed)
         result = train.train(spec, dataset[seed], teacher_model=teachers_by_seed.get(seed),
-                             device=rt.device, on_epoch=on_epoch if i == 0 else None)
+                             device=rt.device, on_epoch=on_epoch if i == 0 else None,
+                             channels_last=None if rt.memory_format == "auto"
+                             else rt.memory_format == "channels_last")
         value = result.final["val_top1"]
         if not math.isfinite(value):
             raise train.TrainingDiverged("validation accuracy is not finite")
