@@ -48,9 +48,7 @@ def served(tmp_path_factory):
                              str(results), "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        proc.stdout.readline()  # starting ...
-        url = re.search(r"http://\S+", proc.stdout.readline()).group(0)
-        proc.stdout.readline()  # every training run ...
+        url = re.search(r"http://\S+", proc.stdout.readline()).group(0)  # the one URL
         with sqlite3.connect(results / "mlflow.db") as db:
             runs = dict(db.execute("select t.value, r.run_uuid from runs r join tags t on "
                                    "t.run_uuid = r.run_uuid where t.key = 'kind'").fetchall())

@@ -72,6 +72,12 @@ def test_tiny_grid_end_to_end_then_rerun_skips_everything(tmp_path, capsys):
     assert cli.main(["grid", path, "--results", str(results), "--quiet", "--no-report"]) == 0
     assert "0 trained, 6 already done" in capsys.readouterr().out
     assert len(finished_runs(results)[1]) == 6
+    # a dry run of the finished grid marks every cell done
+    assert cli.main(["grid", path, "--results", str(results), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: 6 cells, 6 finished in sqlite:///" in out
+    assert sum(line.endswith("epochs  done") or line.endswith(")  done")
+               for line in out.splitlines()) == 6
 
 
 def test_a_worker_forked_by_the_server_takes_the_commands_environment(monkeypatch):

@@ -37,14 +37,14 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
                              str(results), "--port", "0", "--dashboard-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = proc.stdout.readline()  # at once, before the server answers: not silent
-        assert first.startswith("starting the MLflow UI on http://127.0.0.1:"), first
-        line = proc.stdout.readline()
+        starting = proc.stderr.readline()  # at once, before the server answers: not silent
+        assert starting.startswith("starting the MLflow UI"), starting
+        line = proc.stdout.readline()  # one URL, the results view's: never the bare root
+        assert re.findall(r"http://\S+", line) and len(re.findall(r"http://\S+", line)) == 1
         url = re.search(r"http://\S+", line).group(0)
-        everything = proc.stdout.readline()
-        assert everything.strip().startswith("every training run, failed ones included: http")
-        assert "viewStateShareKey=" + ui.ALL_RUNS_KEY in everything
+        assert ui.OPEN_PATH in url and "viewStateShareKey=" + ui.VIEW_KEY in url
         dashboard = proc.stdout.readline()
+        assert ui.dashboard_command() is None or dashboard.startswith("optuna-dashboard")
         if ui.dashboard_command() is not None:  # optional; installed with the test extra
             with urllib.request.urlopen(re.search(r"http://\S+", dashboard).group(0)
                                         + "api/studies", timeout=120) as answer:
@@ -222,7 +222,11 @@ def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results
     monkeypatch.setattr(ui, "install_view", lambda tracker: None)
     tracker = tracking.Tracker(location.default_uri(results), results=results)
     lines: list[str] = []
-    ui.serve(tracker, str(results / "optuna.journal"), port=5999, say=lines.append)
-    assert lines[0].startswith("starting the MLflow UI on http://127.0.0.1:5999/")
+    urls: list[str] = []
+    ui.serve(tracker, str(results / "optuna.journal"), port=5999, say=urls.append,
+             note=lines.append)
+    assert lines[0].startswith("starting the MLflow UI")
+    assert len(urls) == 1 and urls[0].startswith("MLflow UI (results by dataset, arch, variant): "
+                                                 "http://127.0.0.1:5999/drkd-bench/open#")
     assert any(line.startswith("optuna-dashboard not started: no Optuna studies at "
                                + str(results / "optuna.journal")) for line in lines), lines

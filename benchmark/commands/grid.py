@@ -62,10 +62,14 @@ def run(args) -> int:
     if args.dry_run:
         deps = grid.dependencies(cells)
         by_hash = {c.hash: c for c in cells}
-        print(f"{cfg.name}: {len(cells)} cells")
+        done, where = _finished(args)
+        ours = sum(c.hash in done for c in cells)
+        print(f"{cfg.name}: {len(cells)} cells"
+              + (f", {ours} finished in {where} (marked 'done')" if where else ""))
         for i, c in enumerate(cells, 1):
             wait = f"  (after {by_hash[deps[c.hash]].key})" if c.hash in deps else ""
-            print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}")
+            mark = "  done" if c.hash in done else ""
+            print(f"{i:>4}. {c.key}  {c.train.epochs} epochs{wait}{mark}")
         for line in grid.describe_variants(cfg):
             print(line)
         return 0
@@ -109,3 +113,20 @@ def run(args) -> int:
               f"report: {args.results}/README.md; in MLflow, the run 'report {cfg.name}', "
               "linked from every run of the grid)")
     return 0 if outcome.ok else 1
+
+
+def _finished(args) -> tuple[set[str], str]:
+    """(the cell hashes finished in the store, the store's words), read only where a store
+    exists (a dry run never creates one): ``(set(), "")`` otherwise."""
+    from pathlib import Path
+
+    from benchmark.store import tracking
+
+    if not args.tracking_uri and not (Path(args.results) / "mlflow.db").is_file():
+        return set(), ""
+    from benchmark.commands.common import store_uri
+
+    uri = store_uri(args)
+    runs = tracking.Tracker(uri, results=args.results).runs("attributes.status = 'FINISHED'")
+    return ({r.data.tags.get("cell_hash", "") for r in runs
+             if r.data.tags.get("kind", "train") == "train"}, uri)

@@ -12,10 +12,11 @@ from benchmark.commands.common import UsageError, store_uri
 def add(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="open the results in the MLflow UI (and the studies in "
                                   "optuna-dashboard)",
-                       description="Starts the MLflow UI on the tracking store and prints the "
-                                   "URL of the runs table in training mode with the results "
-                                   "visible: final test/validation top-1 and ECE, grouped by "
-                                   "dataset, arch and variant (tuning runs filtered out). When "
+                       description="Starts the MLflow UI on the tracking store and prints one "
+                                   "URL: the runs table in training mode with the results "
+                                   "visible (--all-runs: every training run instead): final "
+                                   "test/validation top-1 and ECE, grouped by dataset, arch and "
+                                   "variant (tuning runs filtered out). When "
                                    "optuna-dashboard is installed (pip install -e '.[ui]') and "
                                    "there are studies, it starts that too. Ctrl-C stops both.")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
@@ -23,6 +24,9 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--dashboard-port", type=int, default=8080,
                    help="optuna-dashboard port (0: a free one)")
     p.add_argument("--storage", help="Optuna storage (default: RESULTS/optuna.journal)")
+    p.add_argument("--all-runs", action="store_true",
+                   help="print the URL of the table of every training run (failed ones "
+                        "included) instead of the results view")
     p.add_argument("--tracking-uri")
     p.add_argument("--results", default="results")
     return p
@@ -44,7 +48,9 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         ui.serve(tracker, storage, args.host, args.port, args.dashboard_port,
-                 say=lambda line: print(line, flush=True))
+                 say=lambda line: print(line, flush=True),  # the URLs: standard output
+                 note=lambda line: print(line, file=sys.stderr, flush=True),
+                 view=ui.ALL_RUNS_KEY if args.all_runs else ui.VIEW_KEY)
     except RuntimeError as e:
         raise UsageError(str(e)) from None
     except KeyboardInterrupt:

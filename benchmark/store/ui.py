@@ -131,8 +131,10 @@ def mlflow_url(host: str, port: int, experiment_id: str, view: str = VIEW_KEY) -
 
 
 def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: int = 0,
-          dashboard_port: int = 0, say=print) -> None:
-    """Start the servers, print where they are, serve until interrupted, then stop them."""
+          dashboard_port: int = 0, say=print, note=print, view: str = VIEW_KEY) -> None:
+    """Start the servers, ``say`` where they are (one URL: the runs table in ``view``; the
+    dashboard's on a second line when it runs), serve until interrupted, then stop them.
+    Progress and notices go to ``note``."""
     install_view(tracker)
     port = port or free_port(host)
     if dashboard_port:
@@ -143,27 +145,25 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
                      "--app-name", "drkd-bench"],  # benchmark/store/mlflow_app.py: training view
                     env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})]
     try:
-        say(f"starting the MLflow UI on http://{host}:{port}/ (20-30 s on a busy 2-core machine) "
-            "...")
+        note("starting the MLflow UI (20-30 s on a busy 2-core machine) ...")
         wait_until_up(f"http://{host}:{port}/health", procs[0])
-        say(f"MLflow UI (results by dataset, arch, variant): "
-            f"{mlflow_url(host, port, tracker.experiment_id)}")
-        say(f"  every training run, failed ones included: "
-            f"{mlflow_url(host, port, tracker.experiment_id, ALL_RUNS_KEY)}")
+        words = "every training run, failed ones included" if view == ALL_RUNS_KEY else \
+            "results by dataset, arch, variant"
+        say(f"MLflow UI ({words}): {mlflow_url(host, port, tracker.experiment_id, view)}")
         if not (storage and (("://" in storage) or Path(storage).is_file())):
-            say(f"optuna-dashboard not started: no Optuna studies at {storage} (drkd-bench tune "
-                "writes them there)")
+            note(f"optuna-dashboard not started: no Optuna studies at {storage} (drkd-bench "
+                 "tune writes them there)")
         else:
             exe = dashboard_command()
             if exe is None:
-                say("optuna-dashboard is not installed (pip install -e '.[ui]'); studies: "
-                    "drkd-bench tune CONFIG --show")
+                note("optuna-dashboard is not installed (pip install -e '.[ui]'); studies: "
+                     "drkd-bench tune CONFIG --show")
             else:
                 dport = dashboard_port or free_port(host)
                 procs.append(_start([exe, storage, "--host", host, "--port", str(dport)]))
                 wait_until_up(f"http://{host}:{dport}/", procs[-1])
                 say(f"optuna-dashboard (studies): http://{host}:{dport}/")
-        say("serving; Ctrl-C stops")
+        note("serving; Ctrl-C stops")
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
     finally:
