@@ -120,7 +120,7 @@ def test_runs_record_the_memory_format_the_calibration_chose(tmp_path, cache):
 def test_calibrate_writes_the_table_the_json_and_the_cache(tmp_path, cache, capsys):
     out = tmp_path / "calibration.json"
     assert cli.main(["speed", "--calibrate", "--dataset", "digits", "--arch", "mlp",
-                     "--batch", "16", "--json", str(out)]) == 0
+                     "--batch", "16", "--json", str(out), "--results", str(tmp_path)]) == 0
     [row] = json.loads(out.read_text())
     assert {"arch", "path", "speedup", "gflops", "peak_gflops"} <= set(row)
     assert row["arch"] == "mlp" and row["path"] in {"/".join(p) for p in calibration.PATHS}
@@ -129,3 +129,8 @@ def test_calibrate_writes_the_table_the_json_and_the_cache(tmp_path, cache, caps
     assert row["gflops"] > 0 and row["peak_gflops"] > 0
     assert calibration.entry(*DIGITS, "mlp")["path"] == row["path"]
     assert "mlp" in capsys.readouterr().out
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "speed_calibration.csv")
+    assert len(table) == 4 and table["chosen"].sum() == 1
+    assert table.loc[table["chosen"], "path"].item() == row["path"]

@@ -170,5 +170,9 @@ def _calibrate(args) -> int:
         out = [{**r, "signature": sig} for r in rows]
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
         print(f"written to {args.json}")
+    csv = Path(args.results) / "speed_calibration.csv"
+    writable(csv.parent)
+    calibrate.write_csv(rows, sig, csv)
+    print(f"written to {csv}")
     print(f"{time.perf_counter() - started:.0f}s")
     return 0

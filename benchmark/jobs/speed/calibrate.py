@@ -236,3 +236,25 @@ def resolve_one(dataset: str, arch: str, precision: str) -> tuple[str, str | Non
                                f"calibration measured bf16 {1 / ratio:.1f}x slower than fp32 "
                                f"(ratio {ratio:.2f}); precision: auto would train fp32 here")
     return precision, None
+
+
+def write_csv(rows: list[dict], sig: dict[str, str], path) -> None:
+    """One line per architecture and path: step seconds, whether it is the chosen one, and the
+    chip (the figures a benchmark commits: measured here, never asserted by a test)."""
+    import csv
+
+    fields = ["arch", "channels", "size", "batch", "path", "step_seconds", "chosen",
+              "speedup_over_fp32_contiguous", "gflops_chosen", "peak_gflops", *sig]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            base = r["seconds"]["fp32/contiguous"]
+            for p, seconds in r["seconds"].items():
+                writer.writerow({"arch": r["arch"], "channels": r["channels"],
+                                 "size": r["size"], "batch": r["batch"], "path": p,
+                                 "step_seconds": f"{seconds:.6g}",
+                                 "chosen": p == r["path"],
+                                 "speedup_over_fp32_contiguous": f"{base / seconds:.4g}",
+                                 "gflops_chosen": f"{r['gflops']:.4g}",
+                                 "peak_gflops": f"{r['peak_gflops']:.4g}", **sig})
