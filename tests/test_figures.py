@@ -264,3 +264,25 @@ def test_a_one_point_lattice_is_a_forest_strip_and_a_grid_a_heat_map():
     grid = plots.lattice_figure(_lattice_rows([0.5, 0.9], [2, 4]), "d")
     assert any(isinstance(a, matplotlib.image.AxesImage) for ax in grid.axes
                for a in ax.get_children())
+
+
+def _look(handle) -> tuple:
+    """What a reader sees of a legend entry: colour, line pattern, width, marker and its fill."""
+    from matplotlib import colors
+
+    if hasattr(handle, "get_linestyle") and hasattr(handle, "get_marker"):
+        return ("line", colors.to_hex(handle.get_color()), str(handle.get_dashes()
+                if hasattr(handle, "get_dashes") else handle.get_linestyle()),
+                handle.get_linestyle(), round(handle.get_linewidth(), 2), str(handle.get_marker()),
+                str(handle.get_markerfacecolor()))
+    return (type(handle).__name__, str(getattr(handle, "get_facecolor", lambda: "")()))
+
+
+def test_no_figure_is_taller_than_3000_px_nor_has_two_legend_entries_that_look_alike(field):
+    for name, fig in _figures(field).items():
+        assert fig.get_size_inches()[1] * plots.DPI <= 3000, name
+        for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+            looks = [_look(h) for h in legend.legend_handles]
+            texts = [t.get_text() for t in legend.get_texts()]
+            same = [t for t, look in zip(texts, looks) if looks.count(look) > 1]
+            assert not same, (name, same)

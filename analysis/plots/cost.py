@@ -10,6 +10,7 @@ import matplotlib.ticker
 from analysis.plots import style
 from analysis.plots.style import (
     ROLE_STYLE,
+    SOURCE_ORDER,
     legend_below,
     method_colours,
     new_figure,
@@ -75,6 +76,9 @@ def _cost_panel(ax, a: pd.DataFrame, column: str, label: str, colours: dict,
     base = ladder["mean"].max() if len(ladder) else a["mean"].max()
     floor = max(a["low"].min(), base - COST_WINDOW) - 0.2
     order = {v: i for i, v in enumerate(stats.variant_order(a["variant"]))}
+    # a method under several teacher sources (DR-KD online, pretrained): one colour and one
+    # marker for all of them, so each point names its source
+    several = {m for m, g in a.groupby("method") if len({_source(v, m) for v in g["variant"]}) > 1}
     span = max(a[column].max() - a[column].min(), 1.0)
     below = 0
     for _, r in a.iterrows():
@@ -89,10 +93,22 @@ def _cost_panel(ax, a: pd.DataFrame, column: str, label: str, colours: dict,
         ax.errorbar([x], [r["mean"]], yerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
                     fmt=ROLE_STYLE[kind][0], color=c, ms=3.5, elinewidth=0.9, capsize=1.5,
                     zorder=2, markerfacecolor="white" if kind == "mechanism control" else c)
+        if r["method"] in several and _source(r["variant"], r["method"]):
+            ax.annotate(_source(r["variant"], r["method"]), (x, r["mean"]), fontsize=5.5,
+                        color=c, xytext=(3, 2), textcoords="offset points")
     ax.set_ylim(bottom=floor - 0.1)  # the ▼ of a point below the window sit inside the axes
     ax.set_title(f" ({below} below the axis, ▼)" if below else "")
     ax.set_xlabel(label)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g×"))
+
+
+def _source(variant: str, method: str) -> str:
+    """The teacher source a variant's name carries after its method (``drkd-online-tuned`` ->
+    ``online``), or ""."""
+    rest = variant.removeprefix(method + "-") if variant.startswith(method + "-") else ""
+    for suffix in ("-tuned", "-control"):
+        rest = rest.removesuffix(suffix)
+    return rest if rest in SOURCE_ORDER else ""
 
 
 def _ladder(points: pd.DataFrame, baseline: str) -> pd.DataFrame:

@@ -49,6 +49,11 @@ def curves_figure(epochs: pd.DataFrame, dataset: str, metric: str = "test_top1",
                .agg(["mean", lambda x: style.band(x.to_numpy(float))]).reset_index())
     summary.columns = ["arch", "variant", "epoch", "mean", "band"]
     info = d.drop_duplicates("variant").set_index("variant")[["method", "teacher_source"]]
+    # each row's seeds (an architecture of a task may have fewer: Fashion cnn28s 15 of 20)
+    per_arch = d.groupby(["arch", "variant"])["seed"].nunique().groupby(level="arch")
+    seeds = {a: (f"{lo} seeds" if lo == hi else f"{lo}-{hi} seeds")
+             for a, (lo, hi) in zip(per_arch.min().index,
+                                    zip(per_arch.min(), per_arch.max()))}
     for row, arch in enumerate(archs):
         for col, (family, members) in enumerate(groups.items()):
             ax = axes[row, col]
@@ -73,15 +78,18 @@ def curves_figure(epochs: pd.DataFrame, dataset: str, metric: str = "test_top1",
             if row == 0:
                 ax.set_title(family)
             if col == 0:
-                ax.set_ylabel(f"{arch}\n{ylabel}")
+                ax.set_ylabel(f"{arch} ({seeds[arch]})\n{ylabel}" if len(set(seeds.values())) > 1
+                              else f"{arch}\n{ylabel}")
             if row == len(archs) - 1:
                 ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    seeds = int(d.groupby(["arch", "variant"])["seed"].nunique().max())
-    fig.suptitle(f"{dataset}: {ylabel} per epoch (mean over {seeds} seeds, 95% bootstrap band)")
+    counts = set(seeds.values())
+    over = f"{counts.pop()} seeds" if len(counts) == 1 else "seeds per row"
+    fig.suptitle(f"{dataset}: {ylabel} per epoch (mean, 95% bootstrap band; {over})")
     several = d["method"].isin(groups.get(SEVERAL_SOURCES, []))
     handles = style_handles(d["method"].unique(), set(d.loc[several, "teacher_source"]),
-                             set(), colours, dashes) + role_handles(d["variant"].unique(), False)
+                            set(), colours, dashes)
+    handles += role_handles(d["variant"].unique(), False, lines=True)
     legend_below(fig, handles, ncol=5)
     return fig
 

@@ -32,7 +32,10 @@ SOURCE_ORDER = ["none", "", "pretrained", "online", "previous-epoch", "ema", "pa
 #: registry, such as the two teacher-source methods, get far-apart colours).
 PALETTE_ORDER = [9, 0, 2, 3, 4, 5, 6, 1, 8, 7]
 SYMLOG_TICKS = [-100, -50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50, 100]
-DASHES = ["-", "-", "-", "--", ":", "-.", "-", "-", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
+#: Line patterns by teacher source (SOURCE_ORDER): every source a legend can show has its own
+#: (partner and previous-batch were solid, like pretrained: three legend entries alike).
+DASHES = ["-", "-", "-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)),
+          (0, (3, 1, 1, 1)), (0, (8, 2))]
 
 
 def save(fig, folder: Path, name: str) -> list[Path]:
@@ -133,11 +136,18 @@ def role(variant: str) -> str:
     return "tuned" if stats.is_tuned(variant) else "reference values"
 
 
-def role_handles(variants, marker: bool) -> list:
-    """Legend entries for the roles present (grey: the colour is the method's)."""
+def role_handles(variants, marker: bool, lines: bool = False) -> list:
+    """Legend entries for the roles present (grey: the colour is the method's). ``lines``: the
+    curves' roles, marked on lines whose pattern is the teacher source's, so each role is its
+    marker alone and reference values (unmarked) have no entry."""
     present = {role(v) for v in variants}
     if present == {"reference values"}:
         return []
+    if lines:
+        return [Line2D([], [], color="0.3", ls="none", marker=ROLE_STYLE[r][0], ms=4,
+                       markerfacecolor="white" if r == "mechanism control" else "0.3",
+                       label=f"{r} (marked)") for r in ROLE_STYLE
+                if r in present and r != "reference values"]
     return [Line2D([], [], color="0.3", lw=0 if marker else 1.3,
                    marker=ROLE_STYLE[r][0] if marker else None,
                    ls="none" if marker else ROLE_STYLE[r][1], ms=4,
