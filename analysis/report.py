@@ -156,6 +156,12 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
     every_run = runs
     if len(runs):  # the lattice's many fixed points have their own table and heat-map
         runs = runs[~runs["variant"].map(stats.is_lattice)]
+    add(plots.tuned(st, fdir, analysis.margin),
+        "Tuned against tuned, every task: each tuned variant's paired difference to each tuned "
+        "baseline (a panel per baseline: tuned CE first, then a tuned rival of the same "
+        "teacher), with the interval its verdict uses; marker = verdict; hollow = fragile; "
+        "shaded = the ±"
+        f"{analysis.margin:g}-point equivalence margin", forest=True)
     for d in datasets:
         for arch in sorted(runs.loc[runs["dataset"] == d, "arch"].unique()):
             add(plots.forest(st, d, arch, fdir, analysis.margin, base),

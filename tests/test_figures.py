@@ -286,3 +286,28 @@ def test_no_figure_is_taller_than_3000_px_nor_has_two_legend_entries_that_look_a
             texts = [t.get_text() for t in legend.get_texts()]
             same = [t for t, look in zip(texts, looks) if looks.count(look) > 1]
             assert not same, (name, same)
+
+
+def test_the_tuned_forest_has_a_panel_per_baseline_kind_and_a_row_per_comparison():
+    rows = []
+    for task in ("digits:clean", "digits:sym40"):
+        for variant, baseline, verdict, fragile in (
+                ("drkd-online-tuned", "ce-tuned", "worse", False),
+                ("tfkd-self-online-tuned", "ce-tuned", "equivalent", True),
+                ("drkd-online-tuned", "tfkd-self-online-tuned", "better", False)):
+            rows.append({"dataset": task, "arch": "mlp", "setting": "tuned", "variant": variant,
+                         "baseline": baseline, "n_pairs": 20, "mean_diff": 0.1, "ci_low": -0.2,
+                         "ci_high": 0.4, "verdict": verdict, "fragile": fragile})
+    rows.append({**rows[0], "setting": "reference", "variant": "lsr", "baseline": "ce"})
+    fig = plots.tuned_figure(pd.DataFrame(rows), 0.5)
+    top, bottom = fig.axes[:2]
+    assert top.get_title(loc="left") == "− tuned ce"
+    assert bottom.get_title(loc="left") == "− tuned tfkd-self of the same teacher"
+    assert [t.get_text() for t in top.get_yticklabels()] == [
+        "digits:clean mlp: drkd-online", "digits:clean mlp: tfkd-self-online",
+        "digits:sym40 mlp: drkd-online", "digits:sym40 mlp: tfkd-self-online"]
+    assert len(bottom.get_yticklabels()) == 2
+    points = [line for line in top.get_lines() if line.get_marker() not in ("None", None, "")]
+    assert [p.get_marker() for p in points] == ["v", "D", "v", "D"]  # worse, equivalent
+    assert [p.get_markerfacecolor() == "white" for p in points] == [False, True, False, True]
+    assert plots.tuned_figure(pd.DataFrame(rows[-1:]), 0.5) is None  # no tuned-vs-tuned pair

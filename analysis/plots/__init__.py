@@ -14,7 +14,7 @@ from .accuracy import accuracy, accuracy_figure
 from .aggregate import aggregate, aggregate_figure
 from .cost import COST_WINDOW, cost, cost_figure
 from .curves import curves, curves_figure
-from .forest import forest, forest_figure
+from .forest import forest, forest_figure, tuned, tuned_figure
 from .landscape import landscape, landscape_figure
 from .lattice import lattice, lattice_figure
 from .layout import overlaps
@@ -74,4 +74,6 @@ __all__ = [
     "role",
     "save",
     "source_dashes",
+    "tuned",
+    "tuned_figure",
 ]

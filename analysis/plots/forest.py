@@ -78,3 +78,68 @@ def forest(st: pd.DataFrame, dataset: str, arch: str, folder: Path, margin: floa
            baseline: str = "ce") -> list[Path]:
     fig = forest_figure(st, dataset, arch, margin, baseline)
     return [] if fig is None else style.save(fig, folder, f"forest_{dataset}_{arch}")
+
+
+def tuned_pairs(st: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons of tuned variants with tuned baselines (both sides tuned: the headline of
+    an edition that asks whether a tuned method beats its tuned rivals)."""
+    if st is None or st.empty or "setting" not in st:
+        return pd.DataFrame()
+    tuned = st[(st["setting"] == "tuned") & st["baseline"].astype(str).str.endswith("-tuned")]
+    return tuned.copy()
+
+
+def tuned_figure(st: pd.DataFrame, margin: float):
+    """Every tuned-against-tuned comparison of the report in one figure: a panel per kind of
+    baseline (its method: tuned CE, tuned Tf-KD self of the same teacher, ...), stacked, a row
+    per task and variant, the verdict's interval, marker and colour, hollow where fragile."""
+    theme()
+    d = tuned_pairs(st)
+    if d.empty:
+        return None
+    d["kind"] = d["baseline"].str.removesuffix("-tuned").str.replace(
+        r"-(pretrained|online|previous-epoch|ema)$", "", regex=True)
+    kinds = sorted(d["kind"].unique(), key=lambda k: (k != "ce", k))
+    counts = [int((d["kind"] == k).sum()) for k in kinds]
+    fig, axes = new_figure(0.16 * sum(counts) + 0.6 * len(kinds) + 0.9, nrows=len(kinds),
+                           squeeze=False, sharex=True,
+                           gridspec_kw={"height_ratios": [c + 2 for c in counts]})
+    values = pd.concat([d["ci_low"], d["ci_high"], d["mean_diff"]]).dropna()
+    low, high = min(values.min(), -margin), max(values.max(), margin)
+    pad = 0.06 * (high - low)
+    for ax, kind in zip(axes[:, 0], kinds):
+        g = d[d["kind"] == kind].sort_values(["dataset", "arch", "variant"], kind="stable")
+        y = np.arange(len(g))
+        ax.axvspan(-margin, margin, color="0.88", zorder=0, lw=0)
+        ax.axvline(0, color="0.35", lw=0.8, zorder=1)
+        for yi, (_, r) in zip(y, g.iterrows()):
+            marker, colour = VERDICT_STYLE[r["verdict"]]
+            if not np.isnan(r["ci_low"]):
+                ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
+            fragile = bool(r.get("fragile", False))
+            ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
+                    ls="none", markerfacecolor="white" if fragile else colour)
+        ax.set_yticks(y, [f"{r.dataset} {r.arch}: {r.variant.removesuffix('-tuned')}"
+                          for r in g.itertuples()], fontsize=6.5)
+        ax.set_ylim(len(g) - 0.3, -0.7)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_title(f"− tuned {kind}" + (" of the same teacher" if kind != "ce" else ""),
+                     loc="left")
+    axes[-1, 0].set_xlabel("difference, percentage points (95% CI)")
+    n = int(d["n_pairs"].min()), int(d["n_pairs"].max())
+    fig.suptitle("Tuned against tuned: paired difference in final test top-1 ("
+                 + (f"{n[0]} seeds" if n[0] == n[1] else f"{n[0]}-{n[1]} seeds") + ")")
+    handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1.2, ms=5, label=v)
+               for v, (m, c) in VERDICT_STYLE.items()]
+    handles.append(matplotlib.patches.Patch(color="0.88", label=f"±{margin:g} equivalence margin"))
+    if "fragile" in d and d["fragile"].astype(bool).any():
+        handles.append(Line2D([], [], marker="o", color="0.3", markerfacecolor="white", ls="none",
+                              ms=5, label="hollow: fragile"))
+    legend_below(fig, handles, ncol=3)
+    return fig
+
+
+def tuned(st: pd.DataFrame, folder: Path, margin: float) -> list[Path]:
+    fig = tuned_figure(st, margin)
+    return [] if fig is None else style.save(fig, folder, "forest_tuned")
