@@ -85,8 +85,12 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
     assert {c.data.tags["state"] for c in children} == {"COMPLETE", "PRUNED"}
     status = {c.data.tags["state"]: c.info.status for c in children}
-    assert status == {"COMPLETE": "FINISHED", "PRUNED": "FINISHED"}  # pruned is not failed
+    # pruned is neither failed nor finished: MLflow draws KILLED (stopped on purpose) apart
+    assert status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}
     best = load(results).best_trial
+    from benchmark.jobs.tune import choice
+
+    assert load(results).user_attrs["objective"] == choice.RULE  # the rule best_trial applies
     assert parents[0].data.metrics["best_val_top1"] == pytest.approx(best.value)
     assert parents[0].data.metrics["best_temperature"] == pytest.approx(  # 6 digits stored
         best.params["temperature"], rel=1e-5)
@@ -248,3 +252,17 @@ def test_killed_tune_leaves_no_orphan_worker(cfg_path, tmp_path):
     for w in alive:
         os.kill(w, signal.SIGKILL)
     assert not alive
+
+
+def test_the_studys_stated_rule_is_the_rule_best_trial_applies():
+    """The objective attribute said ties were broken by validation NLL; the code keeps the
+    earlier trial. One rule: stated in words where it is applied, and applied as stated."""
+    from benchmark.jobs.tune import choice
+
+    study = optuna.create_study(direction="maximize")
+    for value, nll in ((0.9412, 0.30), (0.9412, 0.10), (0.90, 0.05)):
+        trial = study.ask()
+        trial.set_user_attr("val_nll", nll)
+        study.tell(trial, value)
+    assert choice.best_trial(study).number == 0  # the earlier of the tie, whatever its NLL
+    assert "earlier trial among equal values" in choice.RULE and "NLL" not in choice.RULE

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import optuna
 
+#: The rule, in words, wherever a study shows it (its ``objective`` attribute, in MLflow and
+#: optuna-dashboard): what :func:`best_trial` does, and nothing else.
+RULE = ("val_top1: final-epoch validation top-1 (fraction); the best trial has the highest, "
+        "the earlier trial among equal values (Optuna's best_trial); near-ties are settled by "
+        "re-scoring the top trials on fresh seeds")
+
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best complete trial by Optuna's own rule (``study.best_trial``: the highest validation

@@ -14,6 +14,7 @@ import optuna
 from tqdm import tqdm
 
 from benchmark.jobs import train
+from benchmark.jobs.tune import choice
 from benchmark.jobs.tune.choice import best_trial
 from benchmark.jobs.tune.liveness import fail_stale_journal_trials
 from benchmark.jobs.tune.objective import parent_run, prepare, safe, score, trial_spec
@@ -85,7 +86,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
             state = "PRUNED"
             raise
         finally:
-            if run_id:  # a pruned trial stopped early by design: FINISHED, tagged PRUNED
+            if run_id:  # a pruned trial stopped early by design: KILLED, tagged PRUNED
                 safe(tracker.set_tags, run_id, {"state": state})
                 safe(tracker.set_status, run_id, RUN_STATUS[state])
 
@@ -113,9 +114,10 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
 
 
 #: The MLflow status of a trial's run for each Optuna end state: a pruned trial did what it was
-#: asked (stop once it trailed the median), so it is not drawn as a failure (MLflow has no
-#: "pruned" status; the run's ``state`` tag says PRUNED and the tables leave it out).
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+#: asked (stop once it trailed the median), so it is drawn neither as a failure nor with the
+#: finished tick of a complete one: KILLED, MLflow's "stopped" (it has no "pruned" status; the
+#: run's ``state`` tag says PRUNED and the tables leave it out; older stores marked it FINISHED).
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
 def trial_line(name: str, trial: optuna.trial.FrozenTrial,
@@ -140,8 +142,7 @@ def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
     spec = study_def.spec
     # the objective first: optuna-dashboard's best-trial box shows a bare number, and the
     # attributes table beside it shows its first rows
-    attrs = {"objective": "val_top1: final-epoch validation top-1 (fraction); ties broken by "
-                          "validation NLL",
+    attrs = {"objective": choice.RULE,
              "dataset": spec.data.task, "arch": spec.arch, "method": spec.method,
              "variant": spec.label, "epochs": spec.train.epochs, "seed": spec.seed,
              "seeds_per_trial": len(study_def.seeds), "pruning": study_def.pruning,
