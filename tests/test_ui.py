@@ -200,6 +200,12 @@ def test_grid_report_is_one_run_that_every_cell_run_links_to(tmp_path, results):
     note = t.runs("tags.kind = 'train'")[0].data.tags["mlflow.note.content"]
     assert note.count("[The grid's report") == 1
     assert len(t.runs("tags.kind = 'report'")) == 1  # the older report is superseded
+    # the way in from the experiment's page: its description links to the current report
+    [current] = t.runs("tags.kind = 'report'")
+    description = MlflowClient(t.uri).get_experiment(t.experiment_id).tags["mlflow.note.content"]
+    assert (f"- [glance](#/experiments/{t.experiment_id}/runs/{current.info.run_id}/artifacts/"
+            "report.html?workflowType=machine_learning)") in description
+    assert rid not in description  # not the superseded one
 
 
 def test_a_finished_grid_cell_is_tagged_kind_train(results):

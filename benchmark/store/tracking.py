@@ -274,7 +274,21 @@ class Tracker:
                                           "README.md, tables/ and figures/ are there too.")
         self._log_report(run_id, Path(folder))
         self._link_report(run_id, grid, view_key)
+        self._describe_experiment()
         return run_id
+
+    def _describe_experiment(self) -> None:
+        """The experiment's description (its page's first words) links to each grid's current
+        report: report and study runs are filtered out of the results views, so this is the
+        way in from the experiment."""
+        reports = sorted(self.runs("tags.kind = 'report'"),
+                         key=lambda r: r.data.tags.get("grid", ""))
+        lines = ["drkd-bench results. Each grid's report (tables and figures in one page):", ""]
+        lines += [f"- [{r.data.tags.get('grid', '?')}](#/experiments/{self.experiment_id}/runs/"
+                  f"{r.info.run_id}/artifacts/report.html?workflowType=machine_learning)"
+                  for r in reports]
+        retry(lambda: self.client.set_experiment_tag(self.experiment_id, "mlflow.note.content",
+                                                     "\n".join(lines)))
 
     def _log_report(self, run_id: str, folder: Path) -> None:
         """The report's files as the run's artifacts; the run finished."""
