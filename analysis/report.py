@@ -26,7 +26,9 @@ inside [0, 100]).
 
 Each comparison is paired by seed: mean difference with a 95% Student-t interval, a two-sided
 paired t-test adjusted by Holm within its family, a TOST equivalence test, and the minimum
-detectable difference (MDE) at {power:.0%} power. Its verdict is one of *better*, *worse*
+detectable difference (MDE) at {power:.0%} power and at the comparison's own Holm level (the
+i-th smallest p of m in a family is tested at α / (m − i + 1); column `mde_holm`, and `mde` at
+α unadjusted). Its verdict is one of *better*, *worse*
 (adjusted p < α), *equivalent* (adjusted TOST p < α: the difference lies within the margin) or
 *inconclusive* (neither: the data cannot tell, which is not evidence of no difference). Settings:
 {analysis}.

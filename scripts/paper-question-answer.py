@@ -88,7 +88,8 @@ def answer(edition: Path = EDITION) -> str:
                for c in ("clean", "sym40"))
     missing = [name for d, a, name in TASKS if (d, a, "clean") not in have]
     drkd = st[st["variant"].str.startswith("drkd-") & st["variant"].str.endswith("-tuned")]
-    mde = {c: drkd[drkd["dataset"].str.endswith(":" + c)]["mde"] for c in ("clean", "sym40")}
+    column = "mde_holm" if "mde_holm" in drkd else "mde"  # at each comparison's Holm level
+    mde = {c: drkd[drkd["dataset"].str.endswith(":" + c)][column] for c in ("clean", "sym40")}
     reached = "; ".join(f"{'clean' if c == 'clean' else 'noisy'} {m.min():.2f}–{m.max():.2f}"
                         for c, m in mde.items() if len(m))
     lines = [
@@ -101,7 +102,8 @@ def answer(edition: Path = EDITION) -> str:
         "verdict of its task's family (Holm over all of the task's comparisons; ±0.5-point "
         "equivalence), paired difference in points [95% CI]; *fragile*: the verdict moves at "
         "half or twice the margin, under Wilcoxon tests or in a wider family. The DR-KD "
-        f"comparisons' minimum detectable differences (80% power): {reached} points."
+        "comparisons' minimum detectable differences (80% power"
+        + (", each at its Holm level" if column == "mde_holm" else "") + f"): {reached} points."
         + (f" Still training: {', '.join(missing)}, whose tasks join the aggregate and the "
            "wider-family checks when they finish." if missing else ""),
         ""]

@@ -323,3 +323,22 @@ def test_identical_runs_are_said_to_be_identical():
     assert stats.sentence(table.loc["ce-tuned"]) == \
         "identical: all 3 paired differences are 0 (the same runs)"
     assert stats.sentence(table.loc["lsr"]).startswith(table.loc["lsr", "verdict"] + ": +0.67")
+
+
+def test_each_mde_is_also_given_at_its_holm_level():
+    """The MDE at alpha overstated what a Holm-adjusted test can detect: the i-th smallest p of
+    m is tested at alpha / (m - i + 1), and ``mde_holm`` is the MDE at that level."""
+    from statsmodels.stats.power import TTestPower
+
+    from analysis.stats.families import adjust
+
+    frame = pd.DataFrame({"dataset": "d", "arch": "a", "setting": "s", "variant": ["x", "y", "z"],
+                          "baseline": "b", "n_pairs": [10, 10, 10], "mean_diff": [1.0, 0.5, 0.1],
+                          "ci_low": 0.0, "ci_high": 0.0, "sd_diff": [2.0, 1.0, 0.5],
+                          "p_value": [0.2, 0.001, 0.03], "p_tost": 0.5, "mde": 0.0})
+    out = adjust(frame, stats.Analysis()).set_index("variant")
+    for variant, level, sd in (("y", 0.05 / 3, 1.0), ("z", 0.05 / 2, 0.5), ("x", 0.05, 2.0)):
+        effect = TTestPower().solve_power(effect_size=None, nobs=10, alpha=level, power=0.8)
+        assert out.loc[variant, "mde_holm"] == pytest.approx(effect * sd, rel=1e-9)
+    assert out.loc["y", "mde_holm"] > 1.0 * TTestPower().solve_power(
+        effect_size=None, nobs=10, alpha=0.05, power=0.8)  # wider than at alpha

@@ -39,14 +39,42 @@ def adjust(frame: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
     frame["family"] = family_of(frame, analysis)
     frame["p_holm"] = np.nan
     frame["p_tost_holm"] = np.nan
+    frame["mde_holm"] = np.nan
     for _, idx in frame.groupby("family", sort=False).groups.items():
         frame.loc[idx, "p_holm"] = holm(frame.loc[idx, "p_value"])
         frame.loc[idx, "p_tost_holm"] = holm(frame.loc[idx, "p_tost"])
+        frame.loc[idx, "mde_holm"] = mde_at_holm_level(frame.loc[idx], analysis)
     frame["verdict"] = [verdict(r, analysis.alpha) for _, r in frame.iterrows()]
     order = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
              "ci_low", "ci_high", "sd_diff", "p_value", "p_holm", "p_tost", "p_tost_holm", "mde",
-             "verdict", "family"]
+             "mde_holm", "verdict", "family"]
     return frame[order + [c for c in frame.columns if c not in order]]
+
+
+def holm_levels(p: pd.Series, alpha: float) -> pd.Series:
+    """The level each comparison of one family is tested at by Holm's step-down procedure:
+    the i-th smallest p of m is compared with alpha / (m - i + 1); a comparison without a p
+    (no variation in its differences) gets the first step's alpha / m."""
+    out = pd.Series(alpha / max(int(p.notna().sum()), 1), index=p.index)
+    ranked = p.dropna().sort_values(kind="stable")
+    m = len(ranked)
+    for i, idx in enumerate(ranked.index, start=1):
+        out[idx] = alpha / (m - i + 1)
+    return out
+
+
+def mde_at_holm_level(family: pd.DataFrame, analysis: Analysis) -> pd.Series:
+    """Each comparison's minimum detectable difference at its own Holm level (what the
+    adjusted test can detect at the declared power; the plain ``mde`` is at alpha)."""
+    from analysis.stats.power import _detectable_effect
+
+    levels = holm_levels(family["p_value"], analysis.alpha)
+    out = pd.Series(np.nan, index=family.index)
+    for idx, row in family.iterrows():
+        n, sd = int(row["n_pairs"]), float(row["sd_diff"])
+        if n >= 2 and sd > 0:
+            out[idx] = _detectable_effect(n, float(levels[idx]), analysis.power) * sd
+    return out
 
 
 def verdict(row, alpha: float = 0.05) -> str:

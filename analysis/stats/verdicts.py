@@ -21,8 +21,9 @@ def sentence(row, digits: int = 2) -> str:
         text += f", Holm p {_p(row['p_holm'])}"
     if row["verdict"] in ("equivalent", "inconclusive") and not np.isnan(row["p_tost_holm"]):
         text += f", TOST p {_p(row['p_tost_holm'])}"
-    if not np.isnan(row["mde"]):
-        text += f", MDE {row['mde']:.{digits}f}"
+    mde = row.get("mde_holm", row["mde"])  # at the comparison's Holm level, where known
+    if not np.isnan(mde):
+        text += f", MDE {mde:.{digits}f}"
     text += f" (n = {int(row['n_pairs'])})"
     why = fragile_why(row) if "fragile" in row else ""
     if why:
