@@ -107,3 +107,20 @@ def test_set_changes_a_shipped_grid_as_its_file_would_and_its_cells_hash_anew(ca
     assert cli.main(["grid", "quick", "--set", "train.epochs=1", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("quick: 72 cells") and out.count(" 1 epochs") == 72
+
+
+def test_export_to_a_gz_name_writes_gzip(tmp_path):
+    """--out runs.csv.gz wrote plain text under a .gz name (the temporary file's name hid the
+    suffix from pandas): the published parts are gzipped and read back as such."""
+    import gzip
+
+    from analysis import load
+
+    results = tmp_path / "results"
+    assert cli.main(["train", "--dataset", "digits", "--arch", "mlp", "--method", "ce",
+                     "--epochs", "1", "--results", str(results)]) == 0
+    out = tmp_path / "part.csv.gz"
+    assert cli.main(["export", "--results", str(results), "--out", str(out)]) == 0
+    with gzip.open(out, "rt") as f:
+        assert f.readline().startswith("run_id,")
+    assert len(load.epochs_from_csv(out)) == 1

@@ -12,7 +12,8 @@ def add(sub) -> argparse.ArgumentParser:
                                       "metrics)")
     p.add_argument("--tracking-uri")
     p.add_argument("--results", default="results")
-    p.add_argument("--out", default=None, help="CSV path (default: RESULTS/runs.csv)")
+    p.add_argument("--out", default=None, help="CSV path (default: RESULTS/runs.csv; a name "
+                                               "ending .gz is gzipped)")
     return p
 
 
@@ -25,8 +26,8 @@ def run(args) -> int:
     if frame.empty:
         raise UsageError(f"no runs in {uri}: nothing to export")
     writable(out.parent)
-    tmp = out.with_name(f".{out.name}.tmp")
-    frame.to_csv(tmp, index=False)
+    tmp = out.with_name(f".{out.name}.tmp")  # the name hides .gz from pandas: say it
+    frame.to_csv(tmp, index=False, compression="gzip" if out.suffix == ".gz" else None)
     tmp.replace(out)
     print(f"exported {frame['run_id'].nunique() if len(frame) else 0} runs, {len(frame)} epoch "
           f"rows to {out}")
