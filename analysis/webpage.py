@@ -44,15 +44,10 @@ def render(folder: Path) -> str:
         images.append(m.group(2))
         return f"![{m.group(1)}]({PLACEHOLDER}{len(images) - 1})"
 
-    def link(m: re.Match) -> str:
-        rel = m.group(1)
-        if rel.startswith("tables/") and rel.endswith(".md"):
-            return f"](#{anchor(rel)})"
-        return f"]({rel})"  # a CSV, LaTeX or PDF file: beside the page, not inside it
-
     text = IMAGE.sub(image, text)
-    text = LINK.sub(link, text)
     text = _drop_file_links(text)
+    text = _tables_where_cited(text, folder)
+    text = IN_PAGE.sub(lambda m: m.group(1), text)  # a link within the page: its words
     tables = sorted((folder / "tables").glob("*.md")) if (folder / "tables").is_dir() else []
     if tables:
         text += "\n\n## The tables\n"
@@ -60,7 +55,7 @@ def render(folder: Path) -> str:
             rel = f"tables/{path.name}"
             text += (f'\n<h3 id="{anchor(rel)}">{html.escape(path.stem)}</h3>\n\n'
                      + path.read_text() + "\n")
-    body = markdown.markdown(text, extensions=["tables", "toc", "attr_list"],
+    body = markdown.markdown(text, extensions=["tables", "toc", "attr_list", "md_in_html"],
                              output_format="html")
     # the images go in last: Markdown's inline patterns never scan megabytes of base64
     body = re.sub(re.escape(PLACEHOLDER) + r"(\d+)", lambda m: "data:image/png;base64," + base64.
@@ -71,6 +66,42 @@ def render(folder: Path) -> str:
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}\n"
             "</body></html>\n")
+
+
+#: A link to a place in the page itself (``[below](#every-comparison-in-words)``).
+IN_PAGE = re.compile(r"\[([^\]]+)\]\(#[^)\s]+\)")
+
+
+def _tables_where_cited(text: str, folder: Path) -> str:
+    """Each table a paragraph cites opens under that paragraph (a collapsed ``<details>``), and
+    the citation becomes its words: inside MLflow's artifact viewer (an iframe sandboxed to
+    scripts only) a link to an anchor of the page went nowhere, so the page needs none."""
+    out, pending = [], []
+    for line in text.split("\n"):
+        if not line.strip() and pending:
+            out.append("")
+            out += [_details(folder, rel) for rel in dict.fromkeys(pending)]
+            pending = []
+
+        def cite(m: re.Match) -> str:
+            pending.append(m.group(2))
+            return m.group(1)
+
+        out.append(TABLE_LINK.sub(cite, line))
+    if pending:
+        out += [""] + [_details(folder, rel) for rel in dict.fromkeys(pending)]
+    return "\n".join(out)
+
+
+TABLE_LINK = re.compile(r"\[([^\]]+)\]\((tables/[^)\s]+\.md)\)")
+
+
+def _details(folder: Path, rel: str) -> str:
+    path = folder / rel
+    if not path.is_file():
+        return ""
+    return (f'<details markdown="1"><summary>table: {html.escape(path.stem)}</summary>\n\n'
+            + path.read_text().strip() + "\n\n</details>\n")
 
 
 def _drop_file_links(text: str) -> str:

@@ -271,7 +271,8 @@ class Tracker:
         run_id = self.new_run(f"report {grid}", {"kind": "report", "grid": grid},
                               description=f"The report of grid {grid}: open report.html under "
                                           "Artifacts (figures and tables in one page); "
-                                          "README.md, tables/ and figures/ are there too.")
+                                          "tables/ (CSV, Markdown, LaTeX) and figures/ (PNG, "
+                                          "PDF) are there too.")
         self._log_report(run_id, Path(folder))
         self._link_report(run_id, grid, view_key)
         self._describe_experiment()
@@ -291,8 +292,9 @@ class Tracker:
                                                      "\n".join(lines)))
 
     def _log_report(self, run_id: str, folder: Path) -> None:
-        """The report's files as the run's artifacts; the run finished."""
-        retry(lambda: self.client.log_artifact(run_id, str(folder / "README.md")))
+        """The report's files as the run's artifacts (report.html, tables, figures; not its
+        README.md, whose image and table links MLflow's viewer shows as text and 404s: the page
+        is the README rendered whole); the run finished."""
         if (folder / "report.html").is_file():  # the page that reads inside MLflow's viewer
             retry(lambda: self.client.log_artifact(run_id, str(folder / "report.html")))
         for sub in ("tables", "figures"):
