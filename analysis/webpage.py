@@ -76,17 +76,18 @@ def _tables_where_cited(text: str, folder: Path) -> str:
     """Each table a paragraph cites opens under that paragraph (a collapsed ``<details>``), and
     the citation becomes its words: inside MLflow's artifact viewer (an iframe sandboxed to
     scripts only) a link to an anchor of the page went nowhere, so the page needs none."""
-    out, pending = [], []
+    out: list[str] = []
+    pending: list[str] = []  # the tables the current paragraph cites
+
+    def cite(m: re.Match) -> str:
+        pending.append(m.group(2))
+        return m.group(1)
+
     for line in text.split("\n"):
         if not line.strip() and pending:
             out.append("")
             out += [_details(folder, rel) for rel in dict.fromkeys(pending)]
-            pending = []
-
-        def cite(m: re.Match) -> str:
-            pending.append(m.group(2))
-            return m.group(1)
-
+            pending.clear()
         out.append(TABLE_LINK.sub(cite, line))
     if pending:
         out += [""] + [_details(folder, rel) for rel in dict.fromkeys(pending)]
