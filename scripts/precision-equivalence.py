@@ -55,7 +55,11 @@ def compare(runs_by_arm: dict[str, pd.DataFrame], metric: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    return adjust(frame, analysis).drop(columns=HIDDEN)
+    frame = adjust(frame, analysis).drop(columns=HIDDEN)
+    # every paired difference exactly 0: no test applies (no variance), and none is needed
+    same = (frame["n_pairs"] >= 2) & (frame["mean_diff"] == 0) & (frame["sd_diff"] == 0)
+    frame.loc[same, "verdict"] = "identical"
+    return frame
 
 
 def figure(table: pd.DataFrame, path: Path) -> None:
@@ -65,8 +69,8 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     table = table.reset_index(drop=True)
     fig, ax = style.new_figure(0.32 * len(table) + 1.4)
     y = range(len(table))
-    colours = {"equivalent": "#009E73", "inconclusive": "0.45", "better": "#0072B2",
-               "worse": "#D55E00"}
+    colours = {"equivalent": "#009E73", "identical": "#009E73", "inconclusive": "0.45",
+               "better": "#0072B2", "worse": "#D55E00"}
     for i, r in table.iterrows():
         ax.errorbar(r["mean_diff"], i, xerr=[[r["mean_diff"] - r["ci_low"]],
                                              [r["ci_high"] - r["mean_diff"]]],
@@ -113,10 +117,13 @@ def main(results: Path, out: Path) -> None:
              "CE and DR-KD (online teacher, reference values) on the fourth edition's four "
              "tasks (clean labels, 30 epochs), seeds 200-209, each in fp32 contiguous (the "
              "reference) and in the arms below; final test top-1, arm − reference, paired by "
-             f"seed; TOST within ±{MARGIN} points, Holm over every comparison of the study. "
+             f"seed; TOST within ±{MARGIN} points, Holm over every comparison of the study; "
+             "*identical*: every paired difference is exactly 0 (bit-identical accuracies). "
              "Config: `benchmark/configs/precision-equivalence.yaml`; run: "
              "`scripts/precision-equivalence.sh`; this page: "
              "`scripts/precision-equivalence.py`.", "",
+             f"Finished so far: {len(test)} of the study's 16 comparisons (4 tasks × 2 methods ×"
+             " 2 arms); a comparison joins when both its arms have its task's 10 seeds.", "",
              f"Chip: {'; '.join(chips)} (the machine that wrote this page; each run's own chip "
              "is in its tags in `parts/`).", "",
              "```", test[columns].to_string(index=False, float_format=lambda x: f"{x:.3g}"),
