@@ -177,7 +177,7 @@ def tuning_table(trials: pd.DataFrame, used: dict[str, str] | None = None) -> pd
             row.update(chosen_trial=fresh["trial"].iloc[0],
                        chosen_rescored=float(fresh["fresh"].iloc[0]))
             if "reference" in fresh:
-                ref = fresh[fresh["reference"].astype(str) == "true"]
+                ref = fresh[fresh["reference"].astype(str).str.lower() == "true"]
                 if len(ref):
                     row.update(reference_trial=ref["trial"].iloc[0],
                                reference_rescored=float(ref["fresh"].iloc[0]))

@@ -383,6 +383,12 @@ def test_the_report_shows_each_studys_margin_sd_and_rescore(honest_studies):
     assert ce["rescored"] == pytest.approx(100 * rescores[best]["value"], abs=1e-3)
     assert ce["drop"] == pytest.approx(ce["rescored"] - ce["winner"])
     assert str(ce["chosen_trial"]) == str(study.user_attrs["choice"]["trial"])
+    # the reference trial (trial 0, the reference values) is re-scored too: its fresh mean is
+    # in the table (it was empty in every row: the tag reads "True", the table looked for "true")
+    reference = [t for t in study.trials if t.user_attrs.get("reference")]
+    assert str(ce["reference_trial"]).split(".")[0] == str(reference[0].number)
+    assert ce["reference_rescored"] == pytest.approx(
+        100 * rescores[str(reference[0].number)]["value"], abs=1e-3)
     assert str(ce["reference_trial"]) == "0"
     assert ce["reference_rescored"] == pytest.approx(100 * rescores["0"]["value"], abs=1e-3)
 

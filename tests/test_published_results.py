@@ -161,3 +161,14 @@ def test_a_rebuild_compares_tables_at_their_declared_precision(tmp_path):
     big = int(frame["mean_diff"].abs().gt(0.5).idxmax())
     assert perturbed("mean_diff", big, 1 + 1e-9) == []
     assert perturbed("mean_diff", big, 1.05) != []
+
+
+def test_the_fourth_editions_choice_table_has_each_reference_trials_fresh_mean():
+    """tuning_choice.reference_rescored was empty in 40 of 40 rows: the records say "True"
+    where the table looked for "true"."""
+    epochs = load.epochs_from_csv(load.edition_csv(EDITIONS[4]), environment=False)
+    from analysis import tables
+
+    table = tables.tuning_table(epochs[epochs["kind"].isin(["trial", "rescore"])])
+    assert len(table) == 40 and table["reference_rescored"].notna().all()
+    assert (table["reference_trial"].astype(str).str.split(".").str[0] == "0").all()
