@@ -91,6 +91,12 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     from benchmark.jobs.tune import choice
 
     assert load(results).user_attrs["objective"] == choice.RULE  # the rule best_trial applies
+    # the study's run says which trial the grid uses, and where every trial is
+    parent = MlflowClient(location.default_uri(results)).get_run(parents[0].info.run_id)
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("Optuna study digits/mlp/") and "drkd-bench ui" in note
+    assert f"The grid uses trial {best.number}, the best complete trial." in note
+    assert parent.data.tags["chosen_trial"] == str(best.number)
     assert parents[0].data.metrics["best_val_top1"] == pytest.approx(best.value)
     assert parents[0].data.metrics["best_temperature"] == pytest.approx(  # 6 digits stored
         best.params["temperature"], rel=1e-5)

@@ -223,11 +223,40 @@ def run(study_defs: list[Study], *, trials: int, timeout: float | None, storage:
         seconds = time.perf_counter() - started
         new = sum(1 for t in study.trials if t.datetime_start and t.datetime_start >= since
                   and t.state.is_finished())  # a re-queued trial run now counts as new
-        say(summary_line(study, seconds, new))
+        summary = summary_line(study, seconds, new)
+        say(summary)
+        chosen = ""
         if s.rescore:
-            say(rescore(study, s, storage, tracker, rt, workers))
+            chosen = rescore(study, s, storage, tracker, rt, workers)
+            say(chosen)
+        if parent:
+            safe(describe_run, tracker, parent, study, summary, chosen)
         out.append(study)
     return out
+
+
+def describe_run(tracker: Tracker, run_id: str, study: optuna.Study, summary: str,
+                 chosen: str) -> None:
+    """The study's MLflow run says what the study did and which trial the grid uses (the
+    re-scored choice, else the best complete trial), with that trial's metrics beside Optuna's
+    winner's, and where to see every trial."""
+    best = best_trial(study)
+    made = study.user_attrs.get("choice") or {}
+    used = made.get("trial", best.number if best is not None else None)
+    lines = [f"Optuna study {study.study_name}. {summary}.",
+             (chosen + "." if chosen else
+              f"The grid uses trial {used}, the best complete trial." if used is not None
+              else "No trial completed."),
+             "Every trial: the child runs below (a pruned trial ends KILLED), or `drkd-bench ui`, "
+             "which opens optuna-dashboard on this study's storage.",
+             f"Rule: {choice.RULE}"]
+    tracker.set_tags(run_id, {"mlflow.note.content": "\n\n".join(lines),
+                              **({"chosen_trial": str(used)} if used is not None else {})})
+    if "rescored" in made:
+        tracker.log_epoch(run_id, {"epoch": len(study.trials),
+                                   "chosen_val_top1_fresh": made["rescored"],
+                                   "chosen_val_top1": made["selected"]})
+
 
 def _run_workers(s: Study, *, trials: int, timeout: float | None, storage: str | None,
                  tracker: Tracker, rt: Runtime, seed: int, workers: int, executor: str,
