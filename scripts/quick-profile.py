@@ -17,14 +17,14 @@ Usage: python scripts/quick-profile.py [--before REV] [--repeats N] [--csv FILE]
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import side_by_side  # scripts/: beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,12 +36,9 @@ def breakdown(results: Path) -> dict[str, float]:
     client = MlflowClient(f"sqlite:///{(results / 'mlflow.db').resolve()}")
     exp = client.get_experiment_by_name("drkd-bench")
     runs = client.search_runs([exp.experiment_id], max_results=10_000)
-    parts = {"steps": 0.0, "evaluation": 0.0, "cell_overhead": 0.0, "report": 0.0, "cells": 0}
+    parts = {"steps": 0.0, "evaluation": 0.0, "cell_overhead": 0.0, "cells": 0}
     for r in runs:
         wall = ((r.info.end_time or r.info.start_time) - r.info.start_time) / 1000
-        if r.data.tags.get("kind") == "report":
-            parts["report"] += wall
-            continue
         if r.info.status != "FINISHED" or r.data.tags.get("kind", "train") != "train":
             continue
         train = client.get_metric_history(r.info.run_id, "cost_train_seconds")
@@ -82,47 +79,12 @@ def main() -> None:
     p.add_argument("--csv", default=str(ROOT / "results" / "published" / "speed" /
                                         "quick-profile.csv"))
     args = p.parse_args()
-    from benchmark.store import provenance
 
-    chip = provenance.chip()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True).stdout.strip()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        sources = {head: ROOT}
-        if args.before:
-            tree = Path(tmp) / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.before],
-                           cwd=ROOT, check=True, capture_output=True)
-            sources = {args.before: tree, head: ROOT}
-        try:
-            for repeat in range(args.repeats):
-                for commit, source in sources.items():
-                    results = Path(tmp) / f"results-{len(rows)}"
-                    times = run_quick(source, results)
-                    parts = breakdown(results)
-                    row = {"commit": commit, "repeat": repeat,
-                           **{k: round(v, 1) for k, v in times.items()},
-                           **{k: round(v, 1) for k, v in parts.items() if k != "report"},
-                           "load_average": round(os.getloadavg()[0], 2),
-                           "cpu_vendor": chip["cpu_vendor"], "cpu": chip["cpu"],
-                           "cpu_capability": chip["cpu_capability"],
-                           "date": time.strftime("%Y-%m-%d")}
-                    print(row, flush=True)
-                    rows.append(row)
-        finally:
-            if args.before:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
-                               capture_output=True)
-    path = Path(args.csv)
-    new = not path.is_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"{len(rows)} rows appended to {path}")
+    def one(source: Path, scratch: Path) -> dict:
+        times = run_quick(source, scratch)
+        return {k: round(v, 1) for k, v in {**times, **breakdown(scratch)}.items()}
+
+    side_by_side.append_csv(side_by_side.run(one, args.before, args.repeats), args.csv)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ Usage: python scripts/report-memory.py [--before REV] [--repeats N] [--csv FILE]
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import side_by_side  # scripts/: beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 EDITION = ROOT / "results" / "published" / "paper-question"
@@ -41,43 +41,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--csv", default=str(ROOT / "results" / "published" / "report-memory.csv"))
     args = p.parse_args()
-    from benchmark.store import provenance
 
-    chip = provenance.chip()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        sources = {f"{head}{'+changes' if dirty else ''}": ROOT}
-        if args.before:
-            tree = Path(tmp) / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.before],
-                           cwd=ROOT, check=True, capture_output=True)
-            sources = {args.before: tree, **sources}
-        rows = []
-        try:
-            for repeat in range(args.repeats):
-                for commit, source in sources.items():
-                    mb, seconds = measure(source, Path(tmp) / f"out-{len(rows)}")
-                    print(f"{commit}: peak {mb:.0f} MB, {seconds:.1f} s")
-                    rows.append({"commit": commit, "repeat": repeat, "peak_rss_mb": round(mb, 1),
-                                 "wall_s": round(seconds, 1), "load_average": os.getloadavg()[0],
-                                 "cpu_vendor": chip["cpu_vendor"], "cpu": chip["cpu"],
-                                 "cpu_capability": chip["cpu_capability"],
-                                 "date": time.strftime("%Y-%m-%d")})
-        finally:
-            if args.before:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
-                               capture_output=True)
-    path = Path(args.csv)
-    new = not path.is_file()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-    print(f"{len(rows)} rows appended to {path}")
+    def one(source: Path, scratch: Path) -> dict:
+        mb, seconds = measure(source, scratch)
+        return {"peak_rss_mb": round(mb, 1), "wall_s": round(seconds, 1)}
+
+    side_by_side.append_csv(side_by_side.run(one, args.before, args.repeats), args.csv)
 
 
 if __name__ == "__main__":
