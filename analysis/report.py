@@ -158,7 +158,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
     every_run = runs
     if len(runs):  # the lattice's many fixed points have their own table and heat-map
         runs = runs[~runs["variant"].map(stats.is_lattice)]
-    add(plots.tuned(st, fdir, analysis.margin),
+    add(plots.tuned(st, fdir, analysis.margin, base),
         "Tuned against tuned, every task: each tuned variant's paired difference to each tuned "
         "baseline (a panel per baseline: tuned CE first, then a tuned rival of the same "
         "teacher), with the interval its verdict uses; marker = verdict; hollow = fragile; "

@@ -1,6 +1,7 @@
 """Forest plots: each comparison's mean difference and interval, coloured by its verdict."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -8,7 +9,14 @@ import matplotlib.patches
 import matplotlib.ticker
 
 from analysis.plots import style
-from analysis.plots.style import SYMLOG_TICKS, VERDICT_STYLE, legend_below, new_figure, theme
+from analysis.plots.style import (
+    SOURCE_ORDER,
+    SYMLOG_TICKS,
+    VERDICT_STYLE,
+    legend_below,
+    new_figure,
+    theme,
+)
 
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
@@ -34,16 +42,7 @@ def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
         values = pd.concat([g["ci_low"], g["ci_high"], g["mean_diff"]]).dropna()
         low, high = min(values.min(), -margin), max(values.max(), margin)  # NaN CI: one seed
         symlog = high - low > 8  # a few huge losses would flatten every small difference
-        y = np.arange(len(g))
-        ax.axvspan(-margin, margin, color="0.88", zorder=0, lw=0)
-        ax.axvline(0, color="0.35", lw=0.8, zorder=1)
-        for yi, (_, r) in zip(y, g.iterrows()):
-            marker, colour = VERDICT_STYLE[r["verdict"]]
-            if not np.isnan(r["ci_low"]):
-                ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
-            fragile = bool(r.get("fragile", False))  # hollow: the verdict is fragile
-            ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
-                    ls="none", markerfacecolor="white" if fragile else colour)
+        y = _draw_rows(ax, g, margin)
         ax.set_yticks(y, [f"{v} (fragile)" if bool(f) else v for v, f in zip(
             g["variant"], g["fragile"] if "fragile" in g else [False] * len(g))])
         ax.set_ylim(-0.7, len(g) - 0.3)
@@ -64,14 +63,36 @@ def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
                         if symlog else ""), loc="left")
     axes[-1, 0].set_xlabel(f"difference to {baseline}, percentage points (95% CI)")
     fig.suptitle(f"{dataset} / {arch}: paired difference to {baseline}")
+    handles = _verdict_handles(d, margin)
+    legend_below(fig, handles, ncol=6 if len(handles) > 5 else 5)
+    return fig
+
+
+def _draw_rows(ax, g: pd.DataFrame, margin: float) -> np.ndarray:
+    """The margin's band, the zero line and one row per comparison of ``g`` (its interval and
+    its verdict's marker, hollow where the verdict is fragile); returns the rows' y."""
+    y = np.arange(len(g))
+    ax.axvspan(-margin, margin, color="0.88", zorder=0, lw=0)
+    ax.axvline(0, color="0.35", lw=0.8, zorder=1)
+    for yi, (_, r) in zip(y, g.iterrows()):
+        marker, colour = VERDICT_STYLE[r["verdict"]]
+        if not np.isnan(r["ci_low"]):
+            ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
+        fragile = bool(r.get("fragile", False))
+        ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
+                ls="none", markerfacecolor="white" if fragile else colour)
+    return y
+
+
+def _verdict_handles(d: pd.DataFrame, margin: float) -> list:
+    """The legend of a forest: each verdict's mark, the margin's band, hollow = fragile."""
     handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1.2, ms=5, label=v)
                for v, (m, c) in VERDICT_STYLE.items()]
     handles.append(matplotlib.patches.Patch(color="0.88", label=f"±{margin:g} equivalence margin"))
     if "fragile" in d and d["fragile"].astype(bool).any():
         handles.append(Line2D([], [], marker="o", color="0.3", markerfacecolor="white", ls="none",
                               ms=5, label="hollow: fragile verdict"))
-    legend_below(fig, handles, ncol=6 if len(handles) > 5 else 5)
-    return fig
+    return handles
 
 
 def forest(st: pd.DataFrame, dataset: str, arch: str, folder: Path, margin: float,
@@ -89,7 +110,7 @@ def tuned_pairs(st: pd.DataFrame) -> pd.DataFrame:
     return tuned.copy()
 
 
-def tuned_figure(st: pd.DataFrame, margin: float):
+def tuned_figure(st: pd.DataFrame, margin: float, baseline: str = "ce"):
     """Every tuned-against-tuned comparison of the report in one figure: a panel per kind of
     baseline (its method: tuned CE, tuned Tf-KD self of the same teacher, ...), stacked, a row
     per task and variant, the verdict's interval, marker and colour, hollow where fragile."""
@@ -97,9 +118,10 @@ def tuned_figure(st: pd.DataFrame, margin: float):
     d = tuned_pairs(st)
     if d.empty:
         return None
+    sources = "|".join(re.escape(s) for s in SOURCE_ORDER if s not in ("", "none"))
     d["kind"] = d["baseline"].str.removesuffix("-tuned").str.replace(
-        r"-(pretrained|online|previous-epoch|ema)$", "", regex=True)
-    kinds = sorted(d["kind"].unique(), key=lambda k: (k != "ce", k))
+        f"-({sources})$", "", regex=True)
+    kinds = sorted(d["kind"].unique(), key=lambda k: (k != baseline, k))
     counts = [int((d["kind"] == k).sum()) for k in kinds]
     fig, axes = new_figure(0.16 * sum(counts) + 0.6 * len(kinds) + 0.9, nrows=len(kinds),
                            squeeze=False, sharex=True,
@@ -109,37 +131,22 @@ def tuned_figure(st: pd.DataFrame, margin: float):
     pad = 0.06 * (high - low)
     for ax, kind in zip(axes[:, 0], kinds):
         g = d[d["kind"] == kind].sort_values(["dataset", "arch", "variant"], kind="stable")
-        y = np.arange(len(g))
-        ax.axvspan(-margin, margin, color="0.88", zorder=0, lw=0)
-        ax.axvline(0, color="0.35", lw=0.8, zorder=1)
-        for yi, (_, r) in zip(y, g.iterrows()):
-            marker, colour = VERDICT_STYLE[r["verdict"]]
-            if not np.isnan(r["ci_low"]):
-                ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
-            fragile = bool(r.get("fragile", False))
-            ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
-                    ls="none", markerfacecolor="white" if fragile else colour)
+        y = _draw_rows(ax, g, margin)
         ax.set_yticks(y, [f"{r.dataset} {r.arch}: {r.variant.removesuffix('-tuned')}"
                           for r in g.itertuples()], fontsize=6.5)
         ax.set_ylim(len(g) - 0.3, -0.7)
         ax.grid(axis="y", visible=False)
         ax.set_xlim(low - pad, high + pad)
-        ax.set_title(f"− tuned {kind}" + (" of the same teacher" if kind != "ce" else ""),
+        ax.set_title(f"− tuned {kind}" + (" of the same teacher" if kind != baseline else ""),
                      loc="left")
     axes[-1, 0].set_xlabel("difference, percentage points (95% CI)")
     n = int(d["n_pairs"].min()), int(d["n_pairs"].max())
     fig.suptitle("Tuned against tuned: paired difference in final test top-1 ("
                  + (f"{n[0]} seeds" if n[0] == n[1] else f"{n[0]}-{n[1]} seeds") + ")")
-    handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1.2, ms=5, label=v)
-               for v, (m, c) in VERDICT_STYLE.items()]
-    handles.append(matplotlib.patches.Patch(color="0.88", label=f"±{margin:g} equivalence margin"))
-    if "fragile" in d and d["fragile"].astype(bool).any():
-        handles.append(Line2D([], [], marker="o", color="0.3", markerfacecolor="white", ls="none",
-                              ms=5, label="hollow: fragile"))
-    legend_below(fig, handles, ncol=3)
+    legend_below(fig, _verdict_handles(d, margin), ncol=3)
     return fig
 
 
-def tuned(st: pd.DataFrame, folder: Path, margin: float) -> list[Path]:
-    fig = tuned_figure(st, margin)
+def tuned(st: pd.DataFrame, folder: Path, margin: float, baseline: str = "ce") -> list[Path]:
+    fig = tuned_figure(st, margin, baseline)
     return [] if fig is None else style.save(fig, folder, "forest_tuned")
