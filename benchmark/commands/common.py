@@ -85,15 +85,22 @@ def analysis_flags(p: argparse.ArgumentParser, aggregate: bool = True) -> None:
                         "with stratified-bootstrap intervals (rliable)")
 
 
-def analysis_settings(args):
-    """The statistics settings: the config's analysis: block (read alone: the rest of the config
-    is the grid's to check, and its registries would import torch), then the flags."""
-    from analysis.stats import Analysis
+def analysis_block(args) -> dict:
+    """The ``analysis:`` block of ``--config`` with its ``--set`` keys, read alone (the rest of
+    the config is the grid's to check, and its registries would import torch); {} without."""
     from benchmark.config import files
 
-    values = {}
-    if args.config:
-        values.update(files.read_analysis(args.config, parse_sets(getattr(args, "sets", []))))
+    if not args.config:
+        return {}
+    return files.read_analysis(args.config, parse_sets(getattr(args, "sets", [])))
+
+
+def analysis_settings(args, block: dict | None = None):
+    """The statistics settings: the config's analysis: block (``block``, when the caller has
+    read it already), then the flags."""
+    from analysis.stats import Analysis
+
+    values = dict(analysis_block(args) if block is None else block)
     values.update({k: getattr(args, k) for k in ("family", "margin", "alpha", "power",
                                                   "aggregate")
                    if getattr(args, k, None) is not None})

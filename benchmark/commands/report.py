@@ -8,6 +8,7 @@ from pathlib import Path
 
 from benchmark.commands.common import (
     UsageError,
+    analysis_block,
     analysis_flags,
     analysis_settings,
     os_error,
@@ -42,12 +43,15 @@ def run(args) -> int:
     from analysis import report
 
     out = Path(args.out or args.results)
-    analysis = analysis_settings(args)
+    block = analysis_block(args)
+    analysis = analysis_settings(args, block)
     epochs, source = pilot(args)
     if epochs.empty or not (epochs["kind"] == "train").any():
         raise UsageError(f"no runs in {source}: nothing to report")
     variants = sorted(set(epochs.loc[epochs["kind"] == "train", "variant"]))
-    if _named_baseline(args) and analysis.baseline not in variants:
+    # a baseline the config names must be in the runs (the default, ce, may be absent from a
+    # grid that compares other methods: its report then has no baseline comparisons)
+    if "baseline" in block and analysis.baseline not in variants:
         raise UsageError(f"analysis.baseline: {analysis.baseline!r} is not a variant of the runs "
                          f"in {source}; theirs: {', '.join(variants)}")
     if analysis.aggregate:
@@ -62,16 +66,6 @@ def run(args) -> int:
         return _per_grid(args, epochs, source, analysis)
     writable(out)
     return _write(report, epochs, out, source, analysis)
-
-
-def _named_baseline(args) -> bool:
-    """Whether --config's analysis block names a baseline (the default, ce, may be absent from a
-    grid that compares other methods: its report then simply has no baseline comparisons)."""
-    from benchmark.commands.common import parse_sets
-    from benchmark.config import files
-
-    return bool(args.config) and "baseline" in files.read_analysis(
-        args.config, parse_sets(getattr(args, "sets", [])))
 
 
 def _per_grid(args, epochs, source, analysis) -> int:

@@ -79,9 +79,13 @@ class GridConfig:
 
         return Analysis.from_mapping(self.analysis)
 
+    def _train_keys(self, dataset: str, arch: str) -> dict[str, Any]:
+        """The training keys a task is given: the grid's, then its data's, then its arch's."""
+        return {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
+
     def train_for(self, dataset: str, arch: str) -> TrainSettings:
-        merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
-        settings = build(TrainSettings, merged, f"{self.path}: train ({dataset}, {arch})")
+        settings = build(TrainSettings, self._train_keys(dataset, arch),
+                         f"{self.path}: train ({dataset}, {arch})")
         if settings.precision == "auto":  # resolved: the hash holds fp32 or bf16, never auto
             settings = dataclasses.replace(
                 settings, precision=self.precisions.get((dataset, arch), "fp32"))
@@ -89,8 +93,7 @@ class GridConfig:
 
     def asked_precision(self, dataset: str, arch: str) -> str:
         """The precision the config asks for a task (``auto`` unresolved)."""
-        merged = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
-        return str(merged.get("precision", "fp32"))
+        return str(self._train_keys(dataset, arch).get("precision", "fp32"))
 
     def only(self, tasks: set[tuple[str, str]]) -> GridConfig:
         """This grid restricted to ``tasks`` ((data name, architecture) pairs): its cells and

@@ -215,15 +215,17 @@ def slower_bf16(cfg) -> list[str]:
     lines = []
     for d, ds, arch in cfg.tasks():
         if cfg.asked_precision(d, arch) == "bf16":
-            _, warning = resolve_one(ds.name, arch, "bf16")
+            _, warning = resolve_one(ds.name, arch, "bf16", task=d)
             if warning:
-                lines.append(warning.replace(f"{ds.name}/{arch}", f"{d}/{arch}", 1))
+                lines.append(warning)
     return lines
 
 
-def resolve_one(dataset: str, arch: str, precision: str) -> tuple[str, str | None]:
+def resolve_one(dataset: str, arch: str, precision: str,
+                task: str | None = None) -> tuple[str, str | None]:
     """(the precision one run of ``arch`` on ``dataset`` trains in, a warning line or None):
-    ``auto`` resolved as for a grid; ``bf16`` kept, with a warning where it measured slower."""
+    ``auto`` resolved as for a grid; ``bf16`` kept, with a warning where it measured slower
+    (naming ``task``, a grid's data name, or the dataset)."""
     from benchmark.jobs.speed.measure import SHAPES
 
     shape = SHAPES.get(dataset)
@@ -232,7 +234,7 @@ def resolve_one(dataset: str, arch: str, precision: str) -> tuple[str, str | Non
     if precision == "bf16" and shape:
         ratio = calibration.bf16_ratio(*shape, arch)
         if ratio is not None and ratio < 1:
-            return precision, (f"train.precision: bf16 for {dataset}/{arch}: this chip's "
+            return precision, (f"train.precision: bf16 for {task or dataset}/{arch}: this chip's "
                                f"calibration measured bf16 {1 / ratio:.1f}x slower than fp32 "
                                f"(ratio {ratio:.2f}); precision: auto would train fp32 here")
     return precision, None
