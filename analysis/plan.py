@@ -50,7 +50,8 @@ def render(frame: pd.DataFrame, detect: float, seeds: int | None, analysis: stat
     planned = f"MDE@{seeds}" if seeds else ""
     head = (f"Plan from {source}: detect {detect:g} points at {analysis.power:.0%} power, "
             f"two-sided α = {analysis.alpha:g}; Holm's first step uses α/m within each family "
-            f"({' × '.join(analysis.family) or 'all'}).")
+            f"({'; '.join(f.describe() for f in analysis.families)}"
+            + (f"; split by {' × '.join(analysis.family)}" if analysis.family else "") + ").")
     cols = ["comparison", "family", "n", "SD", "MDE", planned, "seeds", "seeds (Holm)"]
     rows = []
     for _, r in frame.iterrows():

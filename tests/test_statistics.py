@@ -77,7 +77,9 @@ def test_every_column_agrees_with_scipy_and_statsmodels():
     margin = 0.7
     table = stats.paired(runs, "final_test_top1", stats.Analysis(margin=margin), scale=100)
     assert set(table["setting"]) == {"reference", "tuned", "tuned vs reference"}
-    assert set(table["family"]) == {"digits/cnn8"}  # the answer's family: dataset x arch
+    # the default families: tuned against tuned is the headline, the rest the field
+    assert set(table.loc[table["setting"] == "tuned", "family"]) == {"headline"}
+    assert set(table.loc[table["setting"] != "tuned", "family"]) == {"field"}
     for _, g in table.groupby("family"):
         assert g["p_holm"].tolist() == pytest.approx(
             multipletests(g["p_value"], method="holm")[1].tolist())
@@ -113,7 +115,8 @@ def test_verdict_invariants(seed, seeds, family, margin):
     assert (equivalent["p_tost_holm"] < 0.05).all()
     # equivalence at 5% implies the 90% interval lies inside the margin, so the mean does too
     assert (equivalent["mean_diff"].abs() < margin).all()
-    assert table["family"].nunique() == {(): 1, ("dataset",): 1}.get(family, 3)
+    # headline (tuned) and field (reference, tuned vs reference), split by the keys given
+    assert table["family"].nunique() == {(): 2, ("dataset",): 2}.get(family, 3)
 
 
 @settings(max_examples=60, deadline=None)
@@ -222,14 +225,14 @@ def test_sensitivity_columns_on_a_worked_example_against_scipy_and_statsmodels()
     1 point clearly. The equivalence bound is the largest |end| of the 90% t interval; the
     half/twice-margin verdicts re-run the TOST at 0.25 and 1.0; the Wilcoxon verdicts use
     scipy's signed-rank tests (two-sided, and two one-sided at -+margin); the wider family is
-    Holm over every comparison of the dataset."""
+    Holm over every comparison (the whole edition)."""
     ce = [0.90, 0.91, 0.92, 0.905, 0.915, 0.895, 0.925, 0.91]
     d1 = [0.001, 0.004, 0.002, 0.005, 0.003, 0.006, 0.000, 0.003]
     d2 = [-0.010, -0.012, -0.008, -0.011, -0.009, -0.010, -0.013, -0.007]
     runs = pd.concat([_runs({"ce": ce, "m1": list(np.add(ce, d1)), "m2": list(np.add(ce, d2))}),
                       _runs({"ce": ce, "m1": list(np.add(ce, d1))}, arch="mlp")])
     margin = 0.5
-    a = stats.Analysis(margin=margin)
+    a = stats.Analysis(margin=margin, family=("dataset", "arch"))  # one family per task
     table = stats.answer(runs, runs.iloc[:0], "final_test_top1", a, scale=100).set_index(
         ["arch", "variant"])
     r = table.loc[("cnn8", "m1")]
@@ -342,3 +345,40 @@ def test_each_mde_is_also_given_at_its_holm_level():
         assert out.loc[variant, "mde_holm"] == pytest.approx(effect * sd, rel=1e-9)
     assert out.loc["y", "mde_holm"] > 1.0 * TTestPower().solve_power(
         effect_size=None, nobs=10, alpha=0.05, power=0.8)  # wider than at alpha
+
+
+def test_a_declared_family_changes_the_holm_p_of_a_comparison_outside_the_task(tmp_path):
+    """Two tasks, each with m1 - ce: declared as one family (``analysis.families`` in a
+    config), the cnn8 task's Holm p is statsmodels' Holm over both tasks' p values; split per
+    task it is its own raw p. Comparisons no family names fall to the catch-all."""
+    rng = np.random.default_rng(5)
+    ce = 0.9 + 0.01 * rng.standard_normal(6)
+    runs = pd.concat([
+        _runs({"ce": list(ce), "m1": list(ce + 0.004 + 0.003 * rng.standard_normal(6)),
+               "m2": list(ce + 0.003 * rng.standard_normal(6))}),
+        _runs({"ce": list(ce), "m1": list(ce + 0.002 + 0.003 * rng.standard_normal(6))},
+              arch="mlp")])
+    text = config.resolve_config_path("quick").read_text()
+    cfg = tmp_path / "declared.yaml"
+    cfg.write_text(text + "analysis:\n  families:\n    headline: {variant: m1}\n"
+                          "    rest: {}\n")
+    declared = config.load_grid(str(cfg)).analysis_settings()
+    assert [f.name for f in declared.families] == ["headline", "rest"]
+    table = stats.paired(runs, "final_test_top1", declared, scale=100).set_index(
+        ["arch", "variant"])
+    assert table.loc[("cnn8", "m1"), "family"] == table.loc[("mlp", "m1"), "family"] == "headline"
+    assert table.loc[("cnn8", "m2"), "family"] == "rest"
+    both = table.xs("m1", level="variant")["p_value"]
+    holm = multipletests(both.to_numpy(), method="holm")[1]
+    assert table.loc[("cnn8", "m1"), "p_holm"] == pytest.approx(holm[both.index.get_loc("cnn8")])
+    # declared alone, the same comparison keeps its raw p: the other task no longer counts
+    alone = stats.Analysis(families=(stats.Family("one", (("arch", ("cnn8",)),
+                                                          ("variant", ("m1",)))),
+                                     stats.Family("rest")))
+    own = stats.paired(runs, "final_test_top1", alone, scale=100).set_index(["arch", "variant"])
+    assert own.loc[("cnn8", "m1"), "p_holm"] == pytest.approx(own.loc[("cnn8", "m1"), "p_value"])
+    assert table.loc[("cnn8", "m1"), "p_holm"] > own.loc[("cnn8", "m1"), "p_holm"] * 1.01
+    for bad in ("families: [headline]", "families: {h: {seed: '1'}}", "families: {h: 3}"):
+        cfg.write_text(text + f"analysis:\n  {bad}\n")
+        with pytest.raises(config.ConfigError, match=r"analysis\.families"):
+            config.load_grid(str(cfg))

@@ -39,7 +39,7 @@ from .ladder import budget_factor, convergence, ladder
 from .paired import DIFF_DIGITS, HIDDEN, PAIR_COLUMNS, paired, paired_rows
 from .power import mde, seed_matrix, seeds_needed
 from .rankings import TIE_DIGITS, rank_uncertainty, ranking_sets
-from .settings import CELL, FAMILY_KEYS, METHOD_ORDER, VERDICTS, Analysis
+from .settings import CELL, FAMILY_KEYS, METHOD_ORDER, VERDICTS, Analysis, Family
 from .variants import (
     BUDGET_MARK,
     CONTROL_SUFFIX,
@@ -68,6 +68,7 @@ __all__ = [
     "COST_COLUMNS",
     "DIFF_DIGITS",
     "FAMILY_KEYS",
+    "Family",
     "HIDDEN",
     "LATTICE",
     "METHOD_ORDER",

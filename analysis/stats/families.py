@@ -10,10 +10,12 @@ from analysis.stats.settings import Analysis
 
 
 def family_of(frame: pd.DataFrame, analysis: Analysis) -> pd.Series:
-    """Each comparison's family label (its values of the family keys, joined by '/')."""
-    if not analysis.family or frame.empty:
-        return pd.Series("all", index=frame.index, dtype=object)
-    return frame[list(analysis.family)].astype(str).agg("/".join, axis=1)
+    """Each comparison's family: the first declared family that holds it (its name), with the
+    values of the split keys when the analysis splits families."""
+    if frame.empty:
+        return pd.Series(dtype=object, index=frame.index)
+    return pd.Series([analysis.family_label(r) for _, r in frame.iterrows()], index=frame.index,
+                     dtype=object)
 
 
 def holm(p: pd.Series) -> pd.Series:

@@ -16,11 +16,10 @@ from analysis.stats.paired import HIDDEN
 from analysis.stats.settings import Analysis
 
 
-def _verdicts(frame: pd.DataFrame, p: pd.Series, p_tost: pd.Series, family: tuple[str, ...],
+def _verdicts(frame: pd.DataFrame, p: pd.Series, p_tost: pd.Series, groups: pd.Series,
               alpha: float) -> list[str]:
-    """The verdicts of ``frame`` for other p values and another family (Holm within it)."""
-    groups = (frame[list(family)].astype(str).agg("/".join, axis=1) if family
-              else pd.Series("all", index=frame.index))
+    """The verdicts of ``frame`` for other p values and other families (``groups``: each
+    comparison's family label; Holm within each)."""
     p_holm, t_holm = pd.Series(np.nan, index=frame.index), pd.Series(np.nan, index=frame.index)
     for _, idx in groups.groupby(groups, sort=False).groups.items():
         p_holm[idx] = holm(p[idx])
@@ -32,8 +31,8 @@ def _verdicts(frame: pd.DataFrame, p: pd.Series, p_tost: pd.Series, family: tupl
 def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.DataFrame:
     """How fragile each verdict is: its equivalence bound (points) and its verdict at half and
     twice the margin, under Wilcoxon signed-rank tests (difference and two one-sided tests for
-    equivalence) instead of t-tests, and under the next-wider family (the declared family less
-    its last key; all comparisons after the dataset). A verdict that any of them changes is
+    equivalence) instead of t-tests, and under the wider family (every comparison of the frame:
+    the whole edition). A verdict that any of them changes is
     ``fragile``. Needs the hidden seed columns of :func:`paired_rows`; drops them."""
     if frame.empty or "_x" not in frame:
         out = frame.drop(columns=[c for c in HIDDEN if c in frame])
@@ -45,7 +44,7 @@ def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.Data
                                                                           frame["_y"])]
     scales = frame["_scale"].astype(float)
     frame["eq_bound"] = [equivalence_bound(d, analysis.alpha) * s for d, s in zip(diffs, scales)]
-    fam = tuple(analysis.family)
+    fam = frame["family"]
     for name, factor in (("verdict_half_margin", 0.5), ("verdict_twice_margin", 2.0)):
         tost = pd.Series([_tost_t(np.asarray(x, float), np.asarray(y, float),
                                   factor * analysis.margin / s)
@@ -56,9 +55,8 @@ def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.Data
     t_w = pd.Series([_tost_wilcoxon(d, analysis.margin / s) for d, s in zip(diffs, scales)],
                     index=frame.index)
     frame["verdict_wilcoxon"] = _verdicts(frame, p_w, t_w, fam, analysis.alpha)
-    frame["verdict_wider_family"] = (
-        _verdicts(frame, frame["p_value"], frame["p_tost"], fam[:-1], analysis.alpha)
-        if fam else frame["verdict"])
+    frame["verdict_wider_family"] = _verdicts(frame, frame["p_value"], frame["p_tost"],
+                                              pd.Series("all", index=frame.index), analysis.alpha)
     alternatives = frame[SENSITIVITY[1:5]]
     frame["fragile"] = alternatives.ne(frame["verdict"], axis=0).any(axis=1)
     return frame.drop(columns=HIDDEN)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from analysis.stats.families import adjust
 from analysis.stats.paired import HIDDEN, PAIR_COLUMNS, _pair_row
-from analysis.stats.settings import Analysis
+from analysis.stats.settings import Analysis, Family
 from analysis.stats.variants import BUDGET_MARK
 
 
@@ -57,7 +57,8 @@ def ladder(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
     the task's ``first_converged`` (NaN where none did)."""
     rows = []
     base = analysis.baseline
-    task_analysis = dataclasses.replace(analysis, family=("dataset", "arch"))
+    task_analysis = dataclasses.replace(analysis, families=(Family("ladder"),),
+                                        family=("dataset", "arch"))
     data = runs.dropna(subset=[metric])
     for _, g in data.groupby(["dataset", "arch"], sort=True):
         rungs = {f: v for v in g["variant"].unique()

@@ -11,8 +11,37 @@ METHOD_ORDER = ["ce", "lsr", "tfkd-self", "tfkd-reg", "drkd", "ps-kd", "cs-kd", 
 
 #: The four words a comparison can end in.
 VERDICTS = ("better", "worse", "equivalent", "inconclusive")
-#: The columns a family of comparisons may be grouped by (``Analysis.family``).
+#: The columns a family of comparisons may be split by (``Analysis.family``).
 FAMILY_KEYS = ("dataset", "arch", "setting")
+#: The columns a declared family may select comparisons by (``Analysis.families``).
+MATCH_KEYS = ("dataset", "arch", "setting", "variant", "baseline")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A declared family of comparisons: a name and what it holds, as shell-style patterns per
+    column (``{"variant": ("drkd-*-tuned",)}``: every comparison whose variant matches one of
+    them, and so for each column given); no patterns: every comparison no earlier family took."""
+
+    name: str
+    match: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def holds(self, row) -> bool:
+        from fnmatch import fnmatchcase
+
+        return all(any(fnmatchcase(str(row[col]), p) for p in pats) for col, pats in self.match)
+
+    def describe(self) -> str:
+        if not self.match:
+            return f"{self.name}: every other comparison"
+        return f"{self.name}: " + ", ".join(f"{c} {' or '.join(p)}" for c, p in self.match)
+
+
+#: The default families: the headline is every comparison of a tuned variant with a tuned
+#: baseline (the report's answer: all tasks, both conditions, every baseline); the field
+#: (reference values, controls, compute budgets) is its own family. The fragility check's wider
+#: family is always every comparison the report states.
+DEFAULT_FAMILIES = (Family("headline", (("setting", ("tuned",)),)), Family("field"))
 
 
 @dataclass(frozen=True)
@@ -20,9 +49,12 @@ class Analysis:
     """The declared settings of the statistics (a grid config's ``analysis:`` block, or the
     ``report`` flags). ``margin`` is in percentage points of the metric."""
 
-    #: Holm's family: every comparison the report states for a dataset x architecture (the
-    #: answer's family); a config may pre-register narrower ones (adding ``setting``).
-    family: tuple[str, ...] = ("dataset", "arch")
+    #: Holm's families, declared before the runs (a config's ``analysis.families``): each
+    #: comparison belongs to the first family that holds it (:class:`Family`).
+    families: tuple[Family, ...] = DEFAULT_FAMILIES
+    #: Split every declared family further by these columns (``analysis.family``; default
+    #: none: a family spans every task it holds).
+    family: tuple[str, ...] = ()
     margin: float = 0.5
     #: Why the margin is what it is, printed beside it (a config's ``analysis.margin_reason``).
     margin_reason: str = ("drkd-bench's default, not derived from this data: the report gives "
@@ -58,6 +90,8 @@ class Analysis:
                     raise ValueError(f"{where}.family: {bad[0]!r} is not one of "
                                      f"{', '.join(FAMILY_KEYS)} (or 'all')")
                 out[key] = tuple(k for k in FAMILY_KEYS if k in parts)
+            elif key == "families":
+                out[key] = _families(value, where)
             elif key in ("baseline", "margin_reason"):
                 out[key] = str(value)
             elif key == "aggregate":
@@ -81,6 +115,42 @@ class Analysis:
         return cls(**out)
 
     def describe(self) -> str:
-        fam = " × ".join(self.family) if self.family else "all comparisons"
-        return (f"family = {fam} (Holm within each); equivalence margin ±{self.margin:g} points "
-                f"(TOST); α = {self.alpha:g}; power {self.power:g} for the MDE")
+        fam = "; ".join(f.describe() for f in self.families)
+        split = f", each split by {' × '.join(self.family)}" if self.family else ""
+        return (f"families = {fam}{split} (Holm within each); equivalence margin "
+                f"±{self.margin:g} points (TOST); α = {self.alpha:g}; power {self.power:g} for the "
+                "MDE")
+
+    def family_label(self, row) -> str:
+        """The name of the family ``row`` (a comparison) belongs to, with its split values."""
+        name = next((f.name for f in self.families if f.holds(row)), "other")
+        if self.family:
+            name += " " + "/".join(str(row[k]) for k in self.family)
+        return name
+
+
+def _families(value, where: str) -> tuple[Family, ...]:
+    """``{name: {column: pattern or [patterns]} or {} or 'rest'}`` as :class:`Family` objects,
+    in the order written; ``ValueError`` names what is wrong."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{where}.families: expected a mapping of family names to "
+                         f"{{column: [patterns]}} ({', '.join(MATCH_KEYS)}), or {{}} for the rest")
+    out = []
+    for name, match in value.items():
+        if match in (None, "rest"):
+            match = {}
+        if not isinstance(match, dict):
+            raise ValueError(f"{where}.families.{name}: expected {{column: [patterns]}} or {{}}")
+        pairs = []
+        for col, pats in match.items():
+            if col not in MATCH_KEYS:
+                raise ValueError(f"{where}.families.{name}: {col!r} is not one of "
+                                 f"{', '.join(MATCH_KEYS)}")
+            pats = [pats] if isinstance(pats, str) else pats
+            if not isinstance(pats, (list, tuple)) or not pats or not all(
+                    isinstance(p, str) for p in pats):
+                raise ValueError(f"{where}.families.{name}.{col}: expected a pattern or a list "
+                                 "of patterns")
+            pairs.append((col, tuple(pats)))
+        out.append(Family(str(name), tuple(pairs)))
+    return tuple(out)

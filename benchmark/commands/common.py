@@ -70,9 +70,10 @@ def executor_flags(p: argparse.ArgumentParser) -> None:
 def analysis_flags(p: argparse.ArgumentParser, aggregate: bool = True) -> None:
     p.add_argument("--config", help="read the statistics settings from this grid config's "
                                      "analysis: block (flags below override it)")
-    p.add_argument("--family", metavar="KEYS", help="what a family of comparisons is, for "
-                   "Holm's adjustment: a comma list of dataset, arch, setting, or 'all' "
-                   "(default: dataset,arch, the answer's family)")
+    p.add_argument("--family", metavar="KEYS", help="split every Holm family further by these "
+                   "columns: a comma list of dataset, arch, setting, or 'all' for no split "
+                   "(default: no split; the families themselves are declared in the config's "
+                   "analysis.families: the headline, tuned against tuned, and the field)")
     p.add_argument("--margin", type=float, metavar="POINTS", help="the equivalence margin of the "
                    "TOST test, in percentage points (default 0.5)")
     p.add_argument("--alpha", type=float, help="the level of every test (default 0.05)")
