@@ -219,10 +219,17 @@ def test_one_pair_one_verdict_and_tuned_meets_tuned_ce_only():
                      everything["baseline"]))
     assert len(pairs) == len(set(pairs))  # no pair twice
     assert ("lsr-tuned", "ce") not in set(zip(everything["variant"], everything["baseline"]))
-    assert set(everything["family"]) == {"d/a"}  # one Holm family: the whole answer
-    assert everything["p_holm"].tolist() == pytest.approx(
-        __import__("statsmodels.stats.multitest", fromlist=["x"]).multipletests(
-            everything["p_value"], method="holm")[1].tolist())
+    # the declared default families: the headline (tuned against tuned) and the field, Holm
+    # within each
+    from statsmodels.stats.multitest import multipletests
+
+    headline = everything["setting"] == "tuned"
+    assert set(everything.loc[headline, "family"]) == {"headline"}
+    assert set(everything.loc[~headline, "family"]) == {"field"}
+    assert headline.sum() == 1 and (~headline).sum() >= 3
+    for _, fam in everything.groupby("family"):
+        assert fam["p_holm"].tolist() == pytest.approx(
+            multipletests(fam["p_value"], method="holm")[1].tolist())
 
 
 def test_lattice_pairs_twins_only_and_the_table_reads_the_point():

@@ -321,3 +321,37 @@ def test_two_shipped_grids_in_one_folder_each_keep_their_own_complete_report(tmp
     assert "pooling 2 grid(s) (quick, teacher-sources)" in capsys.readouterr().out
     assert set(pd.read_csv(results / "all-grids" / "tables" / "main_digits.csv")["variant"]) \
         == {"ce", "lsr", "drkd-online"}
+
+
+@pytest.mark.slow
+def test_done_in_a_committed_part_skips_its_cells_on_a_new_store(tmp_path, capsys):
+    """A grid stopped on one machine resumes on another from its exported part: cells finished
+    there are not retrained here, except a self-teacher a remaining cell needs the weights of."""
+    cfg = {**TINY, "train": {"epochs": 1, "batch_size": 64},
+           "methods": ["ce", "tfkd-self"]}
+    path = write(tmp_path, cfg)
+    old, new = tmp_path / "old", tmp_path / "new"
+    # the old machine finished seed 0 (ce and tfkd-self)
+    assert cli.main(["grid", path, "--results", str(old), "--seeds", "1", "--quiet",
+                     "--no-report", "--workers", "1"]) == 0
+    part = tmp_path / "part1.csv.gz"
+    assert cli.main(["export", "--results", str(old), "--out", str(part)]) == 0
+    capsys.readouterr()
+    assert cli.main(["grid", path, "--results", str(new), "--dry-run", "--done-in",
+                     str(part)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: 4 cells, 2 finished in " in out and str(part) in out
+    assert out.count("  done") == 2
+    assert cli.main(["grid", path, "--results", str(new), "--quiet", "--no-report",
+                     "--workers", "1", "--done-in", str(part)]) == 0
+    assert "2 trained, 2 already done, 0 failed" in capsys.readouterr().out
+    assert {r.data.tags["seed"] for r in finished_runs(new)[1]} == {"1"}
+
+
+def test_done_in_a_file_that_is_not_an_export_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "notes.csv"
+    bad.write_text("a,b\n1,2\n")
+    for f in (bad, tmp_path / "missing.csv.gz"):
+        assert cli.main(["grid", write(tmp_path, TINY), "--dry-run", "--done-in", str(f)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("drkd-bench: error: --done-in") and "\n" not in err and str(f) in err

@@ -90,8 +90,9 @@ def answer(runs: pd.DataFrame, epochs: pd.DataFrame, metric: str,
            analysis: Analysis = Analysis(), scale: float = 1.0) -> pd.DataFrame:
     """Every comparison a report states, adjusted together: the paired comparisons of
     :func:`paired` and the equal-compute ones of :func:`equal_compute`, each pair once, Holm
-    within the declared family (by default the dataset x architecture: the whole answer for
-    it), with the sensitivity of each verdict (:func:`sensitivity`)."""
+    within each declared family (``analysis.families``; by default the headline, every
+    tuned-against-tuned comparison, and the field, the rest), with the sensitivity of each
+    verdict (:func:`sensitivity`)."""
     rows = pd.concat([paired_rows(runs, metric, analysis, scale),
                       equal_compute_rows(runs, epochs, metric, analysis, scale)],
                      ignore_index=True)

@@ -43,6 +43,11 @@ def add(sub) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="K", help="only the config's first K seeds (a "
                    "pilot to size the grid from with 'drkd-bench plan'; the cells are the "
                    "grid's own, so the full grid later skips them)")
+    p.add_argument("--done-in", action="append", default=[], metavar="PART.csv[.gz]",
+                   help="an exported part of this grid ('drkd-bench export') finished on another "
+                        "machine or store: its finished cells are not trained again here "
+                        "(repeatable). A self-teacher whose weights a remaining cell needs is "
+                        "the exception: weights do not travel in a CSV")
     executor_flags(p)
     common_flags(p)
     return p
@@ -59,10 +64,13 @@ def run(args) -> int:
         cfg = dataclasses.replace(cfg, seeds=cfg.seeds[:args.seeds])
     cfg = select_tasks(cfg, args.task)
     cells = grid.expand(cfg, args.storage or storage_default(cfg, args.results))
+    elsewhere = _done_in(args.done_in)
     if args.dry_run:
         deps = grid.dependencies(cells)
         by_hash = {c.hash: c for c in cells}
         done, where = _finished(args)
+        done |= elsewhere
+        where = " and ".join(w for w in (where, *args.done_in) if w)
         ours = sum(c.hash in done for c in cells)
         print(f"{cfg.name}: {len(cells)} cells"
               + (f", {ours} finished in {where} (marked 'done')" if where else ""))
@@ -82,7 +90,8 @@ def run(args) -> int:
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address,
-                       tags={"grid": cfg.name, "grid_config": cfg.digest})
+                       tags={"grid": cfg.name, "grid_config": cfg.digest},
+                       done_elsewhere=elsewhere)
     aliases = grid.coincident(cfg, args.storage or storage_default(cfg, args.results))
     if aliases and grid.tag_aliases(tracker, aliases):
         for h, labels in aliases.items():
@@ -93,6 +102,9 @@ def run(args) -> int:
           f"{len(outcome.failed)} failed, {outcome.seconds:.1f}s")
     for key, reason in outcome.failed.items():
         print(f"  failed {key}: {reason}")
+    if args.done_in and not args.no_report:
+        print("the report below covers this store's runs; the cells of --done-in are in their "
+              "parts: 'drkd-bench export' this store, then report from the parts together")
     if not args.no_report:
         from analysis import folders, report
         from benchmark.store import ui
@@ -113,6 +125,24 @@ def run(args) -> int:
               f"report: {args.results}/README.md; in MLflow, the run 'report {cfg.name}', "
               "linked from every run of the grid)")
     return 0 if outcome.ok else 1
+
+
+def _done_in(paths: list[str]) -> set[str]:
+    """The cell hashes of the finished training runs in exported parts (``--done-in``)."""
+    import pandas as pd
+
+    done: set[str] = set()
+    for path in paths:
+        try:
+            part = pd.read_csv(path, usecols=["cell_hash", "status", "kind"], dtype=str)
+        except FileNotFoundError:
+            raise UsageError(f"--done-in {path}: no such file") from None
+        except (ValueError, OSError, EOFError, pd.errors.ParserError):
+            raise UsageError(f"--done-in {path}: not a part written by 'drkd-bench export' (it "
+                             "needs the columns cell_hash, status and kind)") from None
+        ok = (part["status"] == "FINISHED") & (part["kind"].fillna("train") == "train")
+        done |= set(part.loc[ok, "cell_hash"].dropna())
+    return done
 
 
 def _finished(args) -> tuple[set[str], str]:

@@ -171,15 +171,21 @@ def _run_in_worker(spec: RunSpec, verbose: bool, tags: dict) -> dict:
 class _Progress:
     """Grid state and its progress bar: which cells are done, failed, waiting for a teacher."""
 
-    def __init__(self, cells: list[RunSpec], tracker: Tracker, quiet: bool, verbose: bool):
+    def __init__(self, cells: list[RunSpec], tracker: Tracker, quiet: bool, verbose: bool,
+                 done_elsewhere: frozenset[str] | set[str] = frozenset()):
         self.deps = dependencies(cells)
         self.outcome = GridOutcome()
         self.done: set[str] = set()
         self.failed: dict[str, str] = {}  # hash -> reason
         self.disk_full: str | None = None  # the first "no space left" reason: start nothing more
         self.todo: list[RunSpec] = []
+        here = {c.hash for c in cells if tracker.finished(c.hash) is not None}
+        # a cell finished elsewhere (an exported part) is done, unless a cell that trains here
+        # needs its weights as a self-teacher: those are not in a part
+        needed = {self.deps[c.hash] for c in cells
+                  if c.hash in self.deps and c.hash not in here | set(done_elsewhere)}
         for c in cells:
-            if tracker.finished(c.hash) is not None:
+            if c.hash in here or (c.hash in done_elsewhere and c.hash not in needed):
                 self.outcome.skipped.append(c.key)
                 self.done.add(c.hash)
             else:
@@ -236,17 +242,19 @@ def cell_line(spec: RunSpec, done: dict) -> str:
 
 def run(cells: list[RunSpec], tracker: Tracker, rt: Runtime = Runtime(), *, workers: int = 1,
         quiet: bool = False, verbose: bool = False, executor: str = "local",
-        ray_address: str | None = None, tags: dict[str, str] | None = None) -> GridOutcome:
+        ray_address: str | None = None, tags: dict[str, str] | None = None,
+        done_elsewhere: frozenset[str] | set[str] = frozenset()) -> GridOutcome:
     """Run the unfinished cells: in this process (``workers=1``), in local worker processes, or
     as Ray tasks (``executor="ray"``), each cell submitted once its self-teacher finished.
-    ``tags`` go on every run (the grid's name)."""
+    ``tags`` go on every run (the grid's name); cells in ``done_elsewhere`` (hashes finished in
+    an exported part) count as done."""
     tags = dict(tags or {})
     started = time.perf_counter()
     claims = Claims(claims_folder(tracker.uri, tracker.results))  # grids on one store share
 
     try:
         reap_interrupted(tracker, cells, claims)  # before the progress bar: a failure is a line
-        p = _Progress(cells, tracker, quiet, verbose)
+        p = _Progress(cells, tracker, quiet, verbose, done_elsewhere)
         _run(p, rt, tracker, workers, verbose, executor, ray_address, tags, claims)
     finally:
         claims.close()
