@@ -69,6 +69,9 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
                     history = []
             if not history and run.data.metrics:
                 history = [{"epoch": np.nan, **run.data.metrics}]
+            if history and tags.get("test_correct"):  # the finished model's, on its last row
+                history[-1] = {**history[-1], "test_correct": tags["test_correct"],
+                               "test_images": int(tags.get("test_images", 0)) or np.nan}
             for row in history or [{"epoch": np.nan}]:
                 rows.append({**base, **row})
             # a cell that also stands for tuned variants (their study chose its settings):

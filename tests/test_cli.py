@@ -123,4 +123,12 @@ def test_export_to_a_gz_name_writes_gzip(tmp_path):
     assert cli.main(["export", "--results", str(results), "--out", str(out)]) == 0
     with gzip.open(out, "rt") as f:
         assert f.readline().startswith("run_id,")
-    assert len(load.epochs_from_csv(out)) == 1
+    epochs = load.epochs_from_csv(out)
+    assert len(epochs) == 1
+    # the run kept its per-test-image correctness: 450 bits whose mean is its test top-1
+    from analysis.stats.testset import unpack_correct
+
+    run = load.runs_from_epochs(epochs).iloc[0]
+    assert run["final_test_images"] == 450
+    bits = unpack_correct(run["final_test_correct"], 450)
+    assert bits.mean() == pytest.approx(run["final_test_top1"], abs=1e-6)

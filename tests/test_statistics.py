@@ -17,7 +17,9 @@ from analysis import plan, stats
 from benchmark import cli, config
 
 
-def _runs(finals: dict[str, list[float]], arch="cnn8", dataset="digits") -> pd.DataFrame:
+def _runs(finals: dict[str, list[float]], arch="cnn8", dataset="toy") -> pd.DataFrame:
+    """Final test accuracies per variant and seed, on a data set whose test size is unknown (the
+    seeds alone: the test images add nothing) unless ``dataset`` names a shipped one."""
     rows = []
     for variant, values in finals.items():
         method = variant.removesuffix("-tuned")
@@ -38,10 +40,12 @@ def test_worked_example_by_hand():
     MDE at 80% power, n = 3: d = 3.2640 standard deviations (noncentral t, statsmodels'
     TTestPower), so 3.2640 points.
     The comparison is alone in its family, so Holm leaves p unchanged: 0.074 > 0.05 and
-    0.939 > 0.05: inconclusive.
+    0.939 > 0.05: inconclusive. (A data set whose test size is unknown: the seeds alone.)
     """
-    runs = _runs({"ce": [0.90, 0.92, 0.94], "lsr": [0.91, 0.95, 0.96]})
+    runs = _runs({"ce": [0.90, 0.92, 0.94], "lsr": [0.91, 0.95, 0.96]}, dataset="toy")
     row = stats.paired(runs, "final_test_top1", scale=100).iloc[0]
+    assert row["test_bound"] == "none" and row["se_images"] == 0
+    assert (row["ci_low_seeds"], row["ci_high_seeds"]) == (row["ci_low"], row["ci_high"])
     assert (row["variant"], row["baseline"], row["n_pairs"]) == ("lsr", "ce", 3)
     assert row["mean_diff"] == pytest.approx(2.0)
     assert row["sd_diff"] == pytest.approx(1.0)
@@ -54,6 +58,35 @@ def test_worked_example_by_hand():
     assert row["verdict"] == "inconclusive"
     assert stats.sentence(row) == ("inconclusive: +2.00 [-0.48, +4.48], Holm p 0.0742, "
                                    "TOST p 0.939, MDE 3.26 (n = 3)")
+
+
+def test_worked_example_with_the_test_images_by_hand():
+    """The same runs on digits' 450 test images, which kept no per-image correctness: the bound
+    that treats the two models' errors as independent.
+
+    pa = 0.94, pb = 0.92: var_img = (0.94 x 0.06 + 0.92 x 0.08) / 450 = 2.8889e-4, in points^2
+    2.8889 (se_images 1.6997 points). SE = sqrt(1/3 + 2.8889) = 1.7951, df = 2.
+    t = 2 / 1.7951 = 1.1142, p = 2 P(T2 > 1.1142) = 0.38115;
+    95% CI: 2 ± 4.3027 x 1.7951 = [-5.7235, 9.7235];
+    TOST: P(T2 > 2.5 / 1.7951) = 0.1495, P(T2 < 1.5 / 1.7951) = 0.75436: 0.75436;
+    MDE: 3.2640 x sqrt(1 + 3 x 2.8889) = 10.1483. The seed-only interval stays beside it.
+    """
+    runs = _runs({"ce": [0.90, 0.92, 0.94], "lsr": [0.91, 0.95, 0.96]}, dataset="digits")
+    row = stats.paired(runs, "final_test_top1", scale=100).iloc[0]
+    assert row["test_bound"] == "independent errors"
+    assert row["se_images"] == pytest.approx(1.69967, abs=1e-5)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-5.7235, 9.7235), abs=1e-4)
+    assert (row["ci_low_seeds"], row["ci_high_seeds"]) == pytest.approx((-0.4841, 4.4841),
+                                                                       abs=1e-4)
+    assert row["p_value"] == pytest.approx(0.38115, abs=1e-5)
+    assert row["p_seeds"] == pytest.approx(0.07418, abs=1e-5)
+    assert row["p_tost"] == pytest.approx(0.75436, abs=1e-5)
+    assert row["mde"] == pytest.approx(10.1483, abs=1e-4)
+    assert row["verdict"] == "inconclusive"
+    # a validation metric is no test-set sample: the seeds alone
+    val = stats.paired(runs.rename(columns={"final_test_top1": "final_val_top1"}),
+                       "final_val_top1", scale=100).iloc[0]
+    assert val["test_bound"] == "none" and val["ci_low"] == pytest.approx(-0.4841, abs=1e-4)
 
 
 def test_holm_by_hand():
@@ -382,3 +415,63 @@ def test_a_declared_family_changes_the_holm_p_of_a_comparison_outside_the_task(t
         cfg.write_text(text + f"analysis:\n  {bad}\n")
         with pytest.raises(config.ConfigError, match=r"analysis\.families"):
             config.load_grid(str(cfg))
+
+
+def _bits(s: str) -> str:
+    """A correctness vector as a run tag keeps it (base64 of numpy.packbits)."""
+    import base64
+
+    return base64.b64encode(np.packbits(np.array([c == "1" for c in s]))).decode()
+
+
+def test_paired_images_bound_by_hand():
+    """Two seeds, a test set of 8 images; both sides kept their per-image correctness.
+
+    lsr: 11110000, 11101000; ce: 11100000 twice. c_i = mean_s(lsr - ce) = 0,0,0,.5,.5,0,0,0:
+    mean 0.125 (12.5 points), var(c, ddof 1) = 0.375 / 7 = 0.053571, / 8 = 0.0066964
+    (66.964 points^2: se_images 8.1832). Both seeds differ by 12.5 points (SD 0), so the SE is
+    the images' alone: t = 12.5 / 8.1832 = 1.5275, df 1, p = 1 - (2/pi) atan(t) = 0.36901; 95% CI 12.5 ± 12.706 x
+    8.1832 = [-91.477, 116.477]. The seeds alone: no interval width, no p.
+    """
+    rows = []
+    for variant, vectors in (("lsr", ["11110000", "11101000"]), ("ce", ["11100000"] * 2)):
+        for seed, v in enumerate(vectors):
+            rows.append({"dataset": "toy", "arch": "mlp", "variant": variant, "method": variant,
+                         "teacher_source": "", "seed": seed, "run_id": f"{variant}{seed}",
+                         "final_test_top1": v.count("1") / 8, "final_test_images": 8,
+                         "final_test_correct": _bits(v)})
+    row = stats.paired(pd.DataFrame(rows), "final_test_top1", scale=100).iloc[0]
+    assert row["test_bound"] == "paired images"
+    assert row["se_images"] == pytest.approx(8.18317, abs=1e-5)
+    assert row["p_value"] == pytest.approx(0.36901, abs=1e-5)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-91.477, 116.477), abs=1e-3)
+    assert np.isnan(row["p_seeds"]) and row["ci_low_seeds"] == row["ci_high_seeds"] == 12.5
+    # one run without its vector: the whole comparison falls back to the independence bound
+    frame = pd.DataFrame(rows)
+    frame.loc[0, "final_test_correct"] = np.nan
+    assert stats.paired(frame, "final_test_top1", scale=100).iloc[0]["test_bound"] == \
+        "independent errors"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=70), st.integers(0, 2**31 - 1))
+def test_packed_correctness_unpacks_to_the_top1_it_was_computed_from(labels, seed):
+    import torch
+
+    from analysis.stats.testset import unpack_correct
+    from benchmark.models.metrics import packed_correct, topk_accuracy
+
+    targets = torch.tensor(labels)
+    logits = torch.randn(len(labels), 5, generator=torch.Generator().manual_seed(seed))
+    bits = unpack_correct(packed_correct(logits, targets), len(labels))
+    assert bits.tolist() == (logits.argmax(1) == targets).tolist()
+    assert bits.mean() == pytest.approx(topk_accuracy(logits, targets))
+    with pytest.raises(ValueError):
+        unpack_correct(packed_correct(logits, targets), len(labels) + 8)
+
+
+def test_the_test_sizes_the_statistics_assume_are_the_loaders():
+    from analysis.stats.testset import TEST_IMAGES
+    from benchmark import data
+
+    assert TEST_IMAGES["digits"] == len(data.load("digits").test_y)

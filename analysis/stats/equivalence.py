@@ -20,6 +20,26 @@ def equivalence_bound(diff: np.ndarray, alpha: float = 0.05) -> float:
     return max(abs(lo), abs(hi))
 
 
+def tost_se(mean: float, se: float, df: int, margin: float) -> float:
+    """TOST of a mean difference with standard error ``se`` (Student t, ``df`` degrees of
+    freedom) against -margin and +margin: the larger of the two one-sided p values (what
+    statsmodels' ``ttost_paired`` computes when ``se`` is the seeds' SD over sqrt(n))."""
+    if not (se > 0 and df >= 1):
+        return float("nan")
+    lower = stats.t.sf((mean + margin) / se, df)  # H0: mean <= -margin
+    upper = stats.t.cdf((mean - margin) / se, df)  # H0: mean >= +margin
+    return float(max(lower, upper))
+
+
+def equivalence_bound_se(mean: float, se: float, df: int, alpha: float = 0.05) -> float:
+    """:func:`equivalence_bound` for a mean with standard error ``se`` and ``df`` degrees of
+    freedom (the seeds' and the test images' variance together)."""
+    if not (se > 0 and df >= 1):
+        return float("nan")
+    half = float(stats.t.ppf(1 - alpha, df)) * se
+    return max(abs(mean - half), abs(mean + half))
+
+
 def _tost_t(x: np.ndarray, y: np.ndarray, margin: float) -> float:
     from statsmodels.stats.weightstats import ttost_paired
 

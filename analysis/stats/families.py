@@ -49,7 +49,9 @@ def adjust(frame: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
     frame["verdict"] = [verdict(r, analysis.alpha) for _, r in frame.iterrows()]
     order = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
              "ci_low", "ci_high", "sd_diff", "p_value", "p_holm", "p_tost", "p_tost_holm", "mde",
-             "mde_holm", "verdict", "family"]
+             "mde_holm", "verdict", "family", "test_bound", "se_images", "ci_low_seeds",
+             "ci_high_seeds", "p_seeds"]
+    order = [c for c in order if c in frame.columns]
     return frame[order + [c for c in frame.columns if c not in order]]
 
 
@@ -67,13 +69,18 @@ def holm_levels(p: pd.Series, alpha: float) -> pd.Series:
 
 def mde_at_holm_level(family: pd.DataFrame, analysis: Analysis) -> pd.Series:
     """Each comparison's minimum detectable difference at its own Holm level (what the
-    adjusted test can detect at the declared power; the plain ``mde`` is at alpha)."""
+    adjusted test can detect at the declared power; the plain ``mde`` is at alpha), with the
+    test images' variance where the comparison has one (``se_images``: an SD of
+    sqrt(sd^2 + n se_images^2) per pair)."""
     from analysis.stats.power import _detectable_effect
 
     levels = holm_levels(family["p_value"], analysis.alpha)
     out = pd.Series(np.nan, index=family.index)
     for idx, row in family.iterrows():
         n, sd = int(row["n_pairs"]), float(row["sd_diff"])
+        img = float(row.get("se_images", 0.0))
+        if img > 0:
+            sd = float(np.sqrt(sd * sd + n * img * img))
         if n >= 2 and sd > 0:
             out[idx] = _detectable_effect(n, float(levels[idx]), analysis.power) * sd
     return out

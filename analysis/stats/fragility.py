@@ -10,6 +10,8 @@ from analysis.stats.equivalence import (
     _tost_wilcoxon,
     _wilcoxon,
     equivalence_bound,
+    equivalence_bound_se,
+    tost_se,
 )
 from analysis.stats.families import holm, verdict
 from analysis.stats.paired import HIDDEN
@@ -43,17 +45,32 @@ def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.Data
     diffs = [np.asarray(x, float) - np.asarray(y, float) for x, y in zip(frame["_x"],
                                                                           frame["_y"])]
     scales = frame["_scale"].astype(float)
-    frame["eq_bound"] = [equivalence_bound(d, analysis.alpha) * s for d, s in zip(diffs, scales)]
+    var_img = frame["_var_img"].astype(float) if "_var_img" in frame else \
+        pd.Series(0.0, index=frame.index)
+    # with test images: the seeds' and the images' variance together (the verdict's SE)
+    se = [float(np.sqrt(d.var(ddof=1) / len(d) + v)) if len(d) > 1 else float("nan")
+          for d, v in zip(diffs, var_img)]
+    frame["eq_bound"] = [(equivalence_bound_se(d.mean(), e, len(d) - 1, analysis.alpha) if v > 0
+                          else equivalence_bound(d, analysis.alpha)) * s
+                         for d, e, v, s in zip(diffs, se, var_img, scales)]
     fam = frame["family"]
     for name, factor in (("verdict_half_margin", 0.5), ("verdict_twice_margin", 2.0)):
-        tost = pd.Series([_tost_t(np.asarray(x, float), np.asarray(y, float),
-                                  factor * analysis.margin / s)
-                          for x, y, s in zip(frame["_x"], frame["_y"], scales)],
+        tost = pd.Series([tost_se(d.mean(), e, len(d) - 1, factor * analysis.margin / s) if v > 0
+                          else _tost_t(np.asarray(x, float), np.asarray(y, float),
+                                       factor * analysis.margin / s)
+                          for x, y, d, e, v, s in zip(frame["_x"], frame["_y"], diffs, se,
+                                                      var_img, scales)],
                          index=frame.index)
         frame[name] = _verdicts(frame, frame["p_value"], tost, fam, analysis.alpha)
+    # ranks test the seeds only: where the test images add variance, the check takes the
+    # larger of the rank test's p and the verdict's own, so it never claims more than either
     p_w = pd.Series([_wilcoxon(d) for d in diffs], index=frame.index)
     t_w = pd.Series([_tost_wilcoxon(d, analysis.margin / s) for d, s in zip(diffs, scales)],
                     index=frame.index)
+    imaged = var_img.to_numpy() > 0
+    for ours, verdicts in ((p_w, "p_value"), (t_w, "p_tost")):
+        ours[:] = np.where(imaged, np.fmax(ours.to_numpy(float),
+                                           frame[verdicts].to_numpy(float)), ours.to_numpy(float))
     frame["verdict_wilcoxon"] = _verdicts(frame, p_w, t_w, fam, analysis.alpha)
     frame["verdict_wider_family"] = _verdicts(frame, frame["p_value"], frame["p_tost"],
                                               pd.Series("all", index=frame.index), analysis.alpha)

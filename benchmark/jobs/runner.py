@@ -180,6 +180,10 @@ def write_failure(e: BaseException, where: Path) -> str | None:
     return f"no space left on device ({path})"
 
 
+#: MLflow's longest tag value: the per-image correctness of up to 48,000 test images.
+MAX_TAG = 8000
+
+
 def _train_cell(spec: RunSpec, tracker: Tracker, rt: Runtime, workdir: Path, dataset,
                 teacher_model, tags: dict, on_epoch, stop_after, started) -> CellOutcome:
     """The part of :func:`run_cell` that writes: checkpoints, the run, its artifacts."""
@@ -225,6 +229,9 @@ def _train_cell(spec: RunSpec, tracker: Tracker, rt: Runtime, workdir: Path, dat
         raise CellFailed(f"{spec.key}: {reason}") from e
     if len(result.history) < spec.train.epochs:  # stopped early on purpose (stop_after)
         return CellOutcome(spec, run_id, result.final)
+    if 0 < len(result.test_correct) <= MAX_TAG:  # per-image correctness: test-set intervals
+        tracker.set_tags(run_id, {"test_correct": result.test_correct,
+                                  "test_images": str(result.test_images)})
     model_path = workdir / "model.pt"
     teachers.save_model(result.model, model_path)
     config = {"key": spec.key, "hash": spec.hash, **spec.identity()}

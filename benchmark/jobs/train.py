@@ -34,7 +34,7 @@ from benchmark import models
 from benchmark.config import RunSpec, TrainSettings, compute
 from benchmark.data import Pipeline, TensorData, plans
 from benchmark.models import teachers
-from benchmark.models.metrics import classification_metrics
+from benchmark.models.metrics import classification_metrics, packed_correct
 
 CHECKPOINT = "last.pt"
 
@@ -48,6 +48,10 @@ class RunResult:
     history: list[dict] = field(default_factory=list)
     model: nn.Module | None = None
     resumed_from: int = 0
+    #: the finished model's per-test-image correctness (:func:`packed_correct`), and how many
+    #: test images; empty when the run did not finish or the data has no test split
+    test_correct: str = ""
+    test_images: int = 0
 
     @property
     def final(self) -> dict:
@@ -424,4 +428,8 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
             if on_saved:
                 on_saved(result.history)
     result.model = run.model
+    if len(result.history) == spec.train.epochs and data.test_x is not None:
+        logits = predict(run.model, data.test_x, run.pipeline, amp=amp)
+        result.test_correct = packed_correct(logits, data.test_y)
+        result.test_images = len(data.test_y)
     return result
