@@ -24,8 +24,12 @@ papers' protocol (best epoch *on the test set*) is shown only as a labelled, opt
 Intervals of an accuracy or a share are 95% percentile-bootstrap intervals over seeds (they stay
 inside [0, 100]).
 
-Each comparison is paired by seed: mean difference with a 95% Student-t interval, a two-sided
-paired t-test adjusted by Holm within its family, a TOST equivalence test, and the minimum
+Each comparison is paired by seed: mean difference with a 95% Student-t interval over **seeds
+and test images** (the test set's sampling variance of the difference added to the seeds':
+measured from the runs' per-image correctness where every run kept it, else the conservative
+bound that takes the two models' errors as independent; column `test_bound`; the seeds-only
+interval stays beside it, `ci_low_seeds`/`ci_high_seeds`), a two-sided t-test with that
+interval's SE adjusted by Holm within its declared family, a TOST equivalence test, and the minimum
 detectable difference (MDE) at {power:.0%} power and at the comparison's own Holm level (the
 i-th smallest p of m in a family is tested at α / (m − i + 1); column `mde_holm`, and `mde` at
 α unadjusted). Its verdict is one of *better*, *worse*
@@ -42,7 +46,8 @@ RANKING_CAPTION = ("Rank of the mean (1 = best; ties share the lower rank); its 
 SENSITIVITY_CAPTION = ("eq_bound: the smallest margin (points) at which the unadjusted TOST "
                        "would call the pair equivalent. A verdict is *fragile* when it changes at "
                        "half or twice the margin, under Wilcoxon signed-rank tests, or under the "
-                       "next-wider Holm family (columns verdict_*).")
+                       "widest Holm family, every comparison the report states (columns "
+                       "verdict_*).")
 
 AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − the baseline's (column `baseline`: {base}, "
                      "or {base}-tuned for a tuned variant, as in the per-task verdicts) of the "
@@ -207,8 +212,9 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
                          caption="Paired differences in percentage points. "
                                  f"{analysis.describe()}. {SENSITIVITY_CAPTION}"),
             f"paired differences over seeds (percentage points): each method − {base}, DR-KD − "
-            "Tf-KD self (same teacher source, same setting), tuned − reference values; 95% CI, "
-            "paired t-test p, Holm-adjusted p, TOST equivalence p, MDE, verdict, its family, "
+            "Tf-KD self (same teacher source, same setting), tuned − reference values; 95% CI "
+            "over seeds and test images (and over seeds alone), t-test p, Holm-adjusted p, TOST "
+            "equivalence p, MDE, verdict, its family, "
             "its equivalence bound and whether it is fragile")
         if eq is not None and len(eq):
             add(tables.write(tables.shown(eq), tdir, "equal_compute", numeric=eq,

@@ -475,3 +475,27 @@ def test_the_test_sizes_the_statistics_assume_are_the_loaders():
     from benchmark import data
 
     assert TEST_IMAGES["digits"] == len(data.load("digits").test_y)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.05, 3.0), st.floats(0.1, 2.0), st.floats(0.0, 0.02))
+def test_seeds_needed_counts_the_test_sets_variance_which_seeds_do_not_shrink(sd, detect, var):
+    """The returned n is the first whose power, with SE sqrt(sd^2 / n + var), reaches 80%; with
+    no test-set variance it is the seeds-only count; where the test set alone keeps the power
+    below 80% at any n, it is the cap."""
+    from scipy.stats import norm
+
+    def power(n):
+        se = math.sqrt(sd * sd / n + var)
+        got = TTestPower().power(effect_size=detect / (se * math.sqrt(n)), nobs=n, alpha=0.05,
+                                 alternative="two-sided")
+        return 1.0 if np.isnan(got) else got  # statsmodels' NaN: a tail that underflows
+
+    n = stats.seeds_needed(sd, detect, image_var=var, most=10**5)
+    if var > 0 and detect / math.sqrt(var) <= norm.ppf(0.975) + norm.ppf(0.8):
+        assert n == 10**5
+    elif n < 10**5:
+        assert power(n) >= 0.8 and (n == 2 or power(n - 1) < 0.8)
+    assert stats.seeds_needed(sd, detect, image_var=0.0) == stats.seeds_needed(sd, detect)
+    # digits' 450 test images, independent errors at 98%: SE 0.93 points; 0.3 is out of reach
+    assert stats.seeds_needed(0.5, 0.3, image_var=2 * 0.98 * 0.02 / 450 * 1e4) == 10**7

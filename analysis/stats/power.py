@@ -16,13 +16,15 @@ def seed_matrix(g: pd.DataFrame, variants: list[str], metric: str) -> pd.DataFra
     return wide.reindex(columns=variants).dropna()
 
 
-def mde(sd: float, n: int, analysis: Analysis = Analysis()) -> float:
+def mde(sd: float, n: int, analysis: Analysis = Analysis(), image_var: float = 0.0) -> float:
     """The minimum detectable paired difference: the true mean difference that a two-sided
     paired t-test at ``alpha`` detects with probability ``power``, given ``n`` pairs with
-    standard deviation ``sd`` (statsmodels' ``TTestPower``, effect size × sd)."""
-    if n < 2 or not sd > 0:
+    standard deviation ``sd`` (statsmodels' ``TTestPower``, effect size × sd), and the test
+    set's variance ``image_var`` of the mean difference (an SD of sqrt(sd^2 + n image_var))."""
+    if n < 2 or not (sd > 0 or image_var > 0):
         return float("nan")
-    return _detectable_effect(n, analysis.alpha, analysis.power) * sd
+    return _detectable_effect(n, analysis.alpha, analysis.power) * np.sqrt(sd * sd
+                                                                           + n * image_var)
 
 
 @functools.cache
@@ -35,19 +37,25 @@ def _detectable_effect(n: int, alpha: float, power: float) -> float:
 
 
 def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0.8,
-                 most: int = 10**7) -> int:
+                 most: int = 10**7, image_var: float = 0.0) -> int:
     """The fewest pairs (seeds, at least 2) with which a two-sided paired t-test at ``alpha``
     detects a true mean difference ``detect`` with probability ``power``, for pairs of SD
     ``sd``: the smallest integer n whose power (statsmodels' ``TTestPower().power``) reaches
     ``power``, found by doubling then bisection (power grows with n). ``most`` caps the search.
-    (statsmodels' own ``solve_power`` for ``nobs`` fails to converge at large effect sizes.)"""
+    (statsmodels' own ``solve_power`` for ``nobs`` fails to converge at large effect sizes.)
+    ``image_var``: the test set's variance of the mean difference (squared points), which more
+    seeds do not shrink: the SE is sqrt(sd^2 / n + image_var), and where the test set alone keeps
+    the power below ``power`` at any n the answer is ``most`` (unreachable by seeds)."""
+    from scipy.stats import norm
     from statsmodels.stats.power import TTestPower
 
-    if not sd > 0:
+    if not sd > 0 and not image_var > 0:
         return 2
-    effect = detect / sd
+    if image_var > 0 and detect / np.sqrt(image_var) <= norm.ppf(1 - alpha / 2) + norm.ppf(power):
+        return most  # even infinitely many seeds leave the test set's own noise
 
     def enough(n: int) -> bool:
+        effect = detect / np.sqrt(sd * sd + n * image_var)  # noncentrality effect x sqrt(n)
         got = TTestPower().power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided")
         # statsmodels answers NaN where the noncentral t's tail underflows, i.e. where the power
         # is numerically 1: enough, which keeps the search monotone
