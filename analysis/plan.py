@@ -16,7 +16,8 @@ from . import load, stats
 from .tables import PCT
 
 COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "sd_diff",
-           "se_images", "test_bound", "mde", "mde_planned", "seeds_needed", "seeds_needed_holm", "family_size"]
+           "se_images", "test_bound", "mde", "mde_planned", "seeds_needed",
+           "seeds_needed_holm", "family_size"]
 #: The count :func:`plan` gives where seeds cannot reach the difference (the test set's noise).
 NEVER = 10**7
 

@@ -28,7 +28,8 @@ Each comparison is paired by seed: mean difference with a 95% Student-t interval
 and test images** (the test set's sampling variance of the difference added to the seeds':
 measured from the runs' per-image correctness where every run kept it, else the conservative
 bound that takes the two models' errors as independent; column `test_bound`; the seeds-only
-interval stays beside it, `ci_low_seeds`/`ci_high_seeds`), a two-sided t-test with that
+interval stays beside it, `ci_low`/`ci_high`; the verdict's is `ci_low_total`/`ci_high_total`),
+a two-sided t-test with that
 interval's SE adjusted by Holm within its declared family, a TOST equivalence test, and the minimum
 detectable difference (MDE) at {power:.0%} power and at the comparison's own Holm level (the
 i-th smallest p of m in a family is tested at α / (m − i + 1); column `mde_holm`, and `mde` at
@@ -388,10 +389,12 @@ def _convergence_lines(st: pd.DataFrame, analysis: stats.Analysis) -> list[str]:
                        f"`{analysis.baseline}@2x` runs).")
         elif r["converged"]:
             out.append(f"- {r['dataset']} / {r['arch']}: converged (*equivalent*, "
-                       f"{r['mean_diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]).")
+                       f"{r['mean_diff']:+.2f} [{r['ci_low_total']:+.2f}, "
+                       f"{r['ci_high_total']:+.2f}]).")
         else:
             out.append(f"- {r['dataset']} / {r['arch']}: **not converged** (*{r['verdict']}*, "
-                       f"{r['mean_diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]): "
+                       f"{r['mean_diff']:+.2f} [{r['ci_low_total']:+.2f}, "
+                       f"{r['ci_high_total']:+.2f}]): "
                        "every comparison of this task sits where training longer still moves "
                        f"{analysis.baseline}; read them as statements about this budget only.")
     return out

@@ -244,8 +244,8 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 LATTICE_COLUMNS = ["dataset", "arch", "teacher_source", "alpha", "temperature", "variant",
-                   "baseline", "teacher_error", "n_pairs", "mean_diff", "ci_low", "ci_high",
-                   "p_holm", "verdict"]
+                   "baseline", "teacher_error", "n_pairs", "mean_diff", "ci_low_total",
+                   "ci_high_total", "p_holm", "verdict"]
 
 
 def lattice_table(st: pd.DataFrame, runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
@@ -267,7 +267,8 @@ def lattice_table(st: pd.DataFrame, runs: pd.DataFrame, epochs: pd.DataFrame) ->
         point = stats.LATTICE.match(r["variant"])
         key = (r["dataset"], r["arch"], r["baseline"])
         rows.append({**{c: r[c] for c in ("dataset", "arch", "variant", "baseline", "n_pairs",
-                                          "mean_diff", "ci_low", "ci_high", "p_holm",
+                                          "mean_diff", "ci_low_total", "ci_high_total",
+                                          "p_holm",
                                           "verdict")},
                      "teacher_source": source.get(key, ""),
                      "alpha": float(point["alpha"]), "temperature": float(point["temperature"]),

@@ -20,8 +20,8 @@ def main(paths: list[Path]) -> str:
     runs = load.runs_from_epochs(done)
     analysis = stats.Analysis.from_mapping({"margin": 0.25})
     out = [f"{len(runs)} finished CE runs from {', '.join(p.name for p in paths)}", ""]
-    columns = ["dataset", "arch", "epochs", "epochs_double", "n_pairs", "mean_diff", "ci_low",
-               "ci_high", "p_holm", "p_tost_holm", "verdict"]
+    columns = ["dataset", "arch", "epochs", "epochs_double", "n_pairs", "mean_diff", "ci_low_total",
+               "ci_high_total", "p_holm", "p_tost_holm", "verdict"]
     for metric, words in (("final_val_top1", "validation top-1 (decides the budget)"),
                           ("final_test_top1", "test top-1 (reported beside it)")):
         ladder = stats.ladder(runs, metric, analysis, scale=100.0)

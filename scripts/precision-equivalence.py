@@ -72,8 +72,8 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     colours = {"equivalent": "#009E73", "identical": "#009E73", "inconclusive": "0.45",
                "better": "#0072B2", "worse": "#D55E00"}
     for i, r in table.iterrows():
-        ax.errorbar(r["mean_diff"], i, xerr=[[r["mean_diff"] - r["ci_low"]],
-                                             [r["ci_high"] - r["mean_diff"]]],
+        ax.errorbar(r["mean_diff"], i, xerr=[[r["mean_diff"] - r["ci_low_total"]],
+                                             [r["ci_high_total"] - r["mean_diff"]]],
                     fmt="o", color=colours.get(r["verdict"], "k"), ms=4, capsize=2)
     ax.axvspan(-MARGIN, MARGIN, color="0.9", zorder=0)
     ax.axvline(0, color="0.5", lw=0.8)
@@ -106,7 +106,8 @@ def main(results: Path, out: Path) -> None:
     if test.empty:
         raise SystemExit(f"no arm has finished a task beside {REFERENCE} yet "
                          f"({', '.join(sorted(runs_by_arm))}); the parts are in {parts}")
-    columns = ["dataset", "arch", "method", "arm", "n_pairs", "mean_diff", "ci_low", "ci_high",
+    columns = ["dataset", "arch", "method", "arm", "n_pairs", "mean_diff", "ci_low_total",
+               "ci_high_total",
                "sd_diff", "p_holm", "p_tost_holm", "mde", "verdict"]
     test[columns].to_csv(out / "equivalence.csv", index=False, float_format="%.10g")
     val[columns].to_csv(out / "equivalence_validation.csv", index=False, float_format="%.10g")

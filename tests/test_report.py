@@ -88,16 +88,16 @@ def test_tables_hold_exact_means_std_gains_and_paired_intervals(store, results):
     half = T_975_DF2 * 1.0 / math.sqrt(3)
     assert d["n_pairs"] == 3 and d["mean_diff"] == pytest.approx(2.0)
     # intervals are kept to 1e-4 points (stats.DIFF_DIGITS: the stored accuracies are float32)
-    assert d["ci_low_seeds"] == pytest.approx(2 - half, abs=1e-4)
-    assert d["ci_high_seeds"] == pytest.approx(2 + half, abs=1e-4)
+    assert d["ci_low"] == pytest.approx(2 - half, abs=1e-4)
+    assert d["ci_high"] == pytest.approx(2 + half, abs=1e-4)
     t_stat = 2.0 / (1.0 / math.sqrt(3))
     assert d["p_seeds"] == pytest.approx(2 * sps.t.sf(t_stat, 2))
     # these runs kept no per-image correctness: the verdict's interval adds digits' 450 test
     # images with the two models' errors taken as independent (94% and 92% accurate)
     assert d["test_bound"] == "independent errors"
     se = math.sqrt(1 / 3 + (0.94 * 0.06 + 0.92 * 0.08) / 450 * 1e4)
-    assert (d["ci_low"], d["ci_high"]) == pytest.approx((2 - T_975_DF2 * se, 2 + T_975_DF2 * se),
-                                                        abs=1e-4)
+    assert (d["ci_low_total"], d["ci_high_total"]) == pytest.approx(
+        (2 - T_975_DF2 * se, 2 + T_975_DF2 * se), abs=1e-4)
     assert d["p_value"] == pytest.approx(2 * sps.t.sf(2.0 / se, 2))
     assert d["verdict"] == "inconclusive"  # Holm over 3 comparisons, TOST at 0.5 fails
     vs_self = st[(st["variant"] == "drkd-online") & (st["baseline"] == "tfkd-self")].iloc[0]

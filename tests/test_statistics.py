@@ -45,7 +45,7 @@ def test_worked_example_by_hand():
     runs = _runs({"ce": [0.90, 0.92, 0.94], "lsr": [0.91, 0.95, 0.96]}, dataset="toy")
     row = stats.paired(runs, "final_test_top1", scale=100).iloc[0]
     assert row["test_bound"] == "none" and row["se_images"] == 0
-    assert (row["ci_low_seeds"], row["ci_high_seeds"]) == (row["ci_low"], row["ci_high"])
+    assert (row["ci_low_total"], row["ci_high_total"]) == (row["ci_low"], row["ci_high"])
     assert (row["variant"], row["baseline"], row["n_pairs"]) == ("lsr", "ce", 3)
     assert row["mean_diff"] == pytest.approx(2.0)
     assert row["sd_diff"] == pytest.approx(1.0)
@@ -75,9 +75,10 @@ def test_worked_example_with_the_test_images_by_hand():
     row = stats.paired(runs, "final_test_top1", scale=100).iloc[0]
     assert row["test_bound"] == "independent errors"
     assert row["se_images"] == pytest.approx(1.69967, abs=1e-5)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-5.7235, 9.7235), abs=1e-4)
-    assert (row["ci_low_seeds"], row["ci_high_seeds"]) == pytest.approx((-0.4841, 4.4841),
+    assert (row["ci_low_total"], row["ci_high_total"]) == pytest.approx((-5.7235, 9.7235),
                                                                        abs=1e-4)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-0.4841, 4.4841), abs=1e-4)
+    assert row["ci_high_total"] - row["ci_low_total"] > row["ci_high"] - row["ci_low"]
     assert row["p_value"] == pytest.approx(0.38115, abs=1e-5)
     assert row["p_seeds"] == pytest.approx(0.07418, abs=1e-5)
     assert row["p_tost"] == pytest.approx(0.75436, abs=1e-5)
@@ -86,7 +87,8 @@ def test_worked_example_with_the_test_images_by_hand():
     # a validation metric is no test-set sample: the seeds alone
     val = stats.paired(runs.rename(columns={"final_test_top1": "final_val_top1"}),
                        "final_val_top1", scale=100).iloc[0]
-    assert val["test_bound"] == "none" and val["ci_low"] == pytest.approx(-0.4841, abs=1e-4)
+    assert val["test_bound"] == "none"
+    assert val["ci_low_total"] == val["ci_low"] == pytest.approx(-0.4841, abs=1e-4)
 
 
 def test_holm_by_hand():
@@ -430,8 +432,8 @@ def test_paired_images_bound_by_hand():
     lsr: 11110000, 11101000; ce: 11100000 twice. c_i = mean_s(lsr - ce) = 0,0,0,.5,.5,0,0,0:
     mean 0.125 (12.5 points), var(c, ddof 1) = 0.375 / 7 = 0.053571, / 8 = 0.0066964
     (66.964 points^2: se_images 8.1832). Both seeds differ by 12.5 points (SD 0), so the SE is
-    the images' alone: t = 12.5 / 8.1832 = 1.5275, df 1, p = 1 - (2/pi) atan(t) = 0.36901; 95% CI 12.5 ± 12.706 x
-    8.1832 = [-91.477, 116.477]. The seeds alone: no interval width, no p.
+    the images' alone: t = 12.5 / 8.1832 = 1.5275, df 1, p = 1 - (2/pi) atan(t) = 0.36901;
+    95% CI 12.5 ± 12.706 x 8.1832 = [-91.477, 116.477]. The seeds alone: no interval width, no p.
     """
     rows = []
     for variant, vectors in (("lsr", ["11110000", "11101000"]), ("ce", ["11100000"] * 2)):
@@ -444,8 +446,9 @@ def test_paired_images_bound_by_hand():
     assert row["test_bound"] == "paired images"
     assert row["se_images"] == pytest.approx(8.18317, abs=1e-5)
     assert row["p_value"] == pytest.approx(0.36901, abs=1e-5)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-91.477, 116.477), abs=1e-3)
-    assert np.isnan(row["p_seeds"]) and row["ci_low_seeds"] == row["ci_high_seeds"] == 12.5
+    assert (row["ci_low_total"], row["ci_high_total"]) == pytest.approx((-91.477, 116.477),
+                                                                       abs=1e-3)
+    assert np.isnan(row["p_seeds"]) and row["ci_low"] == row["ci_high"] == 12.5
     # one run without its vector: the whole comparison falls back to the independence bound
     frame = pd.DataFrame(rows)
     frame.loc[0, "final_test_correct"] = np.nan

@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from analysis import stats  # noqa: E402
+
 
 def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
                   baseline: str = "ce"):
@@ -30,6 +32,7 @@ def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
     panel per setting; the marker and colour give the verdict, the shaded band is the
     equivalence margin. ``st`` is the statistics table (percentage points)."""
     theme()
+    st = stats.verdict_interval(st)
     d = st[(st["dataset"] == dataset) & (st["arch"] == arch) & (st["baseline"] == baseline)]
     settings = [s for s in ("reference", "tuned") if (d["setting"] == s).any()]
     if not settings:
@@ -39,7 +42,7 @@ def forest_figure(st: pd.DataFrame, dataset: str, arch: str, margin: float,
                         gridspec_kw={"height_ratios": heights})
     for ax, setting in zip(axes[:, 0], settings):
         g = d[d["setting"] == setting].sort_values("mean_diff", kind="stable")
-        values = pd.concat([g["ci_low"], g["ci_high"], g["mean_diff"]]).dropna()
+        values = pd.concat([g["ci_low_total"], g["ci_high_total"], g["mean_diff"]]).dropna()
         low, high = min(values.min(), -margin), max(values.max(), margin)  # NaN CI: one seed
         symlog = high - low > 8  # a few huge losses would flatten every small difference
         y = _draw_rows(ax, g, margin)
@@ -76,8 +79,9 @@ def _draw_rows(ax, g: pd.DataFrame, margin: float) -> np.ndarray:
     ax.axvline(0, color="0.35", lw=0.8, zorder=1)
     for yi, (_, r) in zip(y, g.iterrows()):
         marker, colour = VERDICT_STYLE[r["verdict"]]
-        if not np.isnan(r["ci_low"]):
-            ax.plot([r["ci_low"], r["ci_high"]], [yi, yi], color=colour, lw=1.4, zorder=2)
+        if not np.isnan(r["ci_low_total"]):  # the verdict's interval (seeds and test images)
+            ax.plot([r["ci_low_total"], r["ci_high_total"]], [yi, yi], color=colour, lw=1.4,
+                    zorder=2)
         fragile = bool(r.get("fragile", False))
         ax.plot([r["mean_diff"]], [yi], marker=marker, color=colour, ms=5, zorder=3,
                 ls="none", markerfacecolor="white" if fragile else colour)
@@ -115,7 +119,7 @@ def tuned_figure(st: pd.DataFrame, margin: float, baseline: str = "ce"):
     baseline (its method: tuned CE, tuned Tf-KD self of the same teacher, ...), stacked, a row
     per task and variant, the verdict's interval, marker and colour, hollow where fragile."""
     theme()
-    d = tuned_pairs(st)
+    d = stats.verdict_interval(tuned_pairs(st))
     if d.empty:
         return None
     sources = "|".join(re.escape(s) for s in SOURCE_ORDER if s not in ("", "none"))
@@ -126,7 +130,7 @@ def tuned_figure(st: pd.DataFrame, margin: float, baseline: str = "ce"):
     fig, axes = new_figure(0.16 * sum(counts) + 0.6 * len(kinds) + 0.9, nrows=len(kinds),
                            squeeze=False, sharex=True,
                            gridspec_kw={"height_ratios": [c + 2 for c in counts]})
-    values = pd.concat([d["ci_low"], d["ci_high"], d["mean_diff"]]).dropna()
+    values = pd.concat([d["ci_low_total"], d["ci_high_total"], d["mean_diff"]]).dropna()
     low, high = min(values.min(), -margin), max(values.max(), margin)
     pad = 0.06 * (high - low)
     for ax, kind in zip(axes[:, 0], kinds):

@@ -27,7 +27,7 @@ def lattice_figure(lat: pd.DataFrame, dataset: str):
     and linear within ±1 point (symmetric log beyond), so that a large effect does not wash
     out the small ones."""
     theme()
-    d = lat[lat["dataset"] == dataset]
+    d = stats.verdict_interval(lat[lat["dataset"] == dataset])
     if d.empty:
         return None
     archs = sorted(d["arch"].unique())
@@ -54,7 +54,8 @@ def lattice_figure(lat: pd.DataFrame, dataset: str):
             image = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto")
             for _, r in g.iterrows():
                 y, x = temps.index(r["temperature"]), alphas.index(r["alpha"])
-                text = f"{r['mean_diff']:+.2f}\n[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+                text = (f"{r['mean_diff']:+.2f}\n"
+                        f"[{r['ci_low_total']:+.1f}, {r['ci_high_total']:+.1f}]")
                 if r["verdict"] in ("better", "worse"):
                     text += f"\n{r['verdict']}"
                 dark = abs(r["mean_diff"]) > max(2.0, 0.3 * limit)
@@ -95,7 +96,7 @@ def _lattice_strip(d: pd.DataFrame, dataset: str, archs: list, sources: list):
                 continue
             r = g.iloc[0]
             marker, colour = VERDICT_STYLE[r["verdict"]]
-            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=colour, lw=1.4)
+            ax.plot([r["ci_low_total"], r["ci_high_total"]], [i, i], color=colour, lw=1.4)
             ax.plot([r["mean_diff"]], [i], marker=marker, color=colour, ms=5, ls="none")
         ax.axvline(0, color="0.4", lw=0.8)
         ax.set_yticks(range(len(sources)), sources)

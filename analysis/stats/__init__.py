@@ -57,7 +57,7 @@ from .variants import (
     setting_of,
     variant_order,
 )
-from .verdicts import sentence
+from .verdicts import sentence, verdict_interval
 
 __all__ = [
     "Analysis",
@@ -109,6 +109,7 @@ __all__ = [
     "seeds_needed",
     "sensitivity",
     "sentence",
+    "verdict_interval",
     "setting_of",
     "summarize",
     "t_interval",

@@ -49,8 +49,8 @@ def adjust(frame: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
     frame["verdict"] = [verdict(r, analysis.alpha) for _, r in frame.iterrows()]
     order = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
              "ci_low", "ci_high", "sd_diff", "p_value", "p_holm", "p_tost", "p_tost_holm", "mde",
-             "mde_holm", "verdict", "family", "test_bound", "se_images", "ci_low_seeds",
-             "ci_high_seeds", "p_seeds"]
+             "mde_holm", "verdict", "family", "ci_low_total", "ci_high_total", "test_bound",
+             "se_images", "p_seeds"]
     order = [c for c in order if c in frame.columns]
     return frame[order + [c for c in frame.columns if c not in order]]
 

@@ -17,21 +17,23 @@ def convergence(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     − ``<baseline>`` (twice the epochs): *equivalent* says yes; anything else says the
     comparisons sit where training longer still moves the baseline. ``checked`` is False where
     the runs have no ``@2x`` budget."""
+    from analysis.stats.verdicts import verdict_interval
+
     rows = []
-    for (d, a), g in frame.groupby(["dataset", "arch"], sort=True):
+    for (d, a), g in verdict_interval(frame).groupby(["dataset", "arch"], sort=True):
         hit = g[(g["variant"] == f"{baseline}{BUDGET_MARK}2x") & (g["baseline"] == baseline)]
         if hit.empty:
             rows.append({"dataset": d, "arch": a, "checked": False, "converged": False,
-                         "verdict": "", "mean_diff": np.nan, "ci_low": np.nan,
-                         "ci_high": np.nan})
+                         "verdict": "", "mean_diff": np.nan, "ci_low_total": np.nan,
+                         "ci_high_total": np.nan})
             continue
         r = hit.iloc[0]
         rows.append({"dataset": d, "arch": a, "checked": True,
                      "converged": r["verdict"] == "equivalent", "verdict": r["verdict"],
-                     "mean_diff": r["mean_diff"], "ci_low": r["ci_low"],
-                     "ci_high": r["ci_high"]})
+                     "mean_diff": r["mean_diff"], "ci_low_total": r["ci_low_total"],
+                     "ci_high_total": r["ci_high_total"]})
     return pd.DataFrame(rows, columns=["dataset", "arch", "checked", "converged", "verdict",
-                                       "mean_diff", "ci_low", "ci_high"])
+                                       "mean_diff", "ci_low_total", "ci_high_total"])
 
 
 def budget_factor(variant: str, baseline: str) -> float | None:

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.stats.equivalence import tost_se
 from analysis.stats.families import adjust
 from analysis.stats.intervals import t_interval
-from analysis.stats.equivalence import tost_se
 from analysis.stats.power import mde, seed_matrix
 from analysis.stats.settings import Analysis
 from analysis.stats.testset import image_variance
@@ -22,9 +22,10 @@ def paired(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
     """One row per comparison (variant - baseline over the seeds both have): mean difference,
     its 95% Student-t interval, the SD of the differences, the paired t-test p, Holm's adjusted
     p within the comparison's family, the TOST equivalence p at ±margin (raw and Holm-adjusted),
-    the minimum detectable difference and the verdict. On a test accuracy the interval, the p
-    values and the MDE cover the seeds and the test images (``test_bound`` says how;
-    ``ci_low_seeds``, ``ci_high_seeds``, ``p_seeds``: the seeds alone). Differences are
+    the minimum detectable difference and the verdict. ``ci_low``/``ci_high`` are the seeds'
+    interval; on a test accuracy the verdict's interval ``ci_low_total``/``ci_high_total``, its
+    p values (``p_value``, ``p_tost``; ``p_seeds``: the seeds' paired t-test) and the MDE cover
+    the seeds and the test images (``test_bound`` says how). Differences are
     multiplied by ``scale`` (100 for accuracies stored as fractions: the margin is in the scaled
     unit)."""
     return adjust(paired_rows(runs, metric, analysis, scale), analysis).drop(columns=HIDDEN)
@@ -46,7 +47,7 @@ def paired_rows(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis()
 
 PAIR_COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", "mean_diff",
                 "ci_low", "ci_high", "sd_diff", "p_value", "p_tost", "mde", "se_images",
-                "test_bound", "ci_low_seeds", "ci_high_seeds", "p_seeds"]
+                "test_bound", "ci_low_total", "ci_high_total", "p_seeds"]
 #: The seeds' values of both sides (in the metric's unit), the test-set variance of their mean
 #: difference (the metric's unit squared) and the scale, kept while a frame of comparisons is
 #: built (the sensitivity analysis re-tests them), dropped from every table.
@@ -89,11 +90,11 @@ def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysi
     sd_total = float(np.sqrt(sd * sd + n * var_img)) if n > 1 else float("nan")
     return {"dataset": g["dataset"].iloc[0], "arch": g["arch"].iloc[0], "setting": setting,
             "variant": variant, "baseline": baseline, "n_pairs": n,
-            "mean_diff": points(mean), "ci_low": points(lo), "ci_high": points(hi),
+            "mean_diff": points(mean), "ci_low": points(lo_s), "ci_high": points(hi_s),
             "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
             "mde": mde(sd_total, n, analysis) * scale,
             "se_images": float(np.sqrt(var_img)) * scale, "test_bound": bound,
-            "ci_low_seeds": points(lo_s), "ci_high_seeds": points(hi_s), "p_seeds": p_s,
+            "ci_low_total": points(lo), "ci_high_total": points(hi), "p_seeds": p_s,
             "_x": x, "_y": y, "_var_img": var_img, "_scale": scale}
 
 

@@ -9,13 +9,14 @@ from analysis.stats.fragility import fragile_why
 
 def sentence(row, digits: int = 2) -> str:
     """The words the report writes about one comparison: its verdict, then the numbers that
-    carry it (the only way the report speaks of a comparison)."""
+    carry it (the only way the report speaks of a comparison): the verdict's interval, over
+    seeds and test images where the row has one."""
     f = f"{{:+.{digits}f}}"
     if row["n_pairs"] >= 1 and row["mean_diff"] == 0 and not (row["sd_diff"] > 0) \
-            and row["ci_low"] == row["ci_high"] == 0:
+            and row["ci_low"] == row["ci_high"] == 0 and not row.get("se_images", 0) > 0:
         return f"identical: all {row['n_pairs']} paired differences are 0 (the same runs)"
-    interval = ("" if np.isnan(row["ci_low"]) else
-                f" [{f.format(row['ci_low'])}, {f.format(row['ci_high'])}]")
+    lo, hi = row.get("ci_low_total", row["ci_low"]), row.get("ci_high_total", row["ci_high"])
+    interval = "" if np.isnan(lo) else f" [{f.format(lo)}, {f.format(hi)}]"  # the verdict's
     text = f"{row['verdict']}: {f.format(row['mean_diff'])}{interval}"
     if not np.isnan(row["p_holm"]):
         text += f", Holm p {_p(row['p_holm'])}"
@@ -29,6 +30,15 @@ def sentence(row, digits: int = 2) -> str:
     if why:
         text = f"*fragile* {text}; {why}"
     return text
+
+
+def verdict_interval(frame):
+    """``frame`` with the verdict's interval in ``ci_low_total``/``ci_high_total``: a frame of
+    comparisons made before the test images counted (only the seeds' ``ci_low``/``ci_high``)
+    gets those."""
+    if "ci_low_total" in frame:
+        return frame
+    return frame.assign(ci_low_total=frame["ci_low"], ci_high_total=frame["ci_high"])
 
 
 def _p(p: float) -> str:
