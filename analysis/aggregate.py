@@ -8,7 +8,11 @@ tuned variant meets tuned CE where the runs have it. Per variant, over the seeds
 for it and for its baseline:
 
 - the **IQM** (interquartile mean: the 25% trimmed mean over all runs of all tasks,
-  ``rliable.metrics.aggregate_iqm``) of the scores;
+  ``rliable.metrics.aggregate_iqm``) of the scores in points (``iqm``), and of the scores
+  **standardised per task** by the baseline's seed SD in that task (``iqm_sd``, in baseline
+  seed SDs): the tasks' seed SDs differ up to eightfold, and in points the noisiest task
+  dominates the trimmed mean; standardised, each task counts by its own noise. rliable's
+  normalised scores (by a random and a reference score) have no natural anchors here;
 - the **probability of improvement** P(X > Y) over the baseline and over Tf-KD self
   (``rliable.metrics.probability_of_improvement``: per task the Mann-Whitney U over all pairs of
   runs / (n m), then the mean over tasks), on the accuracies themselves;
@@ -33,7 +37,8 @@ from rliable import metrics as rl
 
 from . import stats
 
-COLUMNS = ["variant", "baseline", "tasks", "runs_per_task", "iqm", "iqm_low", "iqm_high", "mean",
+COLUMNS = ["variant", "baseline", "tasks", "runs_per_task", "iqm", "iqm_low", "iqm_high",
+           "iqm_sd", "iqm_sd_low", "iqm_sd_high", "mean",
            "p_improve_ce", "p_improve_ce_low", "p_improve_ce_high", "tfkd_self",
            "p_improve_tfkd_self", "p_improve_tfkd_self_low", "p_improve_tfkd_self_high"]
 
@@ -105,6 +110,13 @@ def poi_interval(x: np.ndarray, y: np.ndarray, reps: int, rng: np.random.Generat
     return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
 
 
+def standardised(scores: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Scores (seeds x tasks) divided per task by the baseline's seed SD in that task (ddof 1;
+    a task whose baseline did not vary keeps its scores in points, divided by 1)."""
+    sd = baseline.std(axis=0, ddof=1) if len(baseline) > 1 else np.ones(baseline.shape[1])
+    return scores / np.where(sd > 0, sd, 1.0)
+
+
 def rival_of(variant: str, variants: set[str]) -> str | None:
     """The rival a variant's probability of improvement is read against (``stats.RIVALS``: for
     DR-KD, Tf-KD self): a method's twin with the same teacher source and setting (its label with
@@ -146,10 +158,14 @@ def aggregate(runs: pd.DataFrame, analysis: stats.Analysis = stats.Analysis(),
         scores = x - y
         rng = np.random.default_rng(analysis.bootstrap_seed)
         low, high = interval(scores, rl.aggregate_iqm, analysis.bootstrap, rng)
+        standard = standardised(scores, y)
+        sd_low, sd_high = interval(standard, rl.aggregate_iqm, analysis.bootstrap, rng)
         poi = float(rl.probability_of_improvement(x, y))
         plow, phigh = poi_interval(x, y, analysis.bootstrap, rng)
         row = {"variant": v, "baseline": own, "tasks": len(tasks), "runs_per_task": len(scores),
                "iqm": float(rl.aggregate_iqm(scores)), "iqm_low": low, "iqm_high": high,
+               "iqm_sd": float(rl.aggregate_iqm(standard)), "iqm_sd_low": sd_low,
+               "iqm_sd_high": sd_high,
                "mean": float(scores.mean()), "p_improve_ce": poi, "p_improve_ce_low": plow,
                "p_improve_ce_high": phigh, "tfkd_self": "",
                "p_improve_tfkd_self": np.nan, "p_improve_tfkd_self_low": np.nan,
@@ -169,15 +185,16 @@ def aggregate(runs: pd.DataFrame, analysis: stats.Analysis = stats.Analysis(),
 def profiles(runs: pd.DataFrame, variants: list[str], analysis: stats.Analysis = stats.Analysis(),
              metric: str = "final_test_top1", points: int = 41
              ) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Performance profiles of the scores: tau (points) and, per variant, the share of runs
-    with a score above tau and its 95% stratified-bootstrap band."""
+    """Performance profiles of the scores standardised per task (:func:`standardised`): tau
+    (baseline seed SDs) and, per variant, the share of runs with a score above tau and its 95%
+    stratified-bootstrap band."""
     mats = {}
     present = set(runs["variant"])
     for v in variants:
         own = stats.baseline_for(v, present, analysis.baseline)
         pair = score_matrices(runs[runs[metric].notna()], v, own, metric)
         if pair is not None:
-            mats[v] = pair[0] - pair[1]
+            mats[v] = standardised(pair[0] - pair[1], pair[1])
     if not mats:
         return np.zeros(0), {}
     everything = np.concatenate([m.ravel() for m in mats.values()])

@@ -53,11 +53,14 @@ SENSITIVITY_CAPTION = ("eq_bound: the smallest margin (points) at which the unad
 AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − the baseline's (column `baseline`: {base}, "
                      "or {base}-tuned for a tuned variant, as in the per-task verdicts) of the "
                      "same task and seed, in points. IQM: 25% trimmed mean over all runs of all "
-                     "tasks; "
+                     "tasks, of the scores in points (iqm) and of the scores divided per task by "
+                     "the baseline's seed SD in that task (iqm_sd: a common scale, each task "
+                     "counted by its own noise); "
                      "p_improve: P(X > Y), per task Mann-Whitney U / nm, mean over tasks "
-                     "(rliable.metrics); intervals: 95% percentiles of {n} stratified bootstrap "
-                     "resamples (runs within each task). The per-task verdicts are the primary "
-                     "evidence.")
+                     "(rliable.metrics; scale-free); intervals: 95% percentiles of {n} "
+                     "stratified bootstrap resamples (runs within each task), drawn by this "
+                     "project with numpy (rliable's own bootstrap cannot import beside pandas 3). "
+                     "The per-task verdicts are the primary evidence.")
 
 
 @dataclass
@@ -295,17 +298,20 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
             add(plots.aggregate(agg, taus, curves, methods, fdir, base, sources),
                 f"across {int(agg['tasks'].iloc[0])} tasks (dataset × condition × architecture): "
                 f"IQM of each variant's score − its baseline ({base}; {base}-tuned for a tuned "
-                "variant) in points, its probability of improvement over that baseline, and "
-                "performance profiles; 95% stratified-bootstrap intervals (rliable)",
+                "variant) standardised per task by the baseline's seed SD, its probability of "
+                "improvement over that baseline, and performance profiles of the standardised "
+                "scores; 95% stratified-bootstrap intervals (rliable's statistics, resampled "
+                "here)",
                 forest=True)
-            shown = agg.round({c: 2 for c in ("iqm", "iqm_low", "iqm_high", "mean")}).round(
+            shown = agg.round({c: 2 for c in ("iqm", "iqm_low", "iqm_high", "iqm_sd",
+                                              "iqm_sd_low", "iqm_sd_high", "mean")}).round(
                 {c: 3 for c in agg.columns if c.startswith("p_improve")})
             caption = AGGREGATE_CAPTION.format(base=base, n=analysis.bootstrap)
             add(tables.write(shown, tdir, "aggregate", numeric=agg, caption=caption),
                 f"one answer across tasks: IQM of score − {base} ({base}-tuned for a tuned "
-                f"variant) in points, probability of improvement over that baseline and over "
-                "Tf-KD self, 95% stratified-bootstrap "
-                "intervals (rliable)")
+                f"variant) in points and standardised per task by {base}'s seed SD, probability "
+                "of improvement over that baseline and over Tf-KD self, 95% stratified-bootstrap "
+                "intervals (rliable's statistics, resampled here)")
     n_bad = len(tables.failures_table(train))
     (tmp / "README.md").write_text(readme(page, every_run, everything, trials, source, n_bad,
                                           analysis))

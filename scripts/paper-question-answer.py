@@ -144,11 +144,17 @@ def answer(edition: Path = EDITION) -> str:
             return " / ".join(f"{_pct(r[col])} [{_pct(r[col + '_low'])}, {_pct(r[col + '_high'])}]"
                               for r in rows)
         iqm = " / ".join(f"{_num(r.iqm)} [{_num(r.iqm_low)}, {_num(r.iqm_high)}]" for r in rows)
+        iqm_sd = " / ".join(f"{_num(r.iqm_sd)} [{_num(r.iqm_sd_low)}, {_num(r.iqm_sd_high)}]"
+                            for r in rows) if "iqm_sd" in agg else ""
         lines.append(
-            f"* **Across the {int(rows[0].tasks)} tasks** (rliable, the "
+            f"* **Across the {int(rows[0].tasks)} tasks** (rliable's statistics on this "
+            "project's stratified bootstrap, the "
             f"{int(rows[0].runs_per_task)} seeds every task has, 95% stratified-bootstrap "
             "intervals), tuned DR-KD `online` / "
-            f"`pretrained`: IQM of its difference to tuned CE {iqm} points; P(DR-KD > tuned CE) "
+            "`pretrained`: IQM of its difference to tuned CE "
+            + (f"{iqm_sd} in tuned CE's seed SDs (each task's difference over its own seed "
+               f"noise), {iqm} in points" if iqm_sd else f"{iqm} points")
+            + "; P(DR-KD > tuned CE) "
             f"{pair('p_improve_ce')}; P(DR-KD > tuned Tf-KD self) {pair('p_improve_tfkd_self')}.")
     field = []
     for v, name, base in (("lsr", "LSR", "ce"), ("ps-kd", "PS-KD", "ce"),

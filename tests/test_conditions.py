@@ -199,6 +199,18 @@ def test_aggregate_equals_rliables_statistics_on_a_fixture():
     assert row["p_improve_tfkd_self"] == pytest.approx(rl.probability_of_improvement(rx, ry))
     assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
     assert row["p_improve_ce_low"] <= row["p_improve_ce"] <= row["p_improve_ce_high"]
+    # on the common scale: each task's scores over CE's seed SD in that task
+    assert row["iqm_sd"] == pytest.approx(rl.aggregate_iqm(scores / y.std(axis=0, ddof=1)))
+    assert row["iqm_sd_low"] <= row["iqm_sd"] <= row["iqm_sd_high"]
+    # stretching one task's accuracies about a point (every variant, 8x) moves the IQM in
+    # points, never the standardised one nor P(improvement)
+    wide = runs.copy()
+    task = wide["dataset"] == "digits:sym40"
+    wide.loc[task, "final_test_top1"] = 0.5 + 8 * (wide.loc[task, "final_test_top1"] - 0.5)
+    stretched = aggregate.aggregate(wide, stats.Analysis(bootstrap=200)).set_index("variant")
+    assert stretched.loc["drkd-online", "iqm_sd"] == pytest.approx(row["iqm_sd"])
+    assert stretched.loc["drkd-online", "p_improve_ce"] == pytest.approx(row["p_improve_ce"])
+    assert stretched.loc["drkd-online", "iqm"] != pytest.approx(row["iqm"])
     taus, curves = aggregate.profiles(runs, ["drkd-online"], stats.Analysis(bootstrap=200))
     curve, low, high = curves["drkd-online"]
     assert curve[0] == 1.0 or curve[0] == pytest.approx(np.mean(scores > taus[0]))
@@ -219,7 +231,8 @@ def test_a_tuned_variants_aggregate_is_read_against_tuned_ce_as_its_verdicts_are
     assert agg.loc["drkd-online-tuned", "iqm"] == pytest.approx(
         scipy.stats.trim_mean((x - y).ravel(), 0.25))
     taus, curves = aggregate.profiles(runs, ["drkd-online-tuned"], stats.Analysis(bootstrap=200))
-    assert curves["drkd-online-tuned"][0][0] == pytest.approx(np.mean((x - y) > taus[0]))
+    standard = aggregate.standardised(x - y, y)  # the profiles' scale: tuned CE's seed SDs
+    assert curves["drkd-online-tuned"][0][0] == pytest.approx(np.mean(standard > taus[0]))
     assert stats.baseline_for("drkd-online-tuned", {"ce"}) == "ce"  # no tuned CE: plain CE
 
 

@@ -32,11 +32,14 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     markers = {s: "osD^v<>"[i % 7] for i, s in enumerate(shown)}
     height = max(2.4, 0.22 * len(order) + 1.2)
     fig, (ax_iqm, ax_poi, ax_prof) = new_figure(height, ncols=3)
+    iqm = "iqm_sd" if "iqm_sd" in agg else "iqm"  # on the common scale where the table has it
+    unit = "baseline seed SDs" if iqm == "iqm_sd" else "points"
     y = np.arange(len(order))[::-1]
     for yi, (_, r) in zip(y, agg.iterrows()):
         c = colours[methods.get(r["variant"], r["variant"])]
         mk = markers[sources.get(r["variant"], "")]
-        ax_iqm.errorbar(r["iqm"], yi, xerr=[[r["iqm"] - r["iqm_low"]], [r["iqm_high"] - r["iqm"]]],
+        ax_iqm.errorbar(r[iqm], yi, xerr=[[r[iqm] - r[f"{iqm}_low"]],
+                                          [r[f"{iqm}_high"] - r[iqm]]],
                         fmt=mk, color=c, ms=4, capsize=2, lw=1.2)
         ax_poi.errorbar(r["p_improve_ce"], yi,
                         xerr=[[r["p_improve_ce"] - r["p_improve_ce_low"]],
@@ -50,12 +53,12 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     ax_poi.set_yticklabels([])
     ax_iqm.axvline(0, color="0.2", lw=0.8, ls="--")
     ax_poi.axvline(0.5, color="0.2", lw=0.8, ls="--")
-    lo = min(agg["iqm_low"].min(), 0)
-    hi = max(agg["iqm_high"].max(), 0)
+    lo = min(agg[f"{iqm}_low"].min(), 0)
+    hi = max(agg[f"{iqm}_high"].max(), 0)
     pad = 0.08 * (hi - lo or 1)
     ax_iqm.set_xlim(lo - pad, hi + pad)
     ax_poi.set_xlim(0, 1)
-    ax_iqm.set_xlabel("IQM of score − baseline (points)")
+    ax_iqm.set_xlabel(f"IQM of score − baseline ({unit})")
     ax_poi.set_xlabel("P(variant > baseline)")
     ax_iqm.set_title("interquartile mean")
     ax_poi.set_title("P(improvement)")
@@ -70,7 +73,7 @@ def aggregate_figure(agg: pd.DataFrame, taus: np.ndarray, curves: dict, methods:
     if len(taus):
         ax_prof.set_xlim(taus[0], taus[-1])
     ax_prof.set_ylim(0, 1)
-    ax_prof.set_xlabel("tau (points)")
+    ax_prof.set_xlabel(f"tau ({unit})")
     ax_prof.set_ylabel("share of runs: score > tau")
     ax_prof.set_title("performance profiles")
     handles = [Line2D([], [], color=colours[methods.get(v, v)], lw=1.2,
