@@ -130,15 +130,15 @@ def answer(edition: Path = EDITION) -> str:
              for c in ("clean", "sym40") for src in ("online", "pretrained")}
     against = {"tuned CE": [row for vs_ce, _ in heads.values() for row in vs_ce],
                "tuned Tf-KD self": [row for _, vs_tf in heads.values() for row in vs_tf]}
-    lines.append("* **In short**: " + "; ".join(
+    short = "* **In short**: " + "; ".join(
         f"of the {len(r)} comparisons of tuned DR-KD with {k}, {_tally(r, ('better',))}"
-        for k, r in against.items()) + ".")
+        for k, r in against.items()) + "."
     if "ci_low_total" in drkd and bounds == {"independent errors"}:
         below, above = int((drkd["ci_high"] < 0).sum()), int((drkd["ci_low"] > 0).sum())
         total = int(((drkd["ci_high_total"] < 0) | (drkd["ci_low_total"] > 0)).sum())
         decided = int(drkd["verdict"].isin(["better", "worse", "equivalent"]).sum())
-        lines.append(
-            f"* **What the test set costs**: over the seeds alone, {below + above} of the "
+        short += (
+            f" What the test set costs: over the seeds alone, {below + above} of the "
             f"{len(drkd)} intervals of tuned DR-KD exclude 0 ({below} below, {above} above); "
             "with the test set's share added (SE "
             f"{drkd['se_images'].min():.2f}–{drkd['se_images'].max():.2f} points under the "
@@ -146,6 +146,7 @@ def answer(edition: Path = EDITION) -> str:
             f"{'verdict is' if decided == 1 else 'verdicts are'} decided after Holm. The runs "
             "since round five keep their per-image correctness, which measures that share "
             "instead of bounding it.")
+    lines.append(short)
     titles = {"clean": "Clean labels", "sym40": "40% symmetric noise"}
     for (condition, source), (vs_ce, vs_tf) in heads.items():
         lines.append(f"* **{titles[condition]}, `{source}` teacher**, tuned DR-KD − tuned CE: "

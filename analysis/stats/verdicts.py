@@ -36,7 +36,7 @@ def verdict_interval(frame):
     """``frame`` with the verdict's interval in ``ci_low_total``/``ci_high_total``: a frame of
     comparisons made before the test images counted (only the seeds' ``ci_low``/``ci_high``)
     gets those."""
-    if "ci_low_total" in frame:
+    if "ci_low_total" in frame or "ci_low" not in frame:
         return frame
     return frame.assign(ci_low_total=frame["ci_low"], ci_high_total=frame["ci_high"])
 
