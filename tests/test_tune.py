@@ -272,3 +272,80 @@ def test_the_studys_stated_rule_is_the_rule_best_trial_applies():
         study.tell(trial, value)
     assert choice.best_trial(study).number == 0  # the earlier of the tie, whatever its NLL
     assert "earlier trial among equal values" in choice.RULE and "NLL" not in choice.RULE
+
+
+def _protocol_cfg(tmp_path, tune_block, methods=None):
+    cfg = {**CFG, "methods": methods or [
+        "ce", {"method": "drkd", "teacher": "online"},
+        {"method": "drkd", "teacher": "pretrained"}], "tune": tune_block}
+    path = tmp_path / "protocol.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return config.load_grid(str(path))
+
+
+def test_equal_effort_gives_every_study_of_a_task_the_same_trials(tmp_path):
+    """With a budget in images the pretrained teacher's study got half the trials (its forward
+    counts); with trials_per_dimension every study of the task gets the same count, set by the
+    task's largest search space, whatever the teacher costs."""
+    space = {"temperature": [1.0, 20.0], "alpha": [0.05, 0.99]}
+    budget = tune.studies(_protocol_cfg(tmp_path, {"budget": 16, "optimiser": True,
+                                                  "space": space}))
+    counts = {s.name.split("/")[-1]: s.trials for s in budget}
+    assert counts["drkd-pretrained"] < counts["drkd-online"]  # the round-four rule: unequal
+    equal = tune.studies(_protocol_cfg(tmp_path, {"trials_per_dimension": 3, "optimiser": True,
+                                                 "space": space}))
+    dims = {s.name.split("/")[-1]: len(s.space) for s in equal}
+    assert dims["ce"] < dims["drkd-online"]  # CE searches lr and weight decay only
+    assert {s.trials for s in equal} == {3 * max(dims.values())}
+    # the count does not depend on which methods a command tunes
+    cfg = _protocol_cfg(tmp_path, {"trials_per_dimension": 3, "optimiser": True,
+                                   "space": space})
+    assert [s.trials for s in tune.studies(cfg, "ce")] == [3 * max(dims.values())]
+
+
+def test_k_fold_tuning_validates_every_training_image_once_and_teachers_skip_the_fold(tmp_path):
+    from benchmark.jobs import runner
+    from benchmark.jobs.tune.objective import trial_spec
+
+    s = tune.studies(_protocol_cfg(tmp_path, {"folds": 3, "trials": 2},
+                                   ["ce", {"method": "drkd", "teacher": "pretrained"}]))
+    study = next(x for x in s if x.name.endswith("drkd-pretrained"))
+    assert len(study.seeds) == 3
+    specs = [trial_spec(study, {}, seed) for seed in study.seeds]
+    assert [(d.data.folds, d.data.fold) for d in specs] == [(3, 0), (3, 1), (3, 2)]
+    loaded = [runner.load_data(d.data, None) for d in specs]
+    n = len(loaded[0].train_y) + len(loaded[0].val_y)  # the training split, every fold
+    assert sum(len(d.val_y) for d in loaded) == n  # each image validated once
+    assert all(len(d.test_y) == 450 for d in loaded)  # the test split is never a fold
+    # the self-teacher of the seed that validates on fold i trained without fold i
+    assert [study.teacher_for(seed).data.fold for seed in study.seeds] == [0, 1, 2]
+    # a spec without folds hashes as before (the keys enter the hash only when set)
+    assert "folds" not in str(study.spec.identity())
+    assert "folds" in str(specs[0].identity())
+
+
+def test_fold_settings_and_seeds_per_trial_that_disagree_are_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**CFG, "tune": {"folds": 3, "seeds_per_trial": 2}}))
+    assert cli.main(["tune", str(path), "--results", str(tmp_path / "r")]) == 2
+    assert "seeds_per_trial must be 3" in capsys.readouterr().err
+
+
+def test_the_rescoring_tie_break_is_the_stated_rule():
+    """Among re-scored candidates: the higher fresh mean, then the higher tuning value, then the
+    earlier trial; the rule's text says so."""
+    from benchmark.jobs.tune.choice import RULE, rescored_rank
+
+    def trial(number, value):
+        return _numbered(optuna.trial.create_trial(value=value), number)
+
+    a, b, c = trial(1, 0.90), trial(2, 0.92), trial(3, 0.92)
+    order = sorted([(a, 0.95), (b, 0.95), (c, 0.95)], key=lambda p: rescored_rank(*p))
+    assert [t.number for t, _ in order] == [2, 3, 1]
+    assert min([(a, 0.96), (b, 0.95)], key=lambda p: rescored_rank(*p))[0].number == 1
+    assert "highest fresh mean, then the higher tuning value, then the earlier trial" in RULE
+
+
+def _numbered(t, number):
+    t.number = number
+    return t

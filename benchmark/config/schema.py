@@ -139,14 +139,28 @@ class Tune(Section):
     optimiser: bool | None = Field(None, description="also search lr and weight_decay, for "
                                    "every variant, CE included")
     pruning: bool | None = Field(None, description="median pruning after epoch 2 (default off)")
+    folds: int | None = Field(None, ge=2, description="k-fold cross-validation on the training "
+                              "split: a trial trains k seeds, the i-th validating on fold i, so "
+                              "every training image is validated once (small data sets)")
+    trials_per_dimension: int | None = Field(
+        None, ge=1, description="equal effort: every study of a task gets this many trials per "
+        "dimension of the task's largest search space, whatever its own space or its teacher's "
+        "cost (which is paid in images, not trials)")
     rescore: int | None = Field(None, ge=0, description="train the winner again on this many "
                                 "fresh seeds")
 
     @model_validator(mode="after")
     def _pruning_alone(self) -> Tune:
-        if self.pruning and (self.budget is not None or (self.seeds_per_trial or 1) > 1):
+        if self.pruning and (self.budget is not None or (self.seeds_per_trial or 1) > 1
+                             or self.folds):
             raise ValueError("pruning: a pruned trial costs less than its share, so pruning "
-                             "cannot be combined with a budget or seeds_per_trial > 1")
+                             "cannot be combined with a budget, folds or seeds_per_trial > 1")
+        if self.folds and self.seeds_per_trial and self.seeds_per_trial != self.folds:
+            raise ValueError(f"folds {self.folds}: a trial trains one seed per fold, so "
+                             f"seeds_per_trial must be {self.folds} or left out")
+        if self.trials_per_dimension and (self.budget is not None or self.trials):
+            raise ValueError("trials_per_dimension sets every study's trial count: leave out "
+                             "budget and trials")
         return self
 
 

@@ -144,6 +144,11 @@ class DataSettings:
     noise_seed: Annotated[int, UNLESS_DEFAULT] = Field(0, ge=0)
     #: The condition's name in a config with ``conditions:`` (a label: not part of the hash).
     condition: Annotated[str, NEVER] = ""
+    #: k-fold cross-validation (tuning on a small data set, ``tune.folds``): the validation
+    #: split is fold ``fold`` of ``folds`` stratified folds of the training set instead of
+    #: ``val_fraction``; 0: no folds.
+    folds: Annotated[int, UNLESS_DEFAULT] = Field(0, ge=0)
+    fold: Annotated[int, UNLESS_DEFAULT] = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _noise_needs_rate(self) -> DataSettings:
@@ -151,6 +156,9 @@ class DataSettings:
             raise ValueError("noise.rate and noise.seed need a noise.kind")
         if self.noise != "none" and self.noise_rate == 0:
             raise ValueError(f"noise.rate must be > 0 for {self.noise} noise (clean: omit noise)")
+        if self.folds == 1 or (self.fold and self.fold >= self.folds):
+            raise ValueError(f"fold {self.fold} of {self.folds}: folds must be 0 or >= 2, and "
+                             "fold below it")
         return self
 
     @property

@@ -26,7 +26,7 @@ from .own import (
     user_dataset,
 )
 from .pipeline import Pipeline, augment
-from .splits import TensorData, check_split, load, stratified_indices
+from .splits import TensorData, check_split, load, stratified_folds, stratified_indices
 
 __all__ = [
     "Arrays",
@@ -60,6 +60,7 @@ __all__ = [
     "names",
     "read_idx",
     "register",
+    "stratified_folds",
     "stratified_indices",
     "user_dataset",
 ]

@@ -23,6 +23,18 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """``k`` disjoint folds covering every index, stratified: each class's indices, shuffled
+    by ``seed``, dealt into ``k`` nearly equal parts (sizes differ by at most one per class);
+    each fold's indices sorted."""
+    rng = np.random.default_rng(seed)
+    folds: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for c in np.unique(labels):
+        for i, part in enumerate(np.array_split(rng.permutation(np.flatnonzero(labels == c)), k)):
+            folds[i].append(part)
+    return [np.sort(np.concatenate(f)).astype(np.int64) for f in folds]
+
+
 def check_split(name: str, labels: np.ndarray, val_fraction: float) -> None:
     """Every class keeps at least one validation and one training image, else one line naming
     the class and the smallest fraction that works."""
@@ -89,9 +101,12 @@ def _arrays(spec, root: str | Path | None):
 
 def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
          split_seed: int = 0, train_subset: int | None = None,
-         augment: Augment | None = None, noise: Noise | None = None) -> TensorData:
+         augment: Augment | None = None, noise: Noise | None = None, folds: int = 0,
+         fold: int = 0) -> TensorData:
     """Load ``name`` whole; carve a stratified validation split (``split_seed``) from the
-    training set, after an optional stratified training subset of ``train_subset`` images. The
+    training set, after an optional stratified training subset of ``train_subset`` images
+    (with ``folds``: the validation split is fold ``fold`` of ``folds`` stratified folds of the
+    training set, drawn with ``split_seed``: k-fold cross-validation). The
     split is drawn on the clean labels, so a noisy condition trains on the very images of the
     clean one; then ``noise`` corrupts the training and the validation labels (never the test
     labels)."""
@@ -103,8 +118,14 @@ def load(name: str, root: str | Path | None = None, val_fraction: float = 0.1,
     if train_subset and train_subset < len(ty):
         keep = stratified_indices(ty, train_subset / len(ty), seed=split_seed + 1)
         tx, ty = tx[keep], ty[keep]
-    check_split(name, ty, val_fraction)
-    val = stratified_indices(ty, val_fraction, seed=split_seed)
+    if folds:
+        if not 0 <= fold < folds:
+            raise DataError(f"fold {fold} of {folds}: give 0 to {folds - 1}")
+        check_split(name, ty, 1 / folds)
+        val = stratified_folds(ty, folds, split_seed)[fold]
+    else:
+        check_split(name, ty, val_fraction)
+        val = stratified_indices(ty, val_fraction, seed=split_seed)
     train = np.setdiff1d(np.arange(len(ty)), val)
     train_y, val_y = ty[train], ty[val]
     train_noisy = val_noisy = None

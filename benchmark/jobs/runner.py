@@ -38,7 +38,8 @@ class CellOutcome:
 def load_data(settings: DataSettings, root: str | None) -> data.TensorData:
     return data.load(settings.name, root, settings.val_fraction, settings.split_seed,
                      settings.train_subset, settings.augment,
-                     data.Noise(settings.noise, settings.noise_rate, settings.noise_seed))
+                     data.Noise(settings.noise, settings.noise_rate, settings.noise_seed),
+                     settings.folds, settings.fold)
 
 
 def check_data(specs, root: str | None) -> None:

@@ -8,7 +8,8 @@ import optuna
 #: optuna-dashboard): what :func:`best_trial` does, and nothing else.
 RULE = ("val_top1: final-epoch validation top-1 (fraction); the best trial has the highest, "
         "the earlier trial among equal values (Optuna's best_trial); near-ties are settled by "
-        "re-scoring the top trials on fresh seeds")
+        "re-scoring the top trials on fresh seeds: the choice is the highest fresh mean, then "
+        "the higher tuning value, then the earlier trial")
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -24,6 +25,13 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 def _rank(t: optuna.trial.FrozenTrial) -> tuple[float, int]:
     return (-t.value, t.number)
+
+
+def rescored_rank(t: optuna.trial.FrozenTrial, fresh: float) -> tuple[float, float, int]:
+    """The re-scoring's order (smallest first): the higher mean on fresh seeds, then the higher
+    tuning value, then the earlier trial (:data:`RULE`; the report's tuning_choice reads the
+    recorded choice in the same order)."""
+    return (-fresh, -t.value, t.number)
 
 
 

@@ -59,7 +59,7 @@ def trial_spec(study_def: Study, params: dict[str, Any], seed: int) -> RunSpec:
     return dataclasses.replace(
         study_def.spec, seed=seed, hyperparameters=methods.get(study_def.spec.method).resolve(hp),
         train=dataclasses.replace(study_def.spec.train, **train_values),
-        data=study_def.spec.data.for_seed(seed - study_def.spec.seed))  # split: per-seed
+        data=study_def.data_for(study_def.spec.data, seed))  # split: per-seed; folds
 
 
 def score(study_def: Study, params: dict[str, Any], seeds, dataset: dict, teachers_by_seed: dict,

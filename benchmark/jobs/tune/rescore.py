@@ -7,7 +7,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import optuna
 
-from benchmark.jobs.tune.choice import best_trial, candidates
+from benchmark.jobs.tune.choice import best_trial, candidates, rescored_rank
 from benchmark.jobs.tune.objective import prepare, safe, score, trial_spec
 from benchmark.jobs.tune.studies import OPTIMISER_SPACE, RESCORE_SEED, Study, open_storage
 from benchmark.store.runtime import Runtime, start_worker, worker_context
@@ -91,7 +91,7 @@ def rescore(study: optuna.Study, s: Study, storage: str | None, tracker: Tracker
                 "trial_images": got["images"], "selected_val_top1": t.value})
             safe(tracker.set_status, run_id, "FINISHED")
     scored = [(t, done[t.number]) for t in pool]
-    win, got = max(scored, key=lambda p: (p[1]["value"], p[0].value, -p[0].number))
+    win, got = min(scored, key=lambda p: rescored_rank(p[0], p[1]["value"]))
     study.set_user_attr("choice", {"trial": win.number, "rescored": got["value"],
                                    "selected": win.value, "candidates": [t.number for t in pool]})
     ref = next((t for t in pool if t.user_attrs.get("reference")), None)

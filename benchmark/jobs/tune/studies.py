@@ -92,6 +92,9 @@ class Study:
     images_per_trial: float = 0.0  # relative to one epoch of the training set (CE's epoch = 1)
     pruning: bool = True
     rescore: int = 0  # fresh seeds the winner is trained on after the study
+    #: k-fold cross-validation: the i-th seed after the study's first validates on fold i mod k
+    #: of the training split (0: the grid's validation split)
+    folds: int = 0
     grid: str = ""  # the config's name: its runs carry it (tag ``grid``), as the grid's do
 
     @property
@@ -104,7 +107,16 @@ class Study:
         if self.teacher is None:
             return None
         return dataclasses.replace(self.teacher, seed=seed,
-                                   data=self.teacher.data.for_seed(seed - self.teacher.seed))
+                                   data=self.data_for(self.teacher.data, seed))
+
+    def data_for(self, data, seed: int):
+        """The data settings a run of ``seed`` trains on (``split: per-seed``; with folds, the
+        seed's fold: a teacher never saw its student's validation fold)."""
+        out = data.for_seed(seed - self.spec.seed)
+        if self.folds:
+            out = dataclasses.replace(out, folds=self.folds,
+                                      fold=(seed - self.spec.seed) % self.folds)
+        return out
 
 
 def protocol(tune: dict) -> dict[str, Any]:
@@ -113,13 +125,15 @@ def protocol(tune: dict) -> dict[str, Any]:
     ``pruning`` (off unless asked: the honest protocol's rule, so that a short study never ends
     with a few complete trials and the rest stopped at epoch 2; refused with a budget or
     several seeds per trial), ``rescore`` (0)."""
-    k = int(tune.get("seeds_per_trial") or 1)
+    k = int(tune.get("folds") or tune.get("seeds_per_trial") or 1)
     budget = tune.get("budget")
     pruning = tune.get("pruning")
     if pruning is None:
         pruning = False
     return {"seeds_per_trial": k, "budget": budget, "optimiser": bool(tune.get("optimiser")),
-            "pruning": bool(pruning), "rescore": int(tune.get("rescore") or 0)}
+            "pruning": bool(pruning), "rescore": int(tune.get("rescore") or 0),
+            "folds": int(tune.get("folds") or 0),
+            "trials_per_dimension": int(tune.get("trials_per_dimension") or 0)}
 
 
 def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
@@ -132,6 +146,12 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
     names: set[str] = set()
     tune = grid.tune
     proto = protocol(tune)
+    if method and proto["trials_per_dimension"]:  # the count depends on the task's every study
+        every = studies(grid)
+        picked = [s for s in every if method in (s.spec.method, s.spec.label)]
+        if not picked:
+            raise ConfigError(f"{grid.path}: nothing to tune for method {method!r}")
+        return picked
     for dataset, ds, arch in grid.tasks():
         for v in grid.tunable_variants():
             if method and method not in (v.method, v.label):
@@ -168,12 +188,27 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
             out.append(Study(name, spec, space, teacher,
                              seeds=tuple(seed + i for i in range(k)), trials=trials,
                              images_per_trial=per_trial, pruning=proto["pruning"],
-                             rescore=proto["rescore"], grid=grid.name))
+                             rescore=proto["rescore"], grid=grid.name, folds=proto["folds"]))
+    if proto["trials_per_dimension"]:
+        out = equal_trials(out, proto["trials_per_dimension"])
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space unless "
                           "tune.optimiser is true)")
     return out
+
+
+def equal_trials(found: list[Study], per_dimension: int) -> list[Study]:
+    """Equal effort within a task: every study of a (dataset, arch) gets ``per_dimension``
+    trials per dimension of the task's largest search space (a costlier teacher pays in
+    images, never in trials)."""
+    def task(s: Study) -> tuple[str, str]:
+        return (s.spec.data.task, s.spec.arch)
+
+    widest: dict[tuple[str, str], int] = {}
+    for s in found:
+        widest[task(s)] = max(widest.get(task(s), 0), len(s.space))
+    return [dataclasses.replace(s, trials=per_dimension * widest[task(s)]) for s in found]
 
 
 def tuned_hyperparameters(grid: GridConfig, dataset: str, arch: str, variant: Variant,
