@@ -42,7 +42,9 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
         line = proc.stdout.readline()  # one URL, the results view's: never the bare root
         assert re.findall(r"http://\S+", line) and len(re.findall(r"http://\S+", line)) == 1
         url = re.search(r"http://\S+", line).group(0)
-        assert ui.OPEN_PATH in url and "viewStateShareKey=" + ui.VIEW_KEY in url
+        # the view of the newest grid, named in the line
+        assert ui.OPEN_PATH in url and url.endswith("viewStateShareKey=" + ui.grid_view_key(
+            "glance")) and "results of grid glance" in line
         dashboard = proc.stdout.readline()
         assert ui.dashboard_command() is None or dashboard.startswith("optuna-dashboard")
         if ui.dashboard_command() is not None:  # optional; installed with the test extra
@@ -59,7 +61,7 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
             assert page.status == 200 and b"<html" in page.read().lower()
         assert "workflowType=machine_learning" in url  # training mode, not the GenAI pages
         experiment_id = re.search(r"experiments/(\d+)/runs\?", url).group(1)
-        view = ui.results_view()
+        view = ui.results_view("glance")
         body = json.dumps({"experiment_ids": [experiment_id], "filter": view["searchFilter"],
                            "max_results": 100}).encode()
         req = urllib.request.Request(base + "/api/2.0/mlflow/runs/search", data=body,
@@ -74,7 +76,8 @@ def test_ui_command_serves_the_store_and_its_results_view(tmp_path, results):
             tags = {t["key"]: t["value"] for t in
                     json.loads(answer.read())["experiment"]["tags"]}
         assert tags["mlflow.experimentKind"] == "custom_model_development"
-        assert json.loads(tags["mlflow.sharedViewState." + ui.VIEW_KEY]) == view  # round trip
+        assert json.loads(tags["mlflow.sharedViewState." + ui.grid_view_key("glance")]) == view
+        assert json.loads(tags["mlflow.sharedViewState." + ui.VIEW_KEY]) == ui.results_view()
         assert view["orderByAsc"]  # the grid's order: CE first, not last
         every = json.loads(tags["mlflow.sharedViewState." + ui.ALL_RUNS_KEY])
         assert every["searchFilter"] == "tags.kind = 'train'"  # failed runs shown too
@@ -225,7 +228,7 @@ def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results
     monkeypatch.setattr(ui, "_start", lambda argv, env=None: Exited())
     monkeypatch.setattr(ui, "_stop", lambda proc: None)
     monkeypatch.setattr(ui, "wait_until_up", lambda url, proc: None)
-    monkeypatch.setattr(ui, "install_view", lambda tracker: None)
+    monkeypatch.setattr(ui, "install_view", lambda tracker, grid=None: ui.VIEW_KEY)
     tracker = tracking.Tracker(location.default_uri(results), results=results)
     lines: list[str] = []
     urls: list[str] = []
@@ -236,3 +239,25 @@ def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results
                                                  "http://127.0.0.1:5999/drkd-bench/open#")
     assert any(line.startswith("optuna-dashboard not started: no Optuna studies at "
                                + str(results / "optuna.journal")) for line in lines), lines
+
+
+def test_a_grids_results_view_holds_its_own_runs_only_and_shows_the_grid(results):
+    """Two grids on one store: the 'add your method' example's 3 runs at 10 epochs pooled with
+    the quick grid's 3 at 20 under one label. Each grid's view selects its own runs; the view of
+    every grid shows the grid as a column; ui opens the newest grid's."""
+    t = tracking.Tracker(location.default_uri(results), results=results)
+    for grid in ("quick", "example"):
+        for seed in range(3):
+            rid = t.new_run(f"digits/cnn8/ce/seed{seed}", {"kind": "train", "grid": grid,
+                                                           "seed": str(seed)})
+            t.set_status(rid, "FINISHED")
+    assert ui.newest_grid(t) == "example"
+    key = ui.install_view(t, "quick")
+    assert key == ui.grid_view_key("quick") != ui.VIEW_KEY
+    stored = json.loads(t.client.get_experiment(t.experiment_id).tags[
+        "mlflow.sharedViewState." + key])
+    found = t.client.search_runs([t.experiment_id], stored["searchFilter"])
+    assert len(found) == 3 and {r.data.tags["grid"] for r in found} == {"quick"}
+    assert "tags.`grid`" in stored["selectedColumns"]
+    assert "tags.`grid`" in ui.results_view()["selectedColumns"]
+    assert ui.grid_view_key("my grid/v2") == ui.VIEW_KEY + "-my_grid_v2"

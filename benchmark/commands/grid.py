@@ -115,8 +115,8 @@ def run(args) -> int:
                                            {c.hash for c in cells}, grid=cfg.name)
             folders.mark(out, cfg.name)
             folders.write_index(Path(args.results))
-            ui.install_view(tracker)
-            tracker.publish_report(out, cfg.name, ui.VIEW_KEY)
+            key = ui.install_view(tracker, cfg.name)
+            tracker.publish_report(out, cfg.name, key)
         except OSError as e:  # a full disk, a folder gone read-only: one line, the runs are kept
             print(f"drkd-bench: report not written: {os_error(e, out)}; the runs are "
                   "in the store: run 'drkd-bench report' once that is fixed", file=sys.stderr)

@@ -13,8 +13,9 @@ def add(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="open the results in the MLflow UI (and the studies in "
                                   "optuna-dashboard)",
                        description="Starts the MLflow UI on the tracking store and prints one "
-                                   "URL: the runs table in training mode with the results "
-                                   "visible (--all-runs: every training run instead): final "
+                                   "URL: the runs table in training mode with the newest "
+                                   "grid's results (--all-runs: every training run instead): "
+                                   "final "
                                    "test/validation top-1 and ECE, grouped by dataset, arch and "
                                    "variant (tuning runs filtered out). When "
                                    "optuna-dashboard is installed (pip install -e '.[ui]') and "

@@ -41,14 +41,17 @@ GROUP = ["variant", "arch", "dataset"]  # the variant first: a group row's label
 ALL_RUNS_KEY = "drkd-bench-all-runs"
 
 
-def results_view() -> dict:
+def results_view(grid: str | None = None) -> dict:
     """The runs table a researcher wants first: finished training runs (a failed run's partial
-    metrics would enter the averages), the result columns, averaged per (dataset, arch,
-    variant) over seeds, in the order the grid created them (CE, listed first, on top)."""
+    metrics would enter the averages) of one grid (``grid``; every grid when None: grids that
+    share a store never pool under one label), the result columns, averaged per (dataset,
+    arch, variant) over seeds, in the order the grid created them (CE, listed first, on top),
+    with the grid as a column."""
+    only = f" and tags.grid = '{grid}'" if grid else ""
     return {
-        "searchFilter": "tags.kind = 'train' and attributes.status = 'FINISHED'",
+        "searchFilter": f"tags.kind = 'train' and attributes.status = 'FINISHED'{only}",
         "orderByKey": "attributes.start_time", "orderByAsc": True,
-        "selectedColumns": [f"metrics.`{m}`" for m in COLUMNS] + ["tags.`seed`",
+        "selectedColumns": [f"metrics.`{m}`" for m in COLUMNS] + ["tags.`grid`", "tags.`seed`",
                                                                   "tags.`teacher_source`"],
         "groupBy": {"aggregateFunction": "average",
                     "groupByKeys": [{"mode": "tag", "groupByData": k} for k in GROUP]},
@@ -66,8 +69,24 @@ def all_runs_view() -> dict:
             "groupsExpanded": {}, "runListHidden": False, "viewMaximized": False}
 
 
-def install_view(tracker: Tracker) -> str:
-    """Mark the experiment as model training and store the results view; returns its key."""
+def grid_view_key(grid: str) -> str:
+    """The results view of one grid: :data:`VIEW_KEY` and the grid's name (URL-safe)."""
+    import re
+
+    return f"{VIEW_KEY}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', grid)}"
+
+
+def newest_grid(tracker: Tracker) -> str | None:
+    """The grid of the most recently started training run in the store, or None."""
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.kind = 'train'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].data.tags.get("grid") if runs else None
+
+
+def install_view(tracker: Tracker, grid: str | None = None) -> str:
+    """Mark the experiment as model training and store the results views (every grid's, and
+    ``grid``'s own when given); returns the key of the view to open: ``grid``'s, else every
+    grid's."""
     import mlflow
 
     if not mlflow.__version__.startswith(MLFLOW_TESTED):
@@ -79,7 +98,11 @@ def install_view(tracker: Tracker) -> str:
                               json.dumps(results_view(), sort_keys=True))
     client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + ALL_RUNS_KEY,
                               json.dumps(all_runs_view(), sort_keys=True))
-    return VIEW_KEY
+    if not grid:
+        return VIEW_KEY
+    client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + grid_view_key(grid),
+                              json.dumps(results_view(grid), sort_keys=True))
+    return grid_view_key(grid)
 
 
 def free_port(host: str) -> int:
@@ -134,8 +157,11 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
           dashboard_port: int = 0, say=print, note=print, view: str = VIEW_KEY) -> None:
     """Start the servers, ``say`` where they are (one URL: the runs table in ``view``; the
     dashboard's on a second line when it runs), serve until interrupted, then stop them.
-    Progress and notices go to ``note``."""
-    install_view(tracker)
+    Progress and notices go to ``note``. The results view opens on the newest grid's runs."""
+    grid = newest_grid(tracker)
+    key = install_view(tracker, grid)
+    if view == VIEW_KEY:
+        view = key
     port = port or free_port(host)
     if dashboard_port:
         check_port_free(host, dashboard_port, "--dashboard-port")
@@ -148,6 +174,7 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
         note("starting the MLflow UI (20-30 s on a busy 2-core machine) ...")
         wait_until_up(f"http://{host}:{port}/health", procs[0])
         words = "every training run, failed ones included" if view == ALL_RUNS_KEY else \
+            f"results of grid {grid} by dataset, arch, variant" if grid else \
             "results by dataset, arch, variant"
         say(f"MLflow UI ({words}): {mlflow_url(host, port, tracker.experiment_id, view)}")
         if not (storage and (("://" in storage) or Path(storage).is_file())):
