@@ -39,6 +39,10 @@ i-th smallest p of m in a family is tested at α / (m − i + 1); column `mde_ho
 {analysis}.
 """
 
+def _pt(x: float) -> str:
+    return stats.points_text(x)
+
+
 RANKING_CAPTION = ("Rank of the mean (1 = best; ties share the lower rank); its 95% interval and "
                    "P(rank 1) from {n} paired bootstrap resamples of the seeds; P(> {base}) = "
                    "P(X > {base}) over all seed pairs (Mann-Whitney U / nm, Agarwal et al. 2021).")
@@ -395,12 +399,12 @@ def _convergence_lines(st: pd.DataFrame, analysis: stats.Analysis) -> list[str]:
                        f"`{analysis.baseline}@2x` runs).")
         elif r["converged"]:
             out.append(f"- {r['dataset']} / {r['arch']}: converged (*equivalent*, "
-                       f"{r['mean_diff']:+.2f} [{r['ci_low_total']:+.2f}, "
-                       f"{r['ci_high_total']:+.2f}]).")
+                       f"{_pt(r['mean_diff'])} [{_pt(r['ci_low_total'])}, "
+                       f"{_pt(r['ci_high_total'])}]).")
         else:
             out.append(f"- {r['dataset']} / {r['arch']}: **not converged** (*{r['verdict']}*, "
-                       f"{r['mean_diff']:+.2f} [{r['ci_low_total']:+.2f}, "
-                       f"{r['ci_high_total']:+.2f}]): "
+                       f"{_pt(r['mean_diff'])} [{_pt(r['ci_low_total'])}, "
+                       f"{_pt(r['ci_high_total'])}]): "
                        "every comparison of this task sits where training longer still moves "
                        f"{analysis.baseline}; read them as statements about this budget only.")
     return out

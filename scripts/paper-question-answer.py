@@ -22,7 +22,10 @@ ORDER = ["better", "equivalent", "inconclusive", "worse"]
 
 
 def _num(x: float) -> str:
-    return f"{x:+.2f}".replace("-", "−")
+    """Two decimals, rounded once from the table's value as a reader rounds it."""
+    from analysis.stats.verdicts import points_text
+
+    return points_text(x).replace("-", "−")
 
 
 def _entry(row) -> str:

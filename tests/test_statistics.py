@@ -58,6 +58,20 @@ def test_worked_example_by_hand():
     assert row["verdict"] == "inconclusive"
     assert stats.sentence(row) == ("inconclusive: +2.00 [-0.48, +4.48], Holm p 0.0742, "
                                    "TOST p 0.939, MDE 3.26 (n = 3)")
+    # interval ends keep 6 decimals, so that the 2 a sentence prints are rounded once
+    assert row["ci_low"] == pytest.approx(-0.484138, abs=5e-7)
+
+
+def test_printed_numbers_are_rounded_once_half_away_from_zero():
+    """A table's 0.475 is printed +0.48 (as a reader rounds it, not Python's binary 0.47499...),
+    and an interval end stored with 6 decimals is rounded once: 0.024957 is +0.02 (stored with
+    4 decimals it was 0.0250, printed +0.03)."""
+    from analysis.stats.verdicts import points_text
+
+    assert points_text(0.475) == "+0.48" and points_text(-0.735) == "-0.74"
+    assert points_text(0.024957) == "+0.02" and points_text(0.025) == "+0.03"
+    assert points_text(0.0) == "+0.00" and points_text(-0.0001) == "-0.00"
+    assert points_text(1.23456, 1) == "+1.2"
 
 
 def test_worked_example_with_the_test_images_by_hand():

@@ -57,7 +57,7 @@ from .variants import (
     setting_of,
     variant_order,
 )
-from .verdicts import sentence, verdict_interval
+from .verdicts import points_text, sentence, verdict_interval
 
 __all__ = [
     "Analysis",
@@ -108,6 +108,7 @@ __all__ = [
     "seed_matrix",
     "seeds_needed",
     "sensitivity",
+    "points_text",
     "sentence",
     "verdict_interval",
     "setting_of",

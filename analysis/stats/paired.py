@@ -84,19 +84,26 @@ def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysi
         if n >= 2 and np.ptp(diff) > 0:
             p_tost = float(ttost_paired(x, y, -margin, margin)[0])
 
-    def points(x: float) -> float:  # stored accuracies are float32: 1e-6 of noise is not a gain
-        return round(x * scale, DIFF_DIGITS) + 0.0 if x == x else x  # + 0.0: never -0.0
+    def points(x: float, digits: int = DIFF_DIGITS) -> float:
+        # stored accuracies are float32: 1e-6 of noise is not a gain; + 0.0: never -0.0
+        return round(x * scale, digits) + 0.0 if x == x else x
+
+    def end(x: float) -> float:  # an interval end: printed rounded once from 6 decimals
+        return points(x, CI_DIGITS)
 
     sd_total = float(np.sqrt(sd * sd + n * var_img)) if n > 1 else float("nan")
     return {"dataset": g["dataset"].iloc[0], "arch": g["arch"].iloc[0], "setting": setting,
             "variant": variant, "baseline": baseline, "n_pairs": n,
-            "mean_diff": points(mean), "ci_low": points(lo_s), "ci_high": points(hi_s),
+            "mean_diff": points(mean), "ci_low": end(lo_s), "ci_high": end(hi_s),
             "sd_diff": sd * scale, "p_value": p, "p_tost": p_tost,
             "mde": mde(sd_total, n, analysis) * scale,
             "se_images": float(np.sqrt(var_img)) * scale, "test_bound": bound,
-            "ci_low_total": points(lo), "ci_high_total": points(hi), "p_seeds": p_s,
+            "ci_low_total": end(lo), "ci_high_total": end(hi), "p_seeds": p_s,
             "_x": x, "_y": y, "_var_img": var_img, "_scale": scale}
 
 
 #: Decimals kept in differences (in the scaled unit: 1e-4 points of an accuracy in percent).
 DIFF_DIGITS = 4
+#: Decimals kept in interval ends (t quantile x SE: no float32 noise at that place), so that
+#: the two decimals a sentence prints are rounded once, not from an already rounded value.
+CI_DIGITS = 6

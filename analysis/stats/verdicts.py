@@ -11,13 +11,14 @@ def sentence(row, digits: int = 2) -> str:
     """The words the report writes about one comparison: its verdict, then the numbers that
     carry it (the only way the report speaks of a comparison): the verdict's interval, over
     seeds and test images where the row has one."""
-    f = f"{{:+.{digits}f}}"
+    def f_(x: float) -> str:
+        return points_text(x, digits)
     if row["n_pairs"] >= 1 and row["mean_diff"] == 0 and not (row["sd_diff"] > 0) \
             and row["ci_low"] == row["ci_high"] == 0 and not row.get("se_images", 0) > 0:
         return f"identical: all {row['n_pairs']} paired differences are 0 (the same runs)"
     lo, hi = row.get("ci_low_total", row["ci_low"]), row.get("ci_high_total", row["ci_high"])
-    interval = "" if np.isnan(lo) else f" [{f.format(lo)}, {f.format(hi)}]"  # the verdict's
-    text = f"{row['verdict']}: {f.format(row['mean_diff'])}{interval}"
+    interval = "" if np.isnan(lo) else f" [{f_(lo)}, {f_(hi)}]"  # the verdict's
+    text = f"{row['verdict']}: {f_(row['mean_diff'])}{interval}"
     if not np.isnan(row["p_holm"]):
         text += f", Holm p {_p(row['p_holm'])}"
     if row["verdict"] in ("equivalent", "inconclusive") and not np.isnan(row["p_tost_holm"]):
@@ -30,6 +31,18 @@ def sentence(row, digits: int = 2) -> str:
     if why:
         text = f"*fragile* {text}; {why}"
     return text
+
+
+def points_text(x: float, digits: int = 2) -> str:
+    """A difference in points as a reader rounds the table's value: its decimal digits (not
+    the binary float's: 0.475 is +0.48, not +0.47), half away from zero, rounded once; signed."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if x != x:
+        return "nan"
+    q = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    text = f"{abs(q):.{digits}f}"
+    return ("-" if x < 0 else "+") + text
 
 
 def verdict_interval(frame):
