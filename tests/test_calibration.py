@@ -134,3 +134,35 @@ def test_calibrate_writes_the_table_the_json_and_the_cache(tmp_path, cache, caps
     table = pd.read_csv(tmp_path / "speed_calibration.csv")
     assert len(table) == 4 and table["chosen"].sum() == 1
     assert table.loc[table["chosen"], "path"].item() == row["path"]
+
+
+def test_splits_of_the_cores_and_the_fastest_one_measured():
+    assert calibrate.splits(2) == [(2, 1), (1, 2)]
+    assert calibrate.splits(6) == [(6, 1), (3, 2), (2, 3), (1, 6)]
+    assert calibrate.splits(1) == [(1, 1)]
+    # a real measurement on 2 processes of 1 thread and 1 of 2: both train, one is chosen
+    [row] = calibrate.measure_splits([{**_measured(), "batch": 16, "classes": 10}], 2,
+                                     seconds=0.2)
+    assert set(row["splits"]) == {"2x1", "1x2"} and all(v > 0 for v in row["splits"].values())
+    best = max(row["splits"], key=row["splits"].get)
+    assert row["workers"] == int(best.split("x")[0])
+    assert calibrate.measure_splits([_measured()], 1)[0]["workers"] == 1  # one core: nothing
+
+
+@pytest.mark.slow
+def test_a_grid_splits_the_cores_as_the_calibration_measured_fastest(tmp_path, cache):
+    """With a calibration that measured 1 process x 2 threads fastest for digits' mlp, a grid
+    with no --workers runs one worker on every core's thread (recorded on its runs); without
+    one, a worker per core."""
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: a single split")
+    calibration.save({calibration.key(*DIGITS, "mlp"): {**_measured(), "workers": 1,
+                                                          "splits": {"2x1": 1.0, "1x2": 2.0}}})
+    results = tmp_path / "r"
+    assert cli.main(["grid", _grid(tmp_path, "fp32"), "--results", str(results), "--quiet",
+                     "--no-report", "--set", "seeds=[0,1]"]) == 0
+    runs = _finished(results)
+    assert len(runs) == 2 and {r.data.tags["threads"] for r in runs} == {str(os.cpu_count())}
+    assert calibration.workers(*DIGITS, "mlp") == 1

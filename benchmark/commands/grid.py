@@ -82,7 +82,13 @@ def run(args) -> int:
             print(line)
         return 0
     rt = runtime(args)
-    workers = args.workers or rt.default_workers(len(cells))
+    calibrated = None if args.workers else calibrated_workers(cells, rt)
+    workers = args.workers or rt.default_workers(len(cells), calibrated)
+    if calibrated == 1 and workers == 1:  # the calibration's split: one process, every thread
+        import os
+
+        rt = dataclasses.replace(rt, threads=os.cpu_count() or 1)
+        rt.apply()
     if workers > 1 and args.executor == "local":
         start_worker_server()
     runner.check_data(cells, rt.data_root)
@@ -125,6 +131,16 @@ def run(args) -> int:
               f"report: {args.results}/README.md; in MLflow, the run 'report {cfg.name}', "
               "linked from every run of the grid)")
     return 0 if outcome.ok else 1
+
+
+def calibrated_workers(cells, rt) -> int | None:
+    """The worker count this chip's calibration measured fastest for the grid's most common
+    architecture on the CPU (None: one per core, on a GPU or without a calibration)."""
+    if str(rt.device).startswith("cuda") or rt.gpus():
+        return None
+    from benchmark.jobs.speed import calibrate
+
+    return calibrate.workers_for(cells)
 
 
 def _done_in(paths: list[str]) -> set[str]:

@@ -145,6 +145,13 @@ def auto_precision(channels: int, size: int, arch: str) -> str:
     return found["precision"] if found else "fp32"
 
 
+def workers(channels: int, size: int, arch: str) -> int | None:
+    """The worker processes the fastest measured split of the cores runs ``arch`` in at this
+    input shape (None where no split was measured here)."""
+    found = entry(channels, size, arch)
+    return int(found["workers"]) if found and found.get("workers") else None
+
+
 def bf16_ratio(channels: int, size: int, arch: str) -> float | None:
     """The measured fp32-over-bf16 step-time ratio (< 1: bf16 slower), or None."""
     found = entry(channels, size, arch)

@@ -49,10 +49,13 @@ class Runtime:
         cuda = str(self.device).startswith("cuda") or bool(self.gpus())
         return 1 / self.cells_per_gpu if cuda else 0
 
-    def default_workers(self, cells: int) -> int:
-        """One worker per CPU core (one thread each) on the CPU; ``cells_per_gpu`` per GPU."""
+    def default_workers(self, cells: int, calibrated: int | None = None) -> int:
+        """On the CPU the calibrated split's processes (``calibrated``: speed --calibrate's
+        fastest processes x threads for the grid's architecture), else one worker per core
+        (one thread each); ``cells_per_gpu`` per GPU."""
         gpus = self.gpus()
-        per_device = len(gpus) * self.cells_per_gpu if gpus else (os.cpu_count() or 1)
+        per_device = len(gpus) * self.cells_per_gpu if gpus else \
+            (calibrated or os.cpu_count() or 1)
         return max(1, min(per_device, cells))
 
     def for_workers(self, results: Path | str, tracking_uri: str, workers: int) -> Runtime:

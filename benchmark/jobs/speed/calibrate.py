@@ -3,7 +3,9 @@ in fp32 and bf16, contiguous and channels_last (and under ``torch.compile`` when
 side in one process on one thread (a grid's worker trains on one), interleaved round by round
 after a warm-up; the chip's own matmul peak in fp32 and, where it has bf16 units, bf16; achieved
 FLOP/s from torch's flop counter. The choices (:func:`benchmark.store.calibration.choose`) are
-cached per chip and read by every later command.
+cached per chip and read by every later command. Then the split of the machine's cores into
+worker processes x threads: each split trains the chosen path in all its processes at once, and
+the one with the most images per second is the grid's default (:func:`measure_splits`).
 """
 from __future__ import annotations
 
@@ -157,10 +159,74 @@ def calibrate(shapes: list[tuple[str, int, int, int]], batch: int = 128, compile
             rows.append({"arch": arch, "channels": channels, "size": size, "batch": size_batch,
                          "seconds": seconds, **chosen, "gflops": gflops, "peak_gflops": peak,
                          "peak_share": gflops / peak, "step_gflop": flops / 1e9,
-                         "threads": 1})
+                         "threads": 1, "classes": classes})
         return rows
     finally:
         torch.set_num_threads(threads)
+
+
+def workers_for(cells) -> int | None:
+    """The calibrated worker count for a grid's ``cells``: that of the architecture and input
+    shape most of them train (None where this chip has no split measured for it)."""
+    from collections import Counter
+
+    from benchmark.jobs.speed.measure import SHAPES
+
+    counts = Counter((SHAPES.get(c.data.name), c.arch) for c in cells)
+    for (shape, arch), _ in counts.most_common():
+        if shape is not None:
+            return calibration.workers(*shape, arch)
+    return None
+
+
+#: Seconds each process of a split trains after its warm-up step.
+SPLIT_SECONDS = 1.5
+
+
+def splits(cores: int) -> list[tuple[int, int]]:
+    """Every (processes, threads) whose product is ``cores``, most processes first."""
+    return [(p, cores // p) for p in range(cores, 0, -1) if cores % p == 0]
+
+
+def _split_worker(job: tuple) -> tuple[int, float]:
+    """In a worker of a split: (steps trained, seconds) of the chosen path over ``seconds``
+    after one warm-up step, on ``threads`` threads."""
+    arch, channels, size, classes, batch, precision, fmt, threads, seconds = job
+    torch.set_num_threads(threads)
+    step = _step(arch, channels, size, classes, batch, precision, fmt)
+    step()
+    n, start = 0, time.perf_counter()
+    while n == 0 or time.perf_counter() - start < seconds:
+        step()
+        n += 1
+    return n, time.perf_counter() - start
+
+
+def measure_splits(rows: list[dict], cores: int, seconds: float = SPLIT_SECONDS,
+                   say: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """``rows`` (from :func:`calibrate`) with ``splits`` (``"PxT"`` -> images per second of
+    the whole machine, P processes of T threads training at once) and ``workers`` (the P of
+    the fastest split; ties go to more processes). One pool per split serves every row."""
+    import multiprocessing
+
+    if cores < 2 or not rows:
+        return [{**r, "splits": {}, "workers": 1} for r in rows]
+    found: dict[int, dict[str, float]] = {i: {} for i in range(len(rows))}
+    ctx = multiprocessing.get_context("spawn")
+    for p, t in splits(cores):
+        say(f"{p} process(es) x {t} thread(s)")
+        with ctx.Pool(p) as pool:
+            for i, r in enumerate(rows):
+                precision, fmt = r["path"].split("/")
+                job = (r["arch"], r["channels"], r["size"], r.get("classes", 10), r["batch"],
+                       precision, fmt, t, seconds)
+                done = pool.map(_split_worker, [job] * p, chunksize=1)
+                found[i][f"{p}x{t}"] = sum(n * r["batch"] / s for n, s in done)
+    out = []
+    for i, r in enumerate(rows):
+        best = max(found[i], key=lambda k: (found[i][k], int(k.split("x")[0])))
+        out.append({**r, "splits": found[i], "workers": int(best.split("x")[0])})
+    return out
 
 
 def default_shapes() -> list[tuple[str, int, int, int]]:
@@ -190,16 +256,26 @@ def table(rows: list[dict]) -> str:
     short = [p.replace("channels_last", "cl").replace("contiguous", "contig")
              for p in paths + extra]
     head = ["arch", "input", "batch"] + short + ["chosen", "speed-up", "GFLOP/s", "peak",
-                                                 "% peak"]
+                                                 "% peak", "workers"]
     lines = [head]
     for r in rows:
         lines.append([r["arch"], f"{r['channels']}x{r['size']}", str(r["batch"])]
                      + [f"{1000 * r['seconds'][p]:.1f}" if p in r["seconds"] else "-"
                         for p in paths + extra]
                      + [r["path"], f"{r['speedup']:.2f}x", f"{r['gflops']:.1f}",
-                        f"{r['peak_gflops']:.0f}", f"{100 * r['peak_share']:.0f}%"])
+                        f"{r['peak_gflops']:.0f}", f"{100 * r['peak_share']:.0f}%",
+                        _split_text(r)])
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(str(v).rjust(w) for v, w in zip(line, widths)) for line in lines)
+
+
+def _split_text(r: dict) -> str:
+    """'2x1 (2x1 5400/s, 1x2 3900/s)': the chosen split and each split's images per second."""
+    found = r.get("splits") or {}
+    if not found:
+        return "-"
+    chosen = next(k for k in found if k.split("x")[0] == str(r["workers"]))
+    return chosen + " (" + ", ".join(f"{k} {v:.0f}/s" for k, v in found.items()) + ")"
 
 
 def precisions(cfg) -> dict[tuple[str, str], str]:
