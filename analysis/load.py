@@ -85,6 +85,15 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
     return sort_epochs(frame)
 
 
+def thin_epochs(frame: pd.DataFrame, every: int) -> pd.DataFrame:
+    """Every ``every``-th epoch row of each run, its last epoch row (where its final metrics
+    and per-image correctness are) and its rows without an epoch; the rest dropped."""
+    epoch = frame["epoch"]
+    last = epoch.eq(epoch.groupby(frame["run_id"]).transform("max"))
+    keep = epoch.isna() | last | (epoch % every == 0)
+    return frame[keep].reset_index(drop=True)
+
+
 def sort_epochs(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame

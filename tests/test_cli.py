@@ -132,3 +132,19 @@ def test_export_to_a_gz_name_writes_gzip(tmp_path):
     assert run["final_test_images"] == 450
     bits = unpack_correct(run["final_test_correct"], 450)
     assert bits.mean() == pytest.approx(run["final_test_top1"], abs=1e-6)
+
+
+def test_export_every_k_keeps_every_kth_epoch_and_the_last(tmp_path):
+    from analysis import load
+
+    results = tmp_path / "results"
+    assert cli.main(["train", "--dataset", "digits", "--arch", "mlp", "--method", "ce",
+                     "--epochs", "5", "--results", str(results)]) == 0
+    out = tmp_path / "thin.csv"
+    assert cli.main(["export", "--results", str(results), "--out", str(out),
+                     "--every", "2"]) == 0
+    epochs = load.epochs_from_csv(out)
+    assert epochs["epoch"].tolist() == [2, 4, 5]
+    runs = load.runs_from_epochs(epochs)  # the final metrics are the run's own
+    assert runs["epochs"].tolist() == [5] and runs["final_test_correct"].notna().all()
+    assert cli.main(["export", "--results", str(results), "--every", "0"]) == 2
