@@ -355,3 +355,22 @@ def test_done_in_a_file_that_is_not_an_export_is_one_line(tmp_path, capsys):
         assert cli.main(["grid", write(tmp_path, TINY), "--dry-run", "--done-in", str(f)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("drkd-bench: error: --done-in") and "\n" not in err and str(f) in err
+
+
+def test_task_train_gives_each_task_its_own_budget(tmp_path, capsys):
+    """A converged budget per task: patterns over 'dataset:condition/arch', applied in order
+    after the dataset's and the architecture's keys; a pattern that matches nothing is one
+    line."""
+    cfg = {**TINY, "architectures": ["mlp", "cnn8"], "methods": ["ce"],
+           "conditions": {"clean": {}, "sym40": {"noise": {"kind": "symmetric", "rate": 0.4}}},
+           "task_train": {"digits:*/mlp": {"epochs": 6}, "digits:sym40/cnn8": {"epochs": 3}}}
+    grid_cfg = config.load_grid(write(tmp_path, cfg))
+    epochs = {(d, a): grid_cfg.train_for(d, a).epochs for d, _, a in grid_cfg.tasks()}
+    assert epochs == {("digits:clean", "mlp"): 6, ("digits:sym40", "mlp"): 6,
+                      ("digits:clean", "cnn8"): 2, ("digits:sym40", "cnn8"): 3}
+    cells = grid.expand(grid_cfg)
+    assert {c.key.rsplit("/", 1)[0]: c.train.epochs for c in cells}[
+        "digits:sym40/cnn8/ce"] == 3
+    bad = {**cfg, "task_train": {"fashion-mnist:*/mlp": {"epochs": 6}}}
+    assert cli.main(["grid", write(tmp_path, bad, "bad.yaml"), "--dry-run"]) == 2
+    assert "task_train: 'fashion-mnist:*/mlp' matches no task" in capsys.readouterr().err

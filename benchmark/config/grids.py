@@ -64,6 +64,9 @@ class GridConfig:
     #: hand (:func:`with_precisions`; filled by the command that runs the grid). A task set to
     #: auto that is not here trains in fp32, as on a chip never calibrated.
     precisions: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: Training overrides per task (``task_train``): shell patterns over ``data/arch`` (data
+    #: with its condition), in the config's order, each applied where it matches.
+    task_train: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def archs_for(self, dataset: str) -> tuple[str, ...]:
         return tuple(self.dataset_archs.get(dataset) or self.architectures)
@@ -80,8 +83,15 @@ class GridConfig:
         return Analysis.from_mapping(self.analysis)
 
     def _train_keys(self, dataset: str, arch: str) -> dict[str, Any]:
-        """The training keys a task is given: the grid's, then its data's, then its arch's."""
-        return {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
+        """The training keys a task is given: the grid's, then its data's, then its arch's, then
+        each ``task_train`` entry whose pattern matches ``dataset/arch``."""
+        from fnmatch import fnmatchcase
+
+        keys = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
+        for pattern, overrides in self.task_train:
+            if fnmatchcase(f"{dataset}/{arch}", pattern):
+                keys.update(overrides)
+        return keys
 
     def train_for(self, dataset: str, arch: str) -> TrainSettings:
         settings = build(TrainSettings, self._train_keys(dataset, arch),
@@ -195,7 +205,15 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
                       datasets=datasets, architectures=architectures, variants=tuple(variants),
                       train=train, data_root=g.data_root, description=g.description, tune=tune,
                       analysis=parse_analysis(g.analysis, path), compute=compute,
-                      dataset_archs=dataset_archs, digest=digest[:16])
+                      dataset_archs=dataset_archs, digest=digest[:16],
+                      task_train=tuple((p, _given(t)) for p, t in (g.task_train or {}).items()))
+    tasks_named = [f"{d}/{a}" for d, _, a in grid.tasks()]
+    for pattern, _ in grid.task_train:
+        from fnmatch import fnmatchcase
+
+        if not any(fnmatchcase(t, pattern) for t in tasks_named):
+            raise ConfigError(f"{path}: task_train: {pattern!r} matches no task of this grid "
+                              f"({', '.join(tasks_named)})")
     baseline = grid.analysis.get("baseline")
     labels = [v.label for v in variants]
     if baseline is not None and baseline not in labels:

@@ -278,6 +278,10 @@ class GridFile(Section):
         _variants, json_schema_input_type=list[str | MethodEntry])] = Field(
         min_length=1, description="the variants: a method name, or a mapping")
     train: TrainSection | None = Field(None, description="training settings of every cell")
+    task_train: dict[str, TrainSection] | None = Field(
+        None, description="training overrides per task, by shell pattern over "
+        "'dataset:condition/arch' (e.g. a converged budget per task), applied in order after "
+        "the dataset's and the architecture's")
     data_root: str | None = Field(None, description="where datasets are looked for")
     tune: Tune | None = Field(None, description="Optuna studies of the tuned variants")
     analysis: dict[str, Any] | None = Field(None, description="the report's statistics settings "
