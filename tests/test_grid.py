@@ -374,3 +374,22 @@ def test_task_train_gives_each_task_its_own_budget(tmp_path, capsys):
     bad = {**cfg, "task_train": {"fashion-mnist:*/mlp": {"epochs": 6}}}
     assert cli.main(["grid", write(tmp_path, bad, "bad.yaml"), "--dry-run"]) == 2
     assert "task_train: 'fashion-mnist:*/mlp' matches no task" in capsys.readouterr().err
+
+
+def test_k_fold_split_gives_each_seed_its_fold_of_one_partition(tmp_path):
+    """split: k-fold with folds: 3: seed s validates on fold s mod 3 of one partition, so three
+    seeds validate every training image once; the noise is drawn per seed."""
+    from benchmark.jobs import runner
+
+    cfg = {**TINY, "seeds": [0, 1, 2, 3], "methods": ["ce"],
+           "datasets": {"digits": {"split": "k-fold", "folds": 3,
+                                   "noise": {"kind": "symmetric", "rate": 0.2}}}}
+    cells = grid.expand(config.load_grid(write(tmp_path, cfg)))
+    assert [(c.seed, c.data.fold) for c in cells] == [(0, 0), (1, 1), (2, 2), (3, 0)]
+    assert len({c.data.noise_seed for c in cells}) == 4
+    vals = [runner.load_data(c.data, None) for c in cells[:3]]
+    pool = len(vals[0].train_y) + len(vals[0].val_y)
+    assert sum(len(v.val_y) for v in vals) == pool
+    bad = {**cfg, "datasets": {"digits": {"split": "k-fold"}}}
+    with pytest.raises(config.ConfigError, match="k-fold needs folds"):
+        config.load_grid(write(tmp_path, bad, "bad.yaml"))

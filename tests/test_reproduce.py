@@ -89,6 +89,14 @@ def test_a_per_seed_split_cell_rebuilds_to_its_own_hash_on_every_seed(tmp_path):
     for c in cells:
         params = {k: param_text(v) for k, v in c.flat_params().items()}
         assert reproduce.spec_from_params(params).hash == c.hash, c.key
+    # and a k-fold split: the seed's fold is recorded, and rebuilt from the seed
+    path.write_text(path.read_text().replace("split: per-seed", "split: k-fold\n    folds: 3"))
+    folded = grid.expand(config.load_grid(str(path)))
+    assert {c.data.split for c in folded} == {"k-fold"} and {c.data.fold for c in folded} == {
+        0, 1, 2}
+    for c in folded:
+        params = {k: param_text(v) for k, v in c.flat_params().items()}
+        assert reproduce.spec_from_params(params).hash == c.hash, c.key
 
 
 def test_bit_identity_is_expected_only_on_the_recorded_chip_and_versions():

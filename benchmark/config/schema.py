@@ -68,7 +68,7 @@ class Noise(Section):
     seed: int = Field(0, ge=0, description="seed of the draw (per-seed split: + the run's seed)")
 
 
-_DATA_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "split")
+_DATA_KEYS = ("val_fraction", "split_seed", "train_subset", "augment", "split", "folds")
 _DatasetBase = _partial("DatasetBase", DataSettings, _DATA_KEYS)
 
 

@@ -75,9 +75,12 @@ def spec_from_params(params: dict[str, Any]) -> RunSpec:
                           "recorded parameters")
     for key in [k for k, v in data.items() if v is None and k != "train_subset"]:
         data.pop(key)
-    if data.get("split") == "per-seed":  # recorded: the seed's own draw (DataSettings.for_seed),
-        seed = int(get["seed"])          # which make_spec applies again: back to the base seeds
-        data["split_seed"] = int(data.get("split_seed") or 0) - seed
+    if data.get("split") in ("per-seed", "k-fold"):  # recorded: the seed's own draw
+        seed = int(get["seed"])  # (DataSettings.for_seed), which make_spec applies again
+        if data["split"] == "per-seed":  # back to the base seeds
+            data["split_seed"] = int(data.get("split_seed") or 0) - seed
+        else:  # k-fold: the seed picks its fold again
+            data.pop("fold", None)
         if data.get("noise", "none") != "none":
             data["noise_seed"] = int(data.get("noise_seed") or 0) - seed
     hp = {k[len("hp."):]: v for k, v in get.items() if k.startswith("hp.") and v is not None}
