@@ -93,7 +93,15 @@ def main(results: Path, out: Path) -> None:
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     for arm, epochs in arms(results).items():
-        epochs.to_csv(parts / f"{arm}.csv.gz", index=False)
+        committed = parts / f"{arm}.csv.gz"
+        if committed.is_file():  # a store resumed elsewhere (grid --done-in): never lose a part
+            import pandas as pd
+
+            done = load.epochs_from_csv(committed)
+            new = epochs[~epochs["cell_hash"].isin(
+                set(done.loc[done["status"] == "FINISHED", "cell_hash"]))]
+            epochs = pd.concat([done, new], ignore_index=True)
+        epochs.to_csv(committed, index=False)
         runs_by_arm[arm] = load.runs_from_epochs(epochs)
     for part in sorted(parts.glob("*.csv.gz")):  # arms run on an earlier machine, committed
         arm = part.name.removesuffix(".csv.gz")
