@@ -20,7 +20,8 @@ table { border-collapse: collapse; font-size: 13px; margin: .6em 0; display: blo
         overflow-x: auto; }
 th, td { border: 1px solid #d0d0d0; padding: 3px 7px; text-align: left; white-space: nowrap; }
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
-img { max-width: 100%; height: auto; } code { background: #f3f3f3; padding: 0 3px; }
+img { max-width: none; height: auto; } p:has(> img) { overflow-x: auto; }
+code { background: #f3f3f3; padding: 0 3px; }
 """
 
 LINK = re.compile(r"\]\(((?:tables|figures)/[^)\s]+)\)")

@@ -86,6 +86,9 @@ def test_the_report_inside_mlflow_shows_its_figures_and_its_table_links_resolve(
     images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)"', page)
     assert images and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "![" not in page  # no image left as Markdown text
+    # figures at their natural width (1,050 px), scrolled sideways in a narrow pane rather
+    # than shrunk to it (MLflow's artifact pane is about 570 px wide)
+    assert "img { max-width: none;" in page and "p:has(> img) { overflow-x: auto; }" in page
     links = set(re.findall(r'href="([^"]*)"', page))
     assert links == set()  # no file to 404, no anchor the sandboxed frame cannot follow
     cited = re.findall(r"<details>\s*<summary>table: ([^<]+)</summary>\s*<table>", page)
