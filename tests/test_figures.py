@@ -311,3 +311,28 @@ def test_the_tuned_forest_has_a_panel_per_baseline_kind_and_a_row_per_comparison
     assert [p.get_marker() for p in points] == ["v", "D", "v", "D"]  # worse, equivalent
     assert [p.get_markerfacecolor() == "white" for p in points] == [False, True, False, True]
     assert plots.tuned_figure(pd.DataFrame(rows[-1:]), 0.5) is None  # no tuned-vs-tuned pair
+
+
+def test_the_budget_figure_has_a_panel_per_task_and_a_point_per_budget(tmp_path):
+    rows = []
+    for task in ("digits:clean", "digits:sym40"):
+        for epochs, verdict in ((30, "worse"), (60, "inconclusive"), (120, "equivalent")):
+            for variant, baseline in (("drkd-online-tuned", "ce-tuned"),
+                                      ("drkd-online-tuned", "tfkd-self-online-tuned")):
+                rows.append({"epochs": epochs, "dataset": task, "arch": "mlp",
+                             "variant": variant, "baseline": baseline, "mean_diff": -0.3,
+                             "ci_low": -0.5, "ci_high": -0.1, "ci_low_total": -0.9,
+                             "ci_high_total": 0.3, "verdict": verdict})
+    fig = plots.budget_figure(pd.DataFrame(rows), 0.5)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["digits:clean / mlp", "digits:sym40 / mlp"]
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["30", "60", "120"]
+    markers = [line.get_marker() for line in panels[0].get_lines()
+               if line.get_marker() not in ("None", None, "")]
+    assert sorted(markers) == sorted(["v", "o", "D"] * 2)  # each budget's verdict, 2 lines
+    bars = [line for line in panels[0].get_lines() if len(line.get_xdata()) == 2
+            and line.get_xdata()[0] == line.get_xdata()[1]]
+    assert {tuple(b.get_ydata()) for b in bars} == {(-0.9, 0.3)}  # the verdict's interval
+    assert plots.overlaps(fig) == []
+    paths = plots.budget(pd.DataFrame(rows), tmp_path, 0.5)
+    assert paths[0].name == "answer_budget.png" and paths[0].stat().st_size > 1000

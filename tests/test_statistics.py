@@ -516,3 +516,24 @@ def test_seeds_needed_counts_the_test_sets_variance_which_seeds_do_not_shrink(sd
     assert stats.seeds_needed(sd, detect, image_var=0.0) == stats.seeds_needed(sd, detect)
     # digits' 450 test images, independent errors at 98%: SE 0.93 points; 0.3 is out of reach
     assert stats.seeds_needed(0.5, 0.3, image_var=2 * 0.98 * 0.02 / 450 * 1e4) == 10**7
+
+
+def test_the_answer_by_budget_compares_each_budget_on_its_own_runs():
+    """Tuned DR-KD and tuned CE at 30 and at 60 epochs, the same labels: each budget's
+    difference is its own runs' (never the pooled 4 points), Holm within that budget."""
+    rows = []
+    for epochs, gain in ((30, -1.0), (60, 3.0)):
+        for seed in range(5):
+            base = 0.90 + 0.002 * seed
+            for variant, value in (("ce", base - 0.01), ("ce-tuned", base),
+                                   ("drkd-online-tuned", base + gain / 100 + 0.001 * seed)):
+                rows.append({"dataset": "toy", "arch": "mlp", "variant": variant,
+                             "method": variant.split("-")[0], "teacher_source": "",
+                             "seed": seed, "epochs": epochs, "final_test_top1": value})
+    frame = stats.by_budget(pd.DataFrame(rows), "final_test_top1", scale=100)
+    assert frame["epochs"].tolist() == [30, 60]
+    assert frame["mean_diff"].tolist() == pytest.approx([-1.0 + 0.2, 3.0 + 0.2])
+    assert (frame["variant"] == "drkd-online-tuned").all()  # tuned against tuned only
+    assert (frame["baseline"] == "ce-tuned").all()
+    assert frame["p_holm"].tolist() == pytest.approx(frame["p_value"].tolist())  # one each
+    assert stats.by_budget(pd.DataFrame(rows).drop(columns="epochs"), "final_test_top1").empty

@@ -6,12 +6,14 @@ intervals inside the metric's range. Each ``*_figure`` function returns the matp
 regenerated file identical.
 
 Modules: ``style`` (sizes, colours, markers, legends, saving), one module per figure family
-(``forest``, ``accuracy``, ``curves``, ``cost``, ``lattice``, ``landscape``, ``aggregate``) and
+(``forest``, ``accuracy``, ``curves``, ``cost``, ``lattice``, ``landscape``, ``aggregate``,
+``budget``) and
 ``layout`` (the overlap check the tests use).
 """
 
 from .accuracy import accuracy, accuracy_figure
 from .aggregate import aggregate, aggregate_figure
+from .budget import budget, budget_figure
 from .cost import COST_WINDOW, cost, cost_figure
 from .curves import curves, curves_figure
 from .forest import forest, forest_figure, tuned, tuned_figure
@@ -57,6 +59,8 @@ __all__ = [
     "accuracy_figure",
     "aggregate",
     "aggregate_figure",
+    "budget",
+    "budget_figure",
     "band",
     "cost",
     "cost_figure",

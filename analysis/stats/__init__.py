@@ -22,6 +22,7 @@ bounds), ``fragility`` (sensitivity of a verdict), ``verdicts`` (the words), ``c
 compute), ``ladder`` (convergence), ``rankings``. The names below are the package's public faces.
 """
 
+from .budget import by_budget
 from .compute import (
     COMPUTE_TOLERANCE,
     COST_COLUMNS,
@@ -79,6 +80,7 @@ __all__ = [
     "TUNED_SUFFIX",
     "VERDICTS",
     "adjust",
+    "by_budget",
     "answer",
     "baseline_for",
     "bounded_interval",

@@ -1,0 +1,41 @@
+"""The fifth edition's answer against the training budget, from the exported runs of its rungs
+(each rung a grid trained and tuned at its own epochs, exported with 'drkd-bench export'):
+every tuned-against-tuned comparison at each budget, Holm within that budget's declared
+families, written as tables/answer_by_budget.csv and figures/answer_budget.png under OUT.
+
+    python scripts/answer-by-budget.py OUT PART.csv.gz [PART.csv.gz ...] [--config NAME]
+"""
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import load, plots, stats
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", type=Path)
+    p.add_argument("parts", type=Path, nargs="+")
+    p.add_argument("--config", help="the grid config whose analysis block declares the families")
+    args = p.parse_args()
+    analysis = stats.Analysis()
+    if args.config:
+        from benchmark import config
+
+        analysis = config.load_grid(args.config).analysis_settings()
+    epochs = pd.concat([load.epochs_from_csv(part, environment=False) for part in args.parts],
+                       ignore_index=True)
+    done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
+    frame = stats.by_budget(load.runs_from_epochs(done), "final_test_top1", analysis, 100.0)
+    if frame.empty:
+        raise SystemExit("no tuned-against-tuned comparison in these parts")
+    (args.out / "tables").mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out / "tables" / "answer_by_budget.csv", index=False, float_format="%.10g")
+    plots.budget(frame, args.out / "figures", analysis.margin)
+    print(f"{len(frame)} comparisons at {frame['epochs'].nunique()} budgets written under "
+          f"{args.out}")
+
+
+if __name__ == "__main__":
+    main()
