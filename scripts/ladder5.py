@@ -31,32 +31,9 @@ def main(paths: list[Path]) -> str:
              .agg(["mean", "std", "count"]).mul([100, 100, 1, 100, 100, 1]).round(2))
     out += ["## Mean, SD (points) and runs per rung", "", means.to_string(), ""]
     out += ["## The budget each task's rule names (validation decides)", "",
-            budgets(runs, analysis).to_string(index=False), ""]
+            stats.ladder_budgets(runs, "final_val_top1", analysis, 100.0).to_string(index=False),
+            ""]
     return "\n".join(out)
-
-
-def budgets(runs: pd.DataFrame, analysis) -> pd.DataFrame:
-    """Per task: the first rung whose doubling is equivalent (TOST within the margin) or worse
-    on validation top-1; under label noise, where the curve falls, the rung of the highest mean
-    validation top-1 when that comes earlier. Where no rung qualifies: none, with the largest
-    rung reached."""
-    ladder = stats.ladder(runs, "final_val_top1", analysis, scale=100.0)
-    epochs = runs.groupby(["dataset", "arch", "variant"])["epochs"].max()
-    val = runs.groupby(["dataset", "arch", "variant"])["final_val_top1"].mean()
-    rows = []
-    for (d, a), g in ladder.groupby(["dataset", "arch"], sort=True):
-        g = g.sort_values("epochs")
-        stop = g[g["verdict"].isin(["equivalent", "worse"])]
-        rule = int(stop["epochs"].iloc[0]) if len(stop) else None
-        rung_val = {int(epochs[(d, a, v)]): val[(d, a, v)] for v in val[(d, a)].index}
-        peak = max(rung_val, key=rung_val.get)
-        noisy = ":" in d and not d.endswith(":clean")
-        chosen = min(x for x in (rule, peak if noisy else None) if x is not None) \
-            if (rule or noisy) else None
-        rows.append({"dataset": d, "arch": a, "first_equivalent_or_worse": rule or "none",
-                     "peak_validation_rung": peak, "budget": chosen or "none",
-                     "largest_rung": max(rung_val)})
-    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

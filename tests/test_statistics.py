@@ -537,3 +537,28 @@ def test_the_answer_by_budget_compares_each_budget_on_its_own_runs():
     assert (frame["baseline"] == "ce-tuned").all()
     assert frame["p_holm"].tolist() == pytest.approx(frame["p_value"].tolist())  # one each
     assert stats.by_budget(pd.DataFrame(rows).drop(columns="epochs"), "final_test_top1").empty
+
+
+def test_the_ladder_names_each_tasks_budget_by_the_declared_rule():
+    """Clean: the first rung whose doubling is equivalent (within ±0.5 here) or worse. Noisy:
+    the curve peaks at 60 and falls (memorising): 60, though its doubling is worse only later.
+    A ladder still gaining at every doubling names none and says how far it went."""
+    rng = np.random.default_rng(1)
+    means = {("toy:clean", "a"): [90.0, 92.0, 92.0, 92.0],  # 30->60 better, 60->120 equal
+             ("toy:sym40", "a"): [80.0, 82.0, 81.9, 75.0],  # peak at 60 (flat to 120)
+             ("toy:clean", "b"): [80.0, 83.0, 86.0, 89.0]}  # still gaining
+    rows = []
+    for (d, a), ms in means.items():
+        for i, (e, m) in enumerate(zip((30, 60, 120, 240), ms)):
+            label = "ce" if e == 30 else f"ce@{e // 30}x"
+            for seed in range(10):
+                rows.append({"dataset": d, "arch": a, "variant": label, "method": "ce",
+                             "teacher_source": "", "seed": seed, "epochs": e,
+                             "final_val_top1": (m + 0.05 * rng.standard_normal()) / 100})
+    out = stats.ladder_budgets(pd.DataFrame(rows), "final_val_top1", scale=100.0).set_index(
+        ["dataset", "arch"])
+    assert out.loc[("toy:clean", "a"), "budget"] == 60
+    assert out.loc[("toy:sym40", "a"), "budget"] == 60
+    assert out.loc[("toy:sym40", "a"), "peak_rung"] == 60
+    assert out.loc[("toy:clean", "b"), "budget"] == "none"
+    assert out.loc[("toy:clean", "b"), "largest_rung"] == 240

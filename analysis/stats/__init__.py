@@ -36,7 +36,7 @@ from .equivalence import SENSITIVITY, equivalence_bound
 from .families import adjust, family_of, holm, verdict
 from .fragility import fragile_why, sensitivity
 from .intervals import bounded_interval, summarize, t_interval
-from .ladder import budget_factor, convergence, ladder
+from .ladder import budget_factor, convergence, ladder, ladder_budgets
 from .paired import DIFF_DIGITS, HIDDEN, PAIR_COLUMNS, paired, paired_rows
 from .power import mde, seed_matrix, seeds_needed
 from .rankings import TIE_DIGITS, rank_uncertainty, ranking_sets
@@ -99,6 +99,7 @@ __all__ = [
     "is_lattice",
     "is_tuned",
     "ladder",
+    "ladder_budgets",
     "mde",
     "paired",
     "paired_rows",

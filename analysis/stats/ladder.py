@@ -82,3 +82,29 @@ def ladder(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
     first = (frame[frame["verdict"] == "equivalent"].groupby(["dataset", "arch"])["epochs"]
              .min().rename("first_converged"))
     return frame.merge(first, on=["dataset", "arch"], how="left")
+
+
+def ladder_budgets(runs: pd.DataFrame, metric: str, analysis: Analysis = Analysis(),
+                   scale: float = 1.0) -> pd.DataFrame:
+    """Per task, the budget a convergence ladder's rule names: the first rung whose doubling is
+    *equivalent* (TOST within the margin) or *worse* on ``metric`` (validation, never the
+    test set); under label noise (a condition other than ``clean``), where the curve may fall,
+    the rung of the highest mean when that comes earlier. ``budget`` is ``none`` where no rung
+    qualifies (then ``largest_rung`` is as far as the ladder went)."""
+    table = ladder(runs, metric, analysis, scale)
+    epochs = runs.groupby(["dataset", "arch", "variant"])["epochs"].max()
+    means = runs.groupby(["dataset", "arch", "variant"])[metric].mean()
+    rows = []
+    for (d, a), g in table.groupby(["dataset", "arch"], sort=True):
+        g = g.sort_values("epochs")
+        stop = g[g["verdict"].isin(["equivalent", "worse"])]
+        rule = int(stop["epochs"].iloc[0]) if len(stop) else None
+        rung = {int(epochs[(d, a, v)]): float(means[(d, a, v)]) for v in means[(d, a)].index}
+        peak = max(rung, key=lambda e: (rung[e], -e))  # the earlier rung among equal means
+        noisy = ":" in str(d) and not str(d).endswith(":clean")
+        named = [x for x in (rule, peak if noisy else None) if x is not None]
+        rows.append({"dataset": d, "arch": a, "first_equivalent_or_worse": rule or "none",
+                     "peak_rung": peak, "budget": min(named) if named else "none",
+                     "largest_rung": max(rung)})
+    return pd.DataFrame(rows, columns=["dataset", "arch", "first_equivalent_or_worse",
+                                       "peak_rung", "budget", "largest_rung"])
