@@ -337,3 +337,30 @@ def test_the_trial_a_grid_used_is_read_off_what_its_tuned_cells_trained_with():
     table = tables.tuning_table(epochs[epochs["kind"] == "trial"],
                                 used=tables.trials_used(epochs)).iloc[0]
     assert (str(table["winner_trial"]), str(table["chosen_trial"])) == ("0", "2")
+
+
+def test_the_reports_choice_among_re_scored_trials_is_the_rescorings_own_rule():
+    """Ties in the fresh mean: the report's tuning_choice and the re-scoring pick the same
+    trial (the higher tuning value, then the earlier trial: tune.choice.rescored_rank)."""
+    import optuna
+
+    from analysis import tables
+    from benchmark.jobs.tune.choice import rescored_rank
+
+    tuning = {1: 0.90, 2: 0.92, 3: 0.92}
+    fresh = {1: 0.95, 2: 0.95, 3: 0.95}  # every fresh mean tied
+    rows = [{"run_id": f"t{n}", "kind": "trial", "study": "d/a/lsr", "trial": n,
+             "status": "FINISHED", "state": "COMPLETE", "val_top1": v}
+            for n, v in tuning.items()]
+    rows += [{"run_id": f"r{n}", "kind": "rescore", "study": "d/a/lsr", "trial": n,
+              "status": "FINISHED", "state": "", "val_top1": fresh[n],
+              "selected_val_top1": tuning[n], "reference": "false"} for n in tuning]
+    table = tables.tuning_table(pd.DataFrame(rows)).iloc[0]
+
+    def trial(number, value):
+        t = optuna.trial.create_trial(value=value)
+        t.number = number
+        return t
+
+    ours = min(tuning, key=lambda n: rescored_rank(trial(n, tuning[n]), fresh[n]))
+    assert str(table["chosen_trial"]) == str(ours) == "2"

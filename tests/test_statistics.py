@@ -549,7 +549,7 @@ def test_the_ladder_names_each_tasks_budget_by_the_declared_rule():
              ("toy:clean", "b"): [80.0, 83.0, 86.0, 89.0]}  # still gaining
     rows = []
     for (d, a), ms in means.items():
-        for i, (e, m) in enumerate(zip((30, 60, 120, 240), ms)):
+        for e, m in zip((30, 60, 120, 240), ms):
             label = "ce" if e == 30 else f"ce@{e // 30}x"
             for seed in range(10):
                 rows.append({"dataset": d, "arch": a, "variant": label, "method": "ce",
