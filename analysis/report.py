@@ -39,10 +39,6 @@ i-th smallest p of m in a family is tested at α / (m − i + 1); column `mde_ho
 {analysis}.
 """
 
-def _pt(x: float) -> str:
-    return stats.points_text(x)
-
-
 RANKING_CAPTION = ("Rank of the mean (1 = best; ties share the lower rank); its 95% interval and "
                    "P(rank 1) from {n} paired bootstrap resamples of the seeds; P(> {base}) = "
                    "P(X > {base}) over all seed pairs (Mann-Whitney U / nm, Agarwal et al. 2021).")
@@ -393,18 +389,19 @@ def _convergence_lines(st: pd.DataFrame, analysis: stats.Analysis) -> list[str]:
     out = ["", "### Has the baseline converged?", "",
            f"{analysis.baseline} at twice its epochs − {analysis.baseline} per dataset × "
            "architecture: *equivalent* says more epochs no longer move it.", ""]
+    pt = stats.points_text
     for _, r in conv.iterrows():
         if not r["checked"]:
             out.append(f"- {r['dataset']} / {r['arch']}: not checked (no "
                        f"`{analysis.baseline}@2x` runs).")
-        elif r["converged"]:
-            out.append(f"- {r['dataset']} / {r['arch']}: converged (*equivalent*, "
-                       f"{_pt(r['mean_diff'])} [{_pt(r['ci_low_total'])}, "
-                       f"{_pt(r['ci_high_total'])}]).")
+            continue
+        numbers = (f"{pt(r['mean_diff'])} [{pt(r['ci_low_total'])}, "
+                   f"{pt(r['ci_high_total'])}]")
+        if r["converged"]:
+            out.append(f"- {r['dataset']} / {r['arch']}: converged (*equivalent*, {numbers}).")
         else:
             out.append(f"- {r['dataset']} / {r['arch']}: **not converged** (*{r['verdict']}*, "
-                       f"{_pt(r['mean_diff'])} [{_pt(r['ci_low_total'])}, "
-                       f"{_pt(r['ci_high_total'])}]): "
+                       f"{numbers}): "
                        "every comparison of this task sits where training longer still moves "
                        f"{analysis.baseline}; read them as statements about this budget only.")
     return out

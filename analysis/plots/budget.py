@@ -29,7 +29,7 @@ def budget_figure(frame: pd.DataFrame, margin: float):
     cols = min(2, len(tasks))
     rows = int(np.ceil(len(tasks) / cols))
     fig, axes = new_figure(2.1 * rows + 0.8, nrows=rows, ncols=cols, squeeze=False)
-    colours = dict(zip(pairs, [c for _, c in zip(pairs, _palette(len(pairs)))]))
+    colours = dict(zip(pairs, _palette(len(pairs))))
     for ax, (d, a) in zip(axes.ravel(), tasks):
         g = frame[(frame["dataset"] == d) & (frame["arch"] == a)]
         ax.axhspan(-margin, margin, color="0.9", zorder=0, lw=0)

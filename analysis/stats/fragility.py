@@ -45,11 +45,8 @@ def sensitivity(frame: pd.DataFrame, analysis: Analysis = Analysis()) -> pd.Data
     diffs = [np.asarray(x, float) - np.asarray(y, float) for x, y in zip(frame["_x"],
                                                                           frame["_y"])]
     scales = frame["_scale"].astype(float)
-    var_img = frame["_var_img"].astype(float) if "_var_img" in frame else \
-        pd.Series(0.0, index=frame.index)
-    # with test images: the seeds' and the images' variance together (the verdict's SE)
-    se = [float(np.sqrt(d.var(ddof=1) / len(d) + v)) if len(d) > 1 else float("nan")
-          for d, v in zip(diffs, var_img)]
+    var_img = frame["_var_img"].astype(float)
+    se = frame["_se"].astype(float)  # with test images: the verdict's SE (seeds and images)
     frame["eq_bound"] = [(equivalence_bound_se(d.mean(), e, len(d) - 1, analysis.alpha) if v > 0
                           else equivalence_bound(d, analysis.alpha)) * s
                          for d, e, v, s in zip(diffs, se, var_img, scales)]

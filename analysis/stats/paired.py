@@ -49,9 +49,10 @@ PAIR_COLUMNS = ["dataset", "arch", "setting", "variant", "baseline", "n_pairs", 
                 "ci_low", "ci_high", "sd_diff", "p_value", "p_tost", "mde", "se_images",
                 "test_bound", "ci_low_total", "ci_high_total", "p_seeds"]
 #: The seeds' values of both sides (in the metric's unit), the test-set variance of their mean
-#: difference (the metric's unit squared) and the scale, kept while a frame of comparisons is
+#: difference (the metric's unit squared), the verdict's SE where that variance enters it (the
+#: metric's unit; NaN otherwise) and the scale, kept while a frame of comparisons is
 #: built (the sensitivity analysis re-tests them), dropped from every table.
-HIDDEN = ["_x", "_y", "_var_img", "_scale"]
+HIDDEN = ["_x", "_y", "_var_img", "_se", "_scale"]
 
 
 def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysis: Analysis,
@@ -69,7 +70,7 @@ def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysi
     sd = float(diff.std(ddof=1)) if n > 1 else float("nan")
     var_img, bound = image_variance(g, both.index, variant, baseline, metric, x, y)
     margin = analysis.margin / scale
-    p_s = float("nan")
+    p_s = se = float("nan")
     if n >= 2 and np.ptp(diff) > 0:
         p_s = float(stats.ttest_rel(x, y).pvalue)
     if var_img > 0 and n >= 2:  # the seeds' and the test images' variances together
@@ -99,7 +100,7 @@ def _pair_row(g: pd.DataFrame, variant: str, baseline: str, metric: str, analysi
             "mde": mde(sd_total, n, analysis) * scale,
             "se_images": float(np.sqrt(var_img)) * scale, "test_bound": bound,
             "ci_low_total": end(lo), "ci_high_total": end(hi), "p_seeds": p_s,
-            "_x": x, "_y": y, "_var_img": var_img, "_scale": scale}
+            "_x": x, "_y": y, "_var_img": var_img, "_se": se, "_scale": scale}
 
 
 #: Decimals kept in differences (in the scaled unit: 1e-4 points of an accuracy in percent).

@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,6 @@ class GridConfig:
     def _train_keys(self, dataset: str, arch: str) -> dict[str, Any]:
         """The training keys a task is given: the grid's, then its data's, then its arch's, then
         each ``task_train`` entry whose pattern matches ``dataset/arch``."""
-        from fnmatch import fnmatchcase
-
         keys = {**self.train, **self.datasets[dataset][1], **self.architectures[arch]}
         for pattern, overrides in self.task_train:
             if fnmatchcase(f"{dataset}/{arch}", pattern):
@@ -209,8 +208,6 @@ def parse_grid(raw: Any, path: str) -> GridConfig:
                       task_train=tuple((p, _given(t)) for p, t in (g.task_train or {}).items()))
     tasks_named = [f"{d}/{a}" for d, _, a in grid.tasks()]
     for pattern, _ in grid.task_train:
-        from fnmatch import fnmatchcase
-
         if not any(fnmatchcase(t, pattern) for t in tasks_named):
             raise ConfigError(f"{path}: task_train: {pattern!r} matches no task of this grid "
                               f"({', '.join(tasks_named)})")

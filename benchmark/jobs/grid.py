@@ -180,10 +180,11 @@ class _Progress:
         self.disk_full: str | None = None  # the first "no space left" reason: start nothing more
         self.todo: list[RunSpec] = []
         here = {c.hash for c in cells if tracker.finished(c.hash) is not None}
+        done_any = here | set(done_elsewhere)
         # a cell finished elsewhere (an exported part) is done, unless a cell that trains here
         # needs its weights as a self-teacher: those are not in a part
         needed = {self.deps[c.hash] for c in cells
-                  if c.hash in self.deps and c.hash not in here | set(done_elsewhere)}
+                  if c.hash in self.deps and c.hash not in done_any}
         for c in cells:
             if c.hash in here or (c.hash in done_elsewhere and c.hash not in needed):
                 self.outcome.skipped.append(c.key)

@@ -105,14 +105,15 @@ def predict(model: nn.Module, x: torch.Tensor, pipeline: Pipeline, batch: int = 
 
 
 def evaluate(model: nn.Module, data: TensorData, pipeline: Pipeline, amp: bool,
-             test: bool = True) -> dict:
+             test: bool = True) -> tuple[dict, torch.Tensor | None]:
     """Validation metrics, and test metrics when ``test`` and the data has a test split (not
-    when tuning)."""
+    when tuning); and the test logits they were computed from (None when not tested)."""
     row = classification_metrics(predict(model, data.val_x, pipeline, amp=amp), data.val_y, "val")
+    logits = None
     if test and data.test_x is not None:
-        row.update(classification_metrics(predict(model, data.test_x, pipeline, amp=amp),
-                                           data.test_y, "test"))
-    return row
+        logits = predict(model, data.test_x, pipeline, amp=amp)
+        row.update(classification_metrics(logits, data.test_y, "test"))
+    return row, logits
 
 
 class Step:
@@ -417,7 +418,11 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
         row["cost_train_seconds"] = time.perf_counter() - started
         row["cost_teacher_state_mb"] = state_mb
         tested = epoch % spec.train.test_every == 0 or epoch == spec.train.epochs
-        row.update(evaluate(run.model, data, run.pipeline, amp, test=tested))
+        metrics, test_logits = evaluate(run.model, data, run.pipeline, amp, test=tested)
+        row.update(metrics)
+        if epoch == spec.train.epochs and test_logits is not None:  # the finished model's
+            result.test_correct = packed_correct(test_logits, data.test_y)
+            result.test_images = len(data.test_y)
         row["epoch_seconds"] = time.perf_counter() - started
         result.history.append(row)
         if on_epoch:
@@ -428,7 +433,8 @@ def train(spec: RunSpec, data: TensorData, workdir: Path | None = None, *,
             if on_saved:
                 on_saved(result.history)
     result.model = run.model
-    if len(result.history) == spec.train.epochs and data.test_x is not None:
+    if not result.test_correct and len(result.history) == spec.train.epochs \
+            and data.test_x is not None:  # resumed from a checkpoint of the finished model
         logits = predict(run.model, data.test_x, run.pipeline, amp=amp)
         result.test_correct = packed_correct(logits, data.test_y)
         result.test_images = len(data.test_y)

@@ -218,7 +218,7 @@ def measure_splits(rows: list[dict], cores: int, seconds: float = SPLIT_SECONDS,
         with ctx.Pool(p) as pool:
             for i, r in enumerate(rows):
                 precision, fmt = r["path"].split("/")
-                job = (r["arch"], r["channels"], r["size"], r.get("classes", 10), r["batch"],
+                job = (r["arch"], r["channels"], r["size"], r["classes"], r["batch"],
                        precision, fmt, t, seconds)
                 done = pool.map(_split_worker, [job] * p, chunksize=1)
                 found[i][f"{p}x{t}"] = sum(n * r["batch"] / s for n, s in done)

@@ -146,12 +146,6 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
     names: set[str] = set()
     tune = grid.tune
     proto = protocol(tune)
-    if method and proto["trials_per_dimension"]:  # the count depends on the task's every study
-        every = studies(grid)
-        picked = [s for s in every if method in (s.spec.method, s.spec.label)]
-        if not picked:
-            raise ConfigError(f"{grid.path}: nothing to tune for method {method!r}")
-        return picked
     for dataset, ds, arch in grid.tasks():
         for v in grid.tunable_variants():
             if method and method not in (v.method, v.label):
@@ -189,24 +183,25 @@ def studies(grid: GridConfig, method: str | None = None) -> list[Study]:
                              seeds=tuple(seed + i for i in range(k)), trials=trials,
                              images_per_trial=per_trial, pruning=proto["pruning"],
                              rescore=proto["rescore"], grid=grid.name, folds=proto["folds"]))
-    if proto["trials_per_dimension"]:
-        out = equal_trials(out, proto["trials_per_dimension"])
     if not out:
         which = f" for method {method!r}" if method else ""
         raise ConfigError(f"{grid.path}: nothing to tune{which} (ce has no search space unless "
                           "tune.optimiser is true)")
+    if proto["trials_per_dimension"]:  # the count depends on every study of the task
+        out = equal_trials(out, proto["trials_per_dimension"], studies(grid) if method else out)
     return out
 
 
-def equal_trials(found: list[Study], per_dimension: int) -> list[Study]:
-    """Equal effort within a task: every study of a (dataset, arch) gets ``per_dimension``
-    trials per dimension of the task's largest search space (a costlier teacher pays in
-    images, never in trials)."""
+def equal_trials(found: list[Study], per_dimension: int, among: list[Study]) -> list[Study]:
+    """Equal effort within a task: every study of ``found`` gets ``per_dimension`` trials per
+    dimension of the largest search space among its task's studies in ``among`` (every study
+    of the grid, whichever a command tunes; a costlier teacher pays in images, never in
+    trials)."""
     def task(s: Study) -> tuple[str, str]:
         return (s.spec.data.task, s.spec.arch)
 
     widest: dict[tuple[str, str], int] = {}
-    for s in found:
+    for s in among:
         widest[task(s)] = max(widest.get(task(s), 0), len(s.space))
     return [dataclasses.replace(s, trials=per_dimension * widest[task(s)]) for s in found]
 
