@@ -38,7 +38,7 @@ from .fragility import fragile_why, sensitivity
 from .intervals import bounded_interval, summarize, t_interval
 from .ladder import budget_factor, convergence, ladder, ladder_budgets
 from .paired import DIFF_DIGITS, HIDDEN, PAIR_COLUMNS, paired, paired_rows
-from .power import mde, seed_matrix, seeds_needed
+from .power import mde, paired_power, seed_matrix, seeds_needed
 from .rankings import TIE_DIGITS, rank_uncertainty, ranking_sets
 from .settings import CELL, FAMILY_KEYS, METHOD_ORDER, VERDICTS, Analysis, Family
 from .variants import (
@@ -101,6 +101,7 @@ __all__ = [
     "ladder",
     "ladder_budgets",
     "mde",
+    "paired_power",
     "paired",
     "paired_rows",
     "rank_uncertainty",

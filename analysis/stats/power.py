@@ -29,11 +29,41 @@ def mde(sd: float, n: int, analysis: Analysis = Analysis(), image_var: float = 0
 
 @functools.cache
 def _detectable_effect(n: int, alpha: float, power: float) -> float:
-    """The standardised effect a two-sided paired t-test detects (a root-finding: one per n)."""
+    """The standardised effect a two-sided paired t-test detects with probability ``power``: the
+    root of ``paired_power`` (monotone in the effect) by Brent's method. statsmodels'
+    ``solve_power`` returns wrong roots at few pairs and strict levels (effect 10.0 with power
+    0.02 at 2 pairs and alpha 0.05/36), so it is not used."""
+    from scipy.optimize import brentq
+
+    high = 1.0
+    while paired_power(high, n, alpha) < power:
+        high *= 2
+    return float(brentq(lambda e: paired_power(e, n, alpha) - power, 0.0, high, xtol=1e-10,
+                        rtol=1e-12))
+
+
+def paired_power(effect: float, n: int, alpha: float = 0.05) -> float:
+    """The power of a two-sided paired t-test at ``alpha`` with ``n`` pairs for a true mean
+    difference of ``effect`` SDs of the pairs: statsmodels' ``TTestPower().power``, and where
+    that is NaN (scipy's noncentral t underflows for large effects at few pairs, e.g. 7 SDs at
+    2 pairs, whose power is 0.56) the same probability by quadrature. With T = (Z + d) / S,
+    d = effect sqrt(n), S = chi_{n-1} / sqrt(n - 1): power = E_S[Phi(d - c S) + Phi(-d - c S)],
+    c the t quantile."""
+    from scipy import integrate
+    from scipy.stats import chi, norm
+    from scipy.stats import t as student
     from statsmodels.stats.power import TTestPower
 
-    return float(TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power,
-                                          alternative="two-sided"))
+    got = TTestPower().power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided")
+    if not np.isnan(got):
+        return float(got)
+    df, d = n - 1, effect * np.sqrt(n)
+    c = student.ppf(1 - alpha / 2, df) / np.sqrt(df)
+
+    def integrand(x):
+        return chi.pdf(x, df) * (norm.cdf(d - c * x) + norm.cdf(-d - c * x))
+
+    return float(integrate.quad(integrand, 0, np.inf, limit=200)[0])
 
 
 def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0.8,
@@ -41,13 +71,13 @@ def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0
     """The fewest pairs (seeds, at least 2) with which a two-sided paired t-test at ``alpha``
     detects a true mean difference ``detect`` with probability ``power``, for pairs of SD
     ``sd``: the smallest integer n whose power (statsmodels' ``TTestPower().power``) reaches
-    ``power``, found by doubling then bisection (power grows with n). ``most`` caps the search.
+    ``power`` (``paired_power``: statsmodels', by quadrature where that is NaN), found by doubling
+    then bisection (power grows with n). ``most`` caps the search.
     (statsmodels' own ``solve_power`` for ``nobs`` fails to converge at large effect sizes.)
     ``image_var``: the test set's variance of the mean difference (squared points), which more
     seeds do not shrink: the SE is sqrt(sd^2 / n + image_var), and where the test set alone keeps
     the power below ``power`` at any n the answer is ``most`` (unreachable by seeds)."""
     from scipy.stats import norm
-    from statsmodels.stats.power import TTestPower
 
     if not sd > 0 and not image_var > 0:
         return 2
@@ -56,10 +86,7 @@ def seeds_needed(sd: float, detect: float, alpha: float = 0.05, power: float = 0
 
     def enough(n: int) -> bool:
         effect = detect / np.sqrt(sd * sd + n * image_var)  # noncentrality effect x sqrt(n)
-        got = TTestPower().power(effect_size=effect, nobs=n, alpha=alpha, alternative="two-sided")
-        # statsmodels answers NaN where the noncentral t's tail underflows, i.e. where the power
-        # is numerically 1: enough, which keeps the search monotone
-        return bool(np.isnan(got) or got >= power)
+        return paired_power(effect, n, alpha) >= power
 
     low, high = 1, 2  # not enough at low (or low < 2), enough at high
     while not enough(high):
