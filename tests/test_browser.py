@@ -67,6 +67,10 @@ def test_a_run_opened_from_the_runs_table_shows_the_training_view(served):
     # the URL drkd-bench ui prints, then a run opened from the table, in one browser
     table = dom(url, tmp / "user")
     assert "Model training" in table and "Evaluation" not in table
+    # MLflow opens its assistant's chat panel by itself on a first visit (a quarter of the
+    # width); from drkd-bench's URL it stays closed, its button still there to open it
+    assert 'data-component-id="mlflow.assistant.chat_panel.close"' in dom(base, tmp / "fresh-2")
+    assert "mlflow.assistant.chat_panel" not in table
     # the view opens on one grid's runs (grids sharing a store never pool under one label)
     assert "and tags.grid = &#39;tiny&#39;" in table or "and tags.grid = 'tiny'" in table
     page = dom(run_page, tmp / "user")

@@ -8,6 +8,11 @@ overrides it for that page only. So a run opened from the runs table (a link wit
 parameter) showed "Evaluations" until the user clicked the toggle. The page sets the stored
 view, as that toggle does, before the UI loads; every link the harness writes also carries the
 parameter.
+
+MLflow 3.10+ also opens its assistant's chat panel by itself on a browser's first visit to a
+local server (a quarter of the width, over the runs table), remembering in localStorage
+(``mlflow.assistant.fab.autoOpenedOnFirstLoad_v1``) that it did. The page records that first
+visit as done, so the panel stays closed; its button still opens it.
 """
 from __future__ import annotations
 
@@ -20,12 +25,16 @@ from benchmark.store.ui import OPEN_PATH
 #: Where MLflow's UI keeps its view (its useLocalStorage hook: ``<key>_v<version>``, JSON).
 VIEW_STORAGE_KEY = "mlflow.workflowType_v1"
 TRAINING_VIEW = "machine_learning"
+#: Where MLflow's UI remembers that it auto-opened the assistant panel once (same hook).
+ASSISTANT_OPENED_KEY = "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"
 
 LANDING = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>drkd-bench: opening MLflow</title></head>
 <body><p>Opening the MLflow UI in its training view ...</p><script>
-try {{ localStorage.setItem("{VIEW_STORAGE_KEY}", JSON.stringify("{TRAINING_VIEW}")); }}
-catch (e) {{}}
+try {{
+  localStorage.setItem("{VIEW_STORAGE_KEY}", JSON.stringify("{TRAINING_VIEW}"));
+  localStorage.setItem("{ASSISTANT_OPENED_KEY}", "true");
+}} catch (e) {{}}
 var route = location.hash && location.hash.indexOf("#/") === 0 ? location.hash : "#/";
 location.replace("/" + route);
 </script></body></html>
