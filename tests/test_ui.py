@@ -261,3 +261,26 @@ def test_a_grids_results_view_holds_its_own_runs_only_and_shows_the_grid(results
     assert "tags.`grid`" in stored["selectedColumns"]
     assert "tags.`grid`" in ui.results_view()["selectedColumns"]
     assert ui.grid_view_key("my grid/v2") == ui.VIEW_KEY + "-my_grid_v2"
+
+
+def test_a_finished_run_shows_its_results_in_per_cent_test_top1_first(results, tmp_path):
+    """MLflow prints a metric as stored: the runs table showed fractions with float noise
+    ("0.9822223...") where the CLI and report speak per cent. A finished run also logs its final
+    fractions in per cent with one decimal, and the results view shows those, test top-1 first."""
+    t = tracking.Tracker(location.default_uri(results), results=results)
+    rid = t.new_run("digits/cnn8/ce/seed0", {"kind": "train", "grid": "quick", "seed": "0"})
+    history = [{"epoch": 1, "test_top1": 0.5, "val_top1": 0.5, "test_ece": 0.2, "val_ece": 0.2},
+               {"epoch": 2, "test_top1": 0.98222223, "val_top1": 0.9764705, "test_ece": 0.01249,
+                "val_ece": 0.0351, "test_nll": 0.07}]
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    t.finish(rid, {"key": "k"}, history, model, logged=0)
+    metrics = t.client.get_run(rid).data.metrics
+    assert metrics["acc_test_pct"] == 98.2 and metrics["acc_val_pct"] == 97.6
+    assert metrics["ece_test_pct"] == 1.2 and metrics["ece_val_pct"] == 3.5
+    assert metrics["test_top1"] == pytest.approx(0.98222223)  # the fraction stays the record
+    columns = ui.results_view("quick")["selectedColumns"]
+    metrics = [c for c in columns if c.startswith("metrics.")]
+    # MLflow sorts the metric columns by name: test top-1 in per cent must sort first
+    assert sorted(metrics)[0] == metrics[0] == "metrics.`acc_test_pct`"
+    assert "metrics.`test_top1`" not in columns

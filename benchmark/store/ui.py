@@ -27,13 +27,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmark.store.tracking import Tracker
+from benchmark.store.tracking import PERCENT_METRICS, Tracker
 
 VIEW_KEY = "drkd-bench-results"
 MLFLOW_TESTED = "3."  # the view-state format below was checked against MLflow 3.x's web app
 KIND_TAG = "mlflow.experimentKind"
 VIEW_TAG = "mlflow.sharedViewState."
-COLUMNS = ["test_top1", "val_top1", "test_ece", "val_ece", "test_nll", "epoch_seconds"]
+#: The results columns: final top-1 and ECE in per cent (the metrics a finished run logs for
+#: reading; MLflow prints values as stored), test top-1 first, then NLL and seconds per epoch.
+COLUMNS = list(PERCENT_METRICS.values()) + ["test_nll", "epoch_seconds"]
 GROUP = ["variant", "arch", "dataset"]  # the variant first: a group row's label names it
 
 
