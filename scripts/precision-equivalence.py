@@ -95,12 +95,11 @@ def main(results: Path, out: Path) -> None:
     for arm, epochs in arms(results).items():
         committed = parts / f"{arm}.csv.gz"
         if committed.is_file():  # a store resumed elsewhere (grid --done-in): never lose a part
-            import pandas as pd
-
+            # a cell both hold was retrained on purpose (the digits mlp runs again, to keep
+            # their per-image correctness): the store's run replaces the part's
             done = load.epochs_from_csv(committed)
-            new = epochs[~epochs["cell_hash"].isin(
-                set(done.loc[done["status"] == "FINISHED", "cell_hash"]))]
-            epochs = pd.concat([done, new], ignore_index=True)
+            done = done[~done["cell_hash"].isin(set(epochs["cell_hash"]))]
+            epochs = pd.concat([done, epochs], ignore_index=True)
         epochs.to_csv(committed, index=False)
         runs_by_arm[arm] = load.runs_from_epochs(epochs)
     for part in sorted(parts.glob("*.csv.gz")):  # arms run on an earlier machine, committed
