@@ -97,6 +97,20 @@ def test_study_prunes_continues_and_never_reads_the_test_split(cfg_path, results
     assert note.startswith("Optuna study digits/mlp/") and "drkd-bench ui" in note
     assert f"The grid uses trial {best.number}, the best complete trial." in note
     assert parent.data.tags["chosen_trial"] == str(best.number)
+    # ... as links: the study and its chosen trial in optuna-dashboard, as drkd-bench ui serves
+    study = load(results)
+    page = f"http://127.0.0.1:8080/dashboard/studies/{study._study_id}"
+    assert f"[{page}]({page})" in note
+    assert f"[trial {best.number}]({page}/trials?numbers={best.number})" in note
+    # and each trial's note in optuna-dashboard (Markdown) links to its MLflow run
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    for t in study.trials:
+        run_id = t.user_attrs["mlflow_run_id"]
+        body = get_note_from_system_attrs(attrs, t._trial_id)["body"]
+        assert (f"[{run_id}](http://127.0.0.1:5000/drkd-bench/open#/experiments/"
+                f"{exp.experiment_id}/runs/{run_id}?workflowType=machine_learning)") in body
     assert parents[0].data.metrics["best_val_top1"] == pytest.approx(best.value)
     assert parents[0].data.metrics["best_temperature"] == pytest.approx(  # 6 digits stored
         best.params["temperature"], rel=1e-5)

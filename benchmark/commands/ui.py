@@ -20,10 +20,16 @@ def add(sub) -> argparse.ArgumentParser:
                                    "variant (tuning runs filtered out). When "
                                    "optuna-dashboard is installed (pip install -e '.[ui]') and "
                                    "there are studies, it starts that too. Ctrl-C stops both.")
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5000, help="MLflow UI port (0: a free one)")
-    p.add_argument("--dashboard-port", type=int, default=8080,
-                   help="optuna-dashboard port (0: a free one)")
+    from benchmark.store.ui import DEFAULT_DASHBOARD_PORT, DEFAULT_HOST, DEFAULT_PORT
+
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help=f"address to serve on (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"MLflow UI port (default {DEFAULT_PORT}, where the links studies write "
+                        "point; 0: a free one)")
+    p.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT,
+                   help=f"optuna-dashboard port (default {DEFAULT_DASHBOARD_PORT}; 0: a free "
+                        "one)")
     p.add_argument("--storage", help="Optuna storage (default: RESULTS/optuna.journal)")
     p.add_argument("--all-runs", action="store_true",
                    help="print the URL of the table of every training run (failed ones "

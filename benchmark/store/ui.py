@@ -155,6 +155,27 @@ def mlflow_url(host: str, port: int, experiment_id: str, view: str = VIEW_KEY) -
             f"workflowType=machine_learning&viewStateShareKey={view}")
 
 
+#: Where ``drkd-bench ui`` serves by default (``--host``, ``--port``, ``--dashboard-port``): the
+#: links a study writes for people (a trial's note, the study run's description) point there.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+DEFAULT_DASHBOARD_PORT = 8080
+
+
+def run_link(experiment_id: str, run_id: str, host: str = DEFAULT_HOST,
+             port: int = DEFAULT_PORT) -> str:
+    """One run's page in the MLflow UI as ``drkd-bench ui`` serves it (training view)."""
+    return (f"http://{host}:{port}{OPEN_PATH}#/experiments/{experiment_id}/runs/{run_id}"
+            "?workflowType=machine_learning")
+
+
+def dashboard_link(study_id: int, trial: int | None = None, host: str = DEFAULT_HOST,
+                   port: int = DEFAULT_DASHBOARD_PORT) -> str:
+    """A study's page (or one trial's) in optuna-dashboard as ``drkd-bench ui`` serves it."""
+    page = f"http://{host}:{port}/dashboard/studies/{study_id}"
+    return page + (f"/trials?numbers={trial}" if trial is not None else "")
+
+
 def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: int = 0,
           dashboard_port: int = 0, say=print, note=print, view: str = VIEW_KEY) -> None:
     """Start the servers, ``say`` where they are (one URL: the runs table in ``view``; the

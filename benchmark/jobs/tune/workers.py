@@ -54,6 +54,7 @@ def run_study(study_def: Study, *, trials: int, timeout: float | None, storage: 
                         **study_def.tags}, {**spec.flat_params()}, parent)
         if run_id:
             trial.set_user_attr("mlflow_run_id", run_id)
+            link_trial(trial, tracker.experiment_id, run_id)
         import os
         import socket
 
@@ -157,6 +158,20 @@ def describe_study(study: optuna.Study, study_def: Study, storage: str) -> None:
 
 
 
+def link_trial(trial: optuna.Trial, experiment_id: str, run_id: str) -> None:
+    """The trial's note in optuna-dashboard (Markdown, which it renders; its user attributes are
+    plain text): a link to the trial's MLflow run where ``drkd-bench ui`` serves it by default.
+    Without optuna-dashboard installed there is nothing to show it, and no note is written."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:
+        return
+    from benchmark.store.ui import DEFAULT_PORT, run_link
+
+    save_note(trial, f"MLflow run of this trial: [{run_id}]({run_link(experiment_id, run_id)}) "
+                     f"(the MLflow UI of `drkd-bench ui`, port {DEFAULT_PORT} by default)")
+
+
 def sampler_seed(name: str, seed: int, worker: int = 0) -> int:
     """The sampler's seed: ``--seed`` and the worker, mixed with the study's name so that two
     studies never propose the same first trials (stable across processes, unlike ``hash``)."""
@@ -240,6 +255,8 @@ def describe_run(tracker: Tracker, run_id: str, study: optuna.Study, summary: st
     """The study's MLflow run says what the study did and which trial the grid uses (the
     re-scored choice, else the best complete trial), with that trial's metrics beside Optuna's
     winner's, and where to see every trial."""
+    from benchmark.store.ui import dashboard_link
+
     best = best_trial(study)
     made = study.user_attrs.get("choice") or {}
     used = made.get("trial", best.number if best is not None else None)
@@ -247,8 +264,11 @@ def describe_run(tracker: Tracker, run_id: str, study: optuna.Study, summary: st
              (chosen + "." if chosen else
               f"The grid uses trial {used}, the best complete trial." if used is not None
               else "No trial completed."),
-             "Every trial: the child runs below (a pruned trial ends KILLED), or `drkd-bench ui`, "
-             "which opens optuna-dashboard on this study's storage.",
+             "Every trial: the child runs below (a pruned trial ends KILLED), or this study in "
+             f"optuna-dashboard, [{dashboard_link(study._study_id)}]"
+             f"({dashboard_link(study._study_id)}) as `drkd-bench ui` serves it by default"
+             + (f" (the chosen trial: [trial {used}]({dashboard_link(study._study_id, used)}))"
+                if used is not None else "") + ".",
              f"Rule: {choice.RULE}"]
     tracker.set_tags(run_id, {"mlflow.note.content": "\n\n".join(lines),
                               **({"chosen_trial": str(used)} if used is not None else {})})
