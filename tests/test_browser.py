@@ -71,6 +71,12 @@ def test_a_run_opened_from_the_runs_table_shows_the_training_view(served):
     # width); from drkd-bench's URL it stays closed, its button still there to open it
     assert 'data-component-id="mlflow.assistant.chat_panel.close"' in dom(base, tmp / "fresh-2")
     assert "mlflow.assistant.chat_panel" not in table
+    # the group label ("Group: variant: ce, arch: mlp, dataset: digits") fits its column: the
+    # run-name column at the view's width (MLflow's default cut it to "Group: variant: ...")
+    name = re.search(r'<div[^>]*role="columnheader"[^>]*col-id="attributes.`Run Name`"[^>]*>',
+                     table).group(0)
+    assert f"width: {ui.NAME_WIDTH}px" in name
+    assert "Group: variant: ce, arch: mlp, dataset: digits" in table
     # the view opens on one grid's runs (grids sharing a store never pool under one label)
     assert "and tags.grid = &#39;tiny&#39;" in table or "and tags.grid = 'tiny'" in table
     page = dom(run_page, tmp / "user")
