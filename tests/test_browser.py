@@ -77,6 +77,10 @@ def test_a_run_opened_from_the_runs_table_shows_the_training_view(served):
                      table).group(0)
     assert f"width: {ui.NAME_WIDTH}px" in name
     assert "Group: variant: ce, arch: mlp, dataset: digits" in table
+    # the experiment's description, as shown (its first line; the rest folds away), links to
+    # the grid's report: report runs are filtered out of the view, so this is the way in
+    first = re.search(r"<p>drkd-bench results\..*?</p>", table).group(0)
+    assert f'href="#/experiments/1/runs/{runs["report"]}/artifacts/report.html' in first
     # the view opens on one grid's runs (grids sharing a store never pool under one label)
     assert "and tags.grid = &#39;tiny&#39;" in table or "and tags.grid = 'tiny'" in table
     page = dom(run_page, tmp / "user")

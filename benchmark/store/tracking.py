@@ -302,12 +302,13 @@ class Tracker:
         way in from the experiment."""
         reports = sorted(self.runs("tags.kind = 'report'"),
                          key=lambda r: r.data.tags.get("grid", ""))
-        lines = ["drkd-bench results. Each grid's report (tables and figures in one page):", ""]
-        lines += [f"- [{r.data.tags.get('grid', '?')}](#/experiments/{self.experiment_id}/runs/"
-                  f"{r.info.run_id}/artifacts/report.html?workflowType=machine_learning)"
-                  for r in reports]
+        # one line: MLflow shows a description's first line and folds the rest away
+        links = " · ".join(f"[{r.data.tags.get('grid', '?')}](#/experiments/{self.experiment_id}"
+                           f"/runs/{r.info.run_id}/artifacts/report.html?"
+                           "workflowType=machine_learning)" for r in reports)
+        text = f"drkd-bench results. Each grid's report (tables and figures in one page): {links}"
         retry(lambda: self.client.set_experiment_tag(self.experiment_id, "mlflow.note.content",
-                                                     "\n".join(lines)))
+                                                     text))
 
     def _log_report(self, run_id: str, folder: Path) -> None:
         """The report's files as the run's artifacts (report.html, tables, figures; not its
