@@ -2,7 +2,9 @@
 epochs (paired by seed, Holm within the task, TOST at +-0.25 points), on validation top-1 (what
 decides a task's budget) and on test top-1 (reported beside it), and the mean per rung.
 
-    python scripts/ladder5.py [PARTS...]   (default: results/published/fifth-edition/ladder/parts)
+    python scripts/ladder5.py [--figures DIR] [PARTS...]
+        (default parts: results/published/fifth-edition/ladder/parts; --figures: also draw
+        DIR/ladder.png and .pdf, each rung's mean validation and test top-1 and the budget named)
 """
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from analysis import load, stats
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(paths: list[Path]) -> str:
+def main(paths: list[Path], figures: Path | None = None) -> str:
     epochs = pd.concat([load.epochs_from_csv(p) for p in paths], ignore_index=True)
     done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
     runs = load.runs_from_epochs(done)
@@ -30,13 +32,21 @@ def main(paths: list[Path]) -> str:
     means = (runs.groupby(["dataset", "arch", "variant"])[["final_val_top1", "final_test_top1"]]
              .agg(["mean", "std", "count"]).mul([100, 100, 1, 100, 100, 1]).round(2))
     out += ["## Mean, SD (points) and runs per rung", "", means.to_string(), ""]
+    budgets = stats.ladder_budgets(runs, "final_val_top1", analysis, 100.0)
     out += ["## The budget each task's rule names (validation decides)", "",
-            stats.ladder_budgets(runs, "final_val_top1", analysis, 100.0).to_string(index=False),
-            ""]
+            budgets.to_string(index=False), ""]
+    if figures is not None:
+        from analysis import plots
+
+        plots.ladder(runs, budgets, figures)
     return "\n".join(out)
 
 
 if __name__ == "__main__":
-    given = [Path(a) for a in sys.argv[1:]]
+    args = sys.argv[1:]
+    figures = None
+    if args[:1] == ["--figures"]:
+        figures, args = Path(args[1]), args[2:]
+    given = [Path(a) for a in args]
     parts = given or sorted((ROOT / "results/published/fifth-edition/ladder/parts").glob("*.gz"))
-    print(main(parts))
+    print(main(parts, figures))

@@ -336,3 +336,36 @@ def test_the_budget_figure_has_a_panel_per_task_and_a_point_per_budget(tmp_path)
     assert plots.overlaps(fig) == []
     paths = plots.budget(pd.DataFrame(rows), tmp_path, 0.5)
     assert paths[0].name == "answer_budget.png" and paths[0].stat().st_size > 1000
+
+
+def test_the_ladder_figure_draws_each_rungs_mean_and_the_budget_the_rule_names(tmp_path):
+    """Two tasks, 3 seeds a rung: each rung's mean over seeds (in per cent) for validation and
+    test, a t-interval over the seeds, the seeds counted in the title, a line at the named
+    budget; at most 3,000 px tall, no two legend entries alike, nothing over a title."""
+    import itertools
+
+    rows = []
+    for (task, arch), e, seed in itertools.product((("digits:clean", "mlp"),
+                                                    ("digits:sym40", "cnn8")),
+                                                   (30, 60, 120), (0, 1, 2)):
+        rows.append({"dataset": task, "arch": arch, "epochs": e, "seed": seed,
+                     "final_val_top1": 0.5 + e / 1000 + seed / 100,
+                     "final_test_top1": 0.9 - e / 1000})
+    runs = pd.DataFrame(rows)
+    budgets = pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "budget": 60},
+                            {"dataset": "digits:sym40", "arch": "cnn8", "budget": "none"}])
+    fig = plots.ladder_figure(runs, budgets)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["digits:clean / mlp (3 seeds a rung)",
+                                                 "digits:sym40 / cnn8 (3 seeds a rung)"]
+    val = [line for line in panels[0].get_lines() if line.get_marker() == "o"][0]
+    assert list(val.get_xdata()) == [30, 60, 120]
+    assert np.allclose(val.get_ydata(), [100 * (0.5 + e / 1000 + 0.01) for e in (30, 60, 120)])
+    budget_lines = [line for ax in panels for line in ax.get_lines()
+                    if line.get_linestyle() == ":"]
+    assert len(budget_lines) == 1 and list(budget_lines[0].get_xdata()) == [60, 60]
+    assert fig.get_size_inches()[1] * plots.DPI <= 3000 and plots.overlaps(fig) == []
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(set(texts)) == len(texts) == 3
+    paths = plots.ladder(runs, budgets, tmp_path)
+    assert paths[0].name == "ladder.png" and paths[0].stat().st_size > 1000

@@ -7,7 +7,7 @@ regenerated file identical.
 
 Modules: ``style`` (sizes, colours, markers, legends, saving), one module per figure family
 (``forest``, ``accuracy``, ``curves``, ``cost``, ``lattice``, ``landscape``, ``aggregate``,
-``budget``) and
+``budget``, ``ladder``) and
 ``layout`` (the overlap check the tests use).
 """
 
@@ -17,6 +17,7 @@ from .budget import budget, budget_figure
 from .cost import COST_WINDOW, cost, cost_figure
 from .curves import curves, curves_figure
 from .forest import forest, forest_figure, tuned, tuned_figure
+from .ladder import ladder, ladder_figure
 from .landscape import landscape, landscape_figure
 from .lattice import lattice, lattice_figure
 from .layout import overlaps
@@ -69,6 +70,8 @@ __all__ = [
     "facets",
     "forest",
     "forest_figure",
+    "ladder",
+    "ladder_figure",
     "landscape",
     "landscape_figure",
     "lattice",
