@@ -55,7 +55,7 @@ def ladder_figure(runs: pd.DataFrame, budgets: pd.DataFrame, scale: float = 100.
         ax.set_xticks(rungs, [str(int(e)) for e in rungs])
         ax.minorticks_off()
         n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
-        ax.set_title(f"{d} / {a} ({n} seeds a rung)")
+        ax.set_title(f"{d} / {a} ({n} seed{'' if n == '1' else 's'} a rung)")
         ax.set_xlabel("epochs (each rung its own cosine schedule)")
         ax.set_ylabel("top-1 (%)")
     for ax in axes.ravel()[len(tasks):]:
