@@ -1,0 +1,58 @@
+"""The compute a results store holds, per task: the wall-clock seconds of its runs (start to end,
+one thread each) by kind (tuning trials, their teachers, re-scores, grid cells), their count, and
+the chips, precisions and memory formats they ran with. A run's wall time is its core time only
+when nothing else shared its core: runs that shared two cores with other jobs overstate it.
+
+    python scripts/store-compute.py RESULTS [RESULTS ...]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def runs(results: Path) -> pd.DataFrame:
+    from benchmark.store import location, tracking
+
+    t = tracking.Tracker(location.default_uri(results), results=results)
+    rows = []
+    for r in t.runs(""):
+        tags, info = r.data.tags, r.info
+        if not info.end_time or tags.get("kind") in (None, "report", "superseded"):
+            continue
+        rows.append({"task": f"{tags.get('dataset', '?')}/{tags.get('arch', '?')}",
+                     "kind": tags["kind"], "status": info.status,
+                     "seconds": (info.end_time - info.start_time) / 1000.0,
+                     "chip": f"{tags.get('cpu_vendor', '')} {tags.get('cpu', '')}".strip(),
+                     "capability": tags.get("cpu_capability", ""),
+                     "precision": r.data.params.get("train.precision", ""),
+                     "memory_format": tags.get("memory_format", ""), "store": results.name})
+    return pd.DataFrame(rows)
+
+
+def main(folders: list[Path]) -> str:
+    frame = pd.concat([runs(f) for f in folders], ignore_index=True)
+    table = (frame.pivot_table(index="task", columns="kind", values="seconds", aggfunc="sum",
+                               fill_value=0.0) / 3600).round(3)
+    # a study's run spans its trials and its re-scores (whose own runs are their summaries):
+    # the total counts the studies, the grid's cells and the teachers, not the trials again
+    parts = [k for k in ("study", "train", "tuning-teacher") if k in table]
+    table["total core-hours"] = table[parts].sum(axis=1).round(3)
+    frame = frame[frame["kind"] != "study"]
+    counts = frame.groupby("task").size().rename("runs")
+    out = [f"Stores: {', '.join(str(f) for f in folders)}", "",
+           "Core-hours (run wall time, one thread a run) per task and kind of run:", "",
+           table.join(counts).to_string(), "",
+           f"All tasks: {table['total core-hours'].sum():.2f} core-hours in {len(frame)} runs.",
+           "", "Chips, precision and memory format (runs):", "",
+           frame.groupby(["chip", "capability", "precision", "memory_format"]).size()
+           .rename("runs").to_string(), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    print(main([Path(a) for a in sys.argv[1:]]))
