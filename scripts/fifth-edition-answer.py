@@ -164,14 +164,8 @@ def _since_fourth(st: pd.DataFrame, fourth: Path) -> list[str]:
             f"{len(both)} comparisons, its protocol and seeds): {len(changed)} changed: {said}."]
 
 
-def write_readme(readme: Path = ROOT / "README.md") -> None:
-    text = readme.read_text()
-    head, rest = text.split(BEGIN)
-    readme.write_text(head + BEGIN + answer() + END + rest.split(END, 1)[1])
-
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["--readme"]:
-        write_readme()
+        _FOURTH["write_block"](ROOT / "README.md", answer())
     else:
         print(answer(Path(sys.argv[1]) if len(sys.argv) > 1 else EDITION), end="")

@@ -3,10 +3,11 @@ tables/equal_compute.csv, tables/aggregate.csv): every claim is a verdict of its
 (the headline: Holm over every tuned-against-tuned comparison of the edition; the field: the
 rest), with its interval over seeds and test images, fragile verdicts marked, the aggregate with
 its intervals.
-README.md carries this text between its `answer:begin` and `answer:end` marks; a test rebuilds it
-from the tables and compares.
+docs/results.md carries this text between its `answer-4:begin` and `answer-4:end` marks (README
+held it until the fifth edition's answer took its place); a test rebuilds it from the tables and
+compares.
 Usage: python scripts/paper-question-answer.py [EDITION-FOLDER]   (prints it)
-       python scripts/paper-question-answer.py --readme           (writes it into README.md)"""
+       python scripts/paper-question-answer.py --docs             (writes it into docs/results.md)"""
 from __future__ import annotations
 
 import sys
@@ -202,16 +203,22 @@ def _tally(rows: list, always: tuple[str, ...] = ()) -> str:
 
 
 BEGIN, END = "<!-- answer:begin -->\n", "<!-- answer:end -->"
+#: Where this (the fourth) edition's answer lives since the fifth's took README's place.
+DOCS = EDITION.parents[2] / "docs" / "results.md"
+DOCS_BEGIN, DOCS_END = "<!-- answer-4:begin -->\n", "<!-- answer-4:end -->"
 
 
-def write_readme(readme: Path = EDITION.parents[2] / "README.md") -> None:
-    text = readme.read_text()
-    head, rest = text.split(BEGIN)
-    readme.write_text(head + BEGIN + answer() + END + rest.split(END, 1)[1])
+def write_block(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace what ``path`` holds between its ``begin`` and ``end`` marks with ``text``."""
+    whole = path.read_text()
+    head, rest = whole.split(begin)
+    path.write_text(head + begin + text + end + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--readme"]:
-        write_readme()
+    if sys.argv[1:] == ["--docs"]:
+        write_block(DOCS, answer(), DOCS_BEGIN, DOCS_END)
+    elif sys.argv[1:] == ["--readme"]:
+        write_block(EDITION.parents[2] / "README.md", answer())
     else:
         print(answer(Path(sys.argv[1]) if len(sys.argv) > 1 else EDITION), end="")

@@ -140,6 +140,19 @@ def test_readme_answer_is_the_fourth_editions_tables_in_words():
     assert len([line for line in block.splitlines() if line.strip()]) <= 10
 
 
+def test_docs_carry_the_fourth_editions_answer_rebuilt_from_its_tables():
+    """docs/results.md keeps the fourth edition's answer (README's until the fifth edition's
+    took its place): scripts/paper-question-answer.py on the committed tables, unchanged."""
+    import runpy
+
+    root = RESULTS.parents[1]
+    script = runpy.run_path(str(root / "scripts" / "paper-question-answer.py"))
+    text = (root / "docs" / "results.md").read_text()
+    begin, end = script["DOCS_BEGIN"], script["DOCS_END"]
+    assert text.count(begin) == 1 and text.count(end) == 1
+    assert text.split(begin)[1].split(end)[0] == script["answer"](RESULTS / "paper-question")
+
+
 def test_a_rebuild_compares_tables_at_their_declared_precision(tmp_path):
     """A p-value that differs in its 10th digit (the last places differ between chips) is the
     same table; one that differs in its 4th significant digit, or a point difference in its
