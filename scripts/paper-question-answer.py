@@ -7,7 +7,8 @@ docs/results.md carries this text between its `answer-4:begin` and `answer-4:end
 held it until the fifth edition's answer took its place); a test rebuilds it from the tables and
 compares.
 Usage: python scripts/paper-question-answer.py [EDITION-FOLDER]   (prints it)
-       python scripts/paper-question-answer.py --docs             (writes it into docs/results.md)"""
+       python scripts/paper-question-answer.py --docs    (writes it into docs/results.md)
+       python scripts/paper-question-answer.py --readme  (writes it into README.md)"""
 from __future__ import annotations
 
 import sys
