@@ -92,9 +92,10 @@ def answer(edition: Path = EDITION, fourth: Path = FOURTH, ladder: Path = LADDER
             conv.append(f"{_task_name(b.dataset, b.arch)} {CONDITIONS[b.dataset.split(':')[1]]} "
                         f"{int(d.epochs)}→{int(d.epochs_double)} *{d.verdict}* "
                         f"{_num(d.mean_diff)} [{_num(d.ci_low_total)}, {_num(d.ci_high_total)}]")
-    lines.append("* **Converged**: CE's validation top-1 from the budget to twice it: "
-                 + "; ".join(conv) + " (the ladder's table and figure: "
-                 "`results/published/fifth-edition/ladder-folds/`).")
+    lines.append("* **The budgets**: CE's validation top-1 from each budget to twice it: "
+                 + "; ".join(conv) + " (under noise the budget is where validation peaks, and "
+                 "CE falls after it as it memorises wrong labels; the ladder's table and "
+                 "figure: `results/published/fifth-edition/ladder-folds/`).")
     heads = {(c, src): (_rows(st, c, f"drkd-{src}-tuned", "ce-tuned"),
                         _rows(st, c, f"drkd-{src}-tuned", f"tfkd-self-{src}-tuned"))
              for c in CONDITIONS for src in ("online", "pretrained")}
