@@ -30,6 +30,8 @@ def dom(url: str, profile) -> str:
     calls, as one user's browser does)."""
     out = subprocess.run([BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu",
                           "--disable-dev-shm-usage", "--virtual-time-budget=30000",
+                          "--window-size=1400,900",  # a laptop's screen: the table's columns
+                          # render only where they are visible
                           f"--user-data-dir={profile}", "--dump-dom", url],
                          capture_output=True, text=True, timeout=300)
     return out.stdout
@@ -83,6 +85,7 @@ def test_a_run_opened_from_the_runs_table_shows_the_training_view(served):
     assert f'href="#/experiments/1/runs/{runs["report"]}/artifacts/report.html' in first
     # the view opens on one grid's runs (grids sharing a store never pool under one label)
     assert "and tags.grid = &#39;tiny&#39;" in table or "and tags.grid = 'tiny'" in table
+    assert 'role="columnheader"' in table and 'col-id="tags.`grid`"' in table  # its column
     page = dom(run_page, tmp / "user")
     assert "Model metrics" in page and "Evaluation" not in page
 
