@@ -285,3 +285,21 @@ def test_a_finished_run_shows_its_results_in_per_cent_test_top1_first(results, t
     # MLflow sorts the metric columns by name: test top-1 in per cent must sort first
     assert sorted(metrics)[0] == metrics[0] == "metrics.`acc_test_pct`"
     assert "metrics.`test_top1`" not in columns
+
+
+def test_the_view_shows_per_cent_for_runs_older_than_the_per_cent_metrics(results):
+    """A store whose runs finished before the per-cent metrics existed: installing the view
+    logs them from each finished run's final fractions, once."""
+    t = tracking.Tracker(location.default_uri(results), results=results)
+    rid = t.new_run("digits/mlp/ce/seed0", {"kind": "train", "grid": "old", "seed": "0"},
+                    {"train.epochs": 30})
+    t.log_epochs(rid, [{"epoch": 30, "test_top1": 0.9733, "val_top1": 0.95, "test_ece": 0.02,
+                        "val_ece": 0.03}])
+    t.set_status(rid, "FINISHED")
+    unfinished = t.new_run("digits/mlp/ce/seed1", {"kind": "train", "grid": "old", "seed": "1"})
+    t.log_epochs(unfinished, [{"epoch": 3, "test_top1": 0.5}])
+    ui.install_view(t, "old")
+    metrics = t.client.get_run(rid).data.metrics
+    assert metrics["acc_test_pct"] == 97.3 and metrics["ece_val_pct"] == 3.0
+    assert "acc_test_pct" not in t.client.get_run(unfinished).data.metrics
+    assert t.backfill_percent() == 0  # once

@@ -269,6 +269,21 @@ class Tracker:
             self.log_percent(run_id, history[-1])
         retry(lambda: self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED)))
 
+    def backfill_percent(self) -> int:
+        """Finished training runs from before the per-cent metrics existed get them from their
+        final fractions (the results view shows those columns); returns how many."""
+        done = 0
+        for r in self.runs("tags.kind = 'train' and attributes.status = 'FINISHED'"):
+            metrics = r.data.metrics
+            if "test_top1" in metrics and PERCENT_METRICS["test_top1"] not in metrics:
+                try:  # the step: the run's last epoch, as a new run logs it
+                    epoch = int(float(r.data.params.get("train.epochs", 0)))
+                except ValueError:
+                    epoch = 0
+                self.log_percent(r.info.run_id, {**metrics, "epoch": epoch})
+                done += 1
+        return done
+
     def log_percent(self, run_id: str, final: dict) -> None:
         """The final epoch's fractions again in per cent, one decimal, named by
         :data:`PERCENT_METRICS` (the results view's columns: MLflow prints a metric as stored,

@@ -111,6 +111,7 @@ def install_view(tracker: Tracker, grid: str | None = None) -> str:
         print(f"drkd-bench ui: the results view was tested with MLflow {MLFLOW_TESTED}x, this "
               f"is {mlflow.__version__}; it may open unfiltered", file=sys.stderr)
     client = tracker.client
+    tracker.backfill_percent()  # a store older than the per-cent columns shows them too
     client.set_experiment_tag(tracker.experiment_id, KIND_TAG, "custom_model_development")
     client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + VIEW_KEY,
                               json.dumps(results_view(), sort_keys=True))
