@@ -185,3 +185,52 @@ def test_the_fourth_editions_choice_table_has_each_reference_trials_fresh_mean()
     table = tables.tuning_table(epochs[epochs["kind"].isin(["trial", "rescore"])])
     assert len(table) == 40 and table["reference_rescored"].notna().all()
     assert (table["reference_trial"].astype(str).str.split(".").str[0] == "0").all()
+
+
+def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_path):
+    """scripts/fifth-edition-answer.py on a small edition written here: each task's budget and
+    its doubling, every headline verdict with the interval it uses, the answer along the budget
+    and against the fourth edition's verdict on the same comparison, in at most 10 lines."""
+    import runpy
+
+    script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "fifth-edition-answer.py"))
+    edition, fourth, ladder = tmp_path / "e5", tmp_path / "e4", tmp_path / "ladder"
+    for folder in (edition / "tables", fourth / "tables", ladder):
+        folder.mkdir(parents=True)
+    row = {"dataset": "digits:clean", "arch": "mlp", "setting": "tuned", "n_pairs": 20,
+           "mean_diff": -0.31, "ci_low_total": -0.62, "ci_high_total": 0.004,
+           "verdict": "inconclusive", "fragile": False, "family": "headline",
+           "test_bound": "paired images", "mde_holm": 0.72}
+    rows = [{**row, "variant": "drkd-online-tuned", "baseline": "ce-tuned"},
+            {**row, "variant": "drkd-online-tuned", "baseline": "tfkd-self-online-tuned",
+             "mean_diff": 0.1, "ci_low_total": -0.2, "ci_high_total": 0.4,
+             "verdict": "equivalent", "fragile": True},
+            {**row, "variant": "lsr", "baseline": "ce", "setting": "reference",
+             "family": "field"}]
+    pd.DataFrame(rows).to_csv(edition / "tables" / "statistics.csv", index=False)
+    pd.DataFrame([{**rows[0], "verdict": "worse"}]).to_csv(fourth / "tables" / "statistics.csv",
+                                                           index=False)
+    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "first_equivalent_or_worse": 120,
+                   "peak_rung": 480, "budget": 120, "largest_rung": 480}]).to_csv(
+        ladder / "ladder_budgets.csv", index=False)
+    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "epochs": 120,
+                   "epochs_double": 240, "mean_diff": -0.02, "ci_low_total": -0.2,
+                   "ci_high_total": 0.16, "verdict": "equivalent",
+                   "metric": "final_val_top1"}]).to_csv(ladder / "ladder.csv", index=False)
+    pd.DataFrame([{"epochs": e, "dataset": "digits:clean", "arch": "mlp",
+                   "variant": "drkd-online-tuned", "baseline": "ce-tuned", "mean_diff": d,
+                   "verdict": v} for e, d, v in ((30, -1.5, "worse"),
+                                                 (120, -0.31, "inconclusive"))]).to_csv(
+        edition / "tables" / "answer_by_budget.csv", index=False)
+    text = script["answer"](edition, fourth, ladder)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) <= 10
+    assert "epochs: digits `mlp` clean 120" in lines[0] and "20 seeds" in lines[0]
+    assert "*headline* (2 comparisons" in lines[0] and "clean 0.72–0.72" in lines[0]
+    assert "120→240 *equivalent* −0.02 [−0.20, +0.16]" in text
+    assert ("tuned DR-KD − tuned CE: *inconclusive* on digits `mlp` −0.31 [−0.62, +0.00]. "
+            "Against tuned Tf-KD self: *equivalent, fragile* on digits `mlp` +0.10 "
+            "[−0.20, +0.40]") in text
+    assert "changes along the ladder in 1 of 1 comparisons" in text
+    assert "30 *worse* −1.50, 120 *inconclusive* −0.31" in text
+    assert "1 changed: digits `mlp` clean drkd-online − ce *worse* → *inconclusive*" in text
