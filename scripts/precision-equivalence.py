@@ -81,8 +81,8 @@ def figure(table: pd.DataFrame, path: Path) -> None:
                             for r in table.itertuples()])
     ax.invert_yaxis()
     ax.set_xlabel("final test top-1: arm − fp32 contiguous (points, 95% CI, paired by seed)")
-    ax.set_title(f"Precision and memory format against fp32 contiguous (shaded: ±{MARGIN} "
-                 "points); colour = verdict (Holm over the study)")
+    ax.set_title(f"Each arm against fp32 contiguous (shaded: ±{MARGIN} points; colour: "
+                 "verdict, Holm over the study)")
     style.save(fig, path.parent, path.stem)
 
 
