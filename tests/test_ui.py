@@ -287,9 +287,20 @@ def test_a_finished_run_shows_its_results_in_per_cent_test_top1_first(results, t
     assert "metrics.`test_top1`" not in columns
 
 
-def test_the_view_shows_per_cent_for_runs_older_than_the_per_cent_metrics(results):
-    """A store whose runs finished before the per-cent metrics existed: installing the view
-    logs them from each finished run's final fractions, once."""
+def test_the_view_shows_per_cent_for_runs_older_than_the_per_cent_metrics(results,
+                                                                          monkeypatch):
+    """A store whose runs finished before the per-cent metrics existed: ``ui`` logs them from
+    each finished run's final fractions, once (a grid's own runs log them as they finish, so
+    a grid's end does not scan the store)."""
+    class Exited:  # a server that stops at once: serve() returns after its first lines
+        pid = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(ui, "_start", lambda argv, env=None: Exited())
+    monkeypatch.setattr(ui, "_stop", lambda proc: None)
+    monkeypatch.setattr(ui, "wait_until_up", lambda url, proc: None)
     t = tracking.Tracker(location.default_uri(results), results=results)
     rid = t.new_run("digits/mlp/ce/seed0", {"kind": "train", "grid": "old", "seed": "0"},
                     {"train.epochs": 30})
@@ -298,7 +309,9 @@ def test_the_view_shows_per_cent_for_runs_older_than_the_per_cent_metrics(result
     t.set_status(rid, "FINISHED")
     unfinished = t.new_run("digits/mlp/ce/seed1", {"kind": "train", "grid": "old", "seed": "1"})
     t.log_epochs(unfinished, [{"epoch": 3, "test_top1": 0.5}])
-    ui.install_view(t, "old")
+    ui.install_view(t, "old")  # what a grid's end does: no scan
+    assert "acc_test_pct" not in t.client.get_run(rid).data.metrics
+    ui.serve(t, None, port=5998, say=lambda line: None, note=lambda line: None)
     metrics = t.client.get_run(rid).data.metrics
     assert metrics["acc_test_pct"] == 97.3 and metrics["ece_val_pct"] == 3.0
     assert "acc_test_pct" not in t.client.get_run(unfinished).data.metrics

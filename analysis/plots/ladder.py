@@ -45,7 +45,7 @@ def ladder_figure(runs: pd.DataFrame, budgets: pd.DataFrame, scale: float = 100.
             ax.errorbar(s.index, mean, yerr=half, color=colour, marker=marker, ms=3.5, ls=ls,
                         lw=1.0, capsize=2)
         budget = named.get((d, a))
-        if isinstance(budget, (int, np.integer)) or str(budget).isdigit():
+        if str(budget).isdigit():  # a rung, not "none"
             ax.axvline(int(budget), color="0.3", lw=0.9, ls=":", zorder=0)
             ax.annotate(f"budget {int(budget)}", (int(budget), 0.0),
                         xycoords=("data", "axes fraction"), xytext=(3, 4),

@@ -111,7 +111,6 @@ def install_view(tracker: Tracker, grid: str | None = None) -> str:
         print(f"drkd-bench ui: the results view was tested with MLflow {MLFLOW_TESTED}x, this "
               f"is {mlflow.__version__}; it may open unfiltered", file=sys.stderr)
     client = tracker.client
-    tracker.backfill_percent()  # a store older than the per-cent columns shows them too
     client.set_experiment_tag(tracker.experiment_id, KIND_TAG, "custom_model_development")
     client.set_experiment_tag(tracker.experiment_id, VIEW_TAG + VIEW_KEY,
                               json.dumps(results_view(), sort_keys=True))
@@ -199,6 +198,7 @@ def serve(tracker: Tracker, storage: str | None, host: str = "127.0.0.1", port: 
     dashboard's on a second line when it runs), serve until interrupted, then stop them.
     Progress and notices go to ``note``. The results view opens on the newest grid's runs."""
     grid = newest_grid(tracker)
+    tracker.backfill_percent()  # a store older than the per-cent columns shows them too
     key = install_view(tracker, grid)
     if view == VIEW_KEY:
         view = key

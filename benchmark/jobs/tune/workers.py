@@ -260,13 +260,13 @@ def describe_run(tracker: Tracker, run_id: str, study: optuna.Study, summary: st
     best = best_trial(study)
     made = study.user_attrs.get("choice") or {}
     used = made.get("trial", best.number if best is not None else None)
+    page = dashboard_link(study._study_id)
     lines = [f"Optuna study {study.study_name}. {summary}.",
              (chosen + "." if chosen else
               f"The grid uses trial {used}, the best complete trial." if used is not None
               else "No trial completed."),
              "Every trial: the child runs below (a pruned trial ends KILLED), or this study in "
-             f"optuna-dashboard, [{dashboard_link(study._study_id)}]"
-             f"({dashboard_link(study._study_id)}) as `drkd-bench ui` serves it by default"
+             f"optuna-dashboard, [{page}]({page}) as `drkd-bench ui` serves it by default"
              + (f" (the chosen trial: [trial {used}]({dashboard_link(study._study_id, used)}))"
                 if used is not None else "") + ".",
              f"Rule: {choice.RULE}"]
