@@ -504,6 +504,19 @@ def test_seeds_needed_where_scipys_noncentral_t_gives_nan():
     assert stats.seeds_needed(1.0, 20.0) == 2
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0, 40), st.integers(1, 60), st.floats(0, 30), st.floats(0.1, 10))
+def test_power_integrand_is_scipys_distributions_float_for_float(x, df, d, c):
+    """The quadrature's integrand, written with scipy's special functions (the distribution
+    objects' argument checks made the report's powers take seconds), is
+    ``chi.pdf(x, df) * (norm.cdf(d - c x) + norm.cdf(-d - c x))`` to the last bits of the log
+    (where the density underflows towards 1e-300 the sums' order moves half an ulp)."""
+    from analysis.stats.power import _power_integrand
+
+    want = sps.chi.pdf(x, df) * (sps.norm.cdf(d - c * x) + sps.norm.cdf(-d - c * x))
+    assert _power_integrand(x, df, d, c) == pytest.approx(want, rel=1e-12, abs=0)
+
+
 @pytest.mark.parametrize("n,family", [(2, 1), (3, 12), (5, 36), (10, 100), (30, 500)])
 def test_mde_is_the_effect_whose_power_is_80_per_cent_at_holms_level(n, family):
     """statsmodels' solve_power returned roots with power far from 80% at few seeds and strict
