@@ -28,6 +28,25 @@ ENVIRONMENT_TAGS = ("device", "threads", "python", "platform", "cpu", "cpu_vendo
 LEGACY_COLUMNS = {"rectification_rate": "diag_rectified", "teacher_train_acc": "diag_teacher_top1"}
 
 
+def _local_artifact(artifact_uri: str | None, name: str) -> Path | None:
+    """The artifact ``name`` read in place where the run's artifacts lie in a local folder that
+    holds it (a ``file:`` URI or a plain path), else None (then MLflow downloads it: a copy per
+    run cost 24 ms, a 5,000-run edition two minutes)."""
+    from urllib.parse import unquote, urlparse
+
+    if not artifact_uri:
+        return None
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        folder = Path(unquote(parsed.path))
+    elif not parsed.scheme or len(parsed.scheme) == 1:  # a bare path (or a Windows drive)
+        folder = Path(artifact_uri)
+    else:
+        return None
+    path = folder / name
+    return path if path.is_file() else None
+
+
 def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFrame:
     """Every run of ``experiment`` in the store at ``uri``; finished runs with their per-epoch
     history (from the run's ``metrics.json`` artifact), other runs as one row without epochs."""
@@ -61,9 +80,10 @@ def epochs_from_tracking(uri: str, experiment: str = "drkd-bench") -> pd.DataFra
             history = []
             if run.info.status == "FINISHED" and base["kind"] == "train":
                 try:
-                    path = mlflow.artifacts.download_artifacts(
-                        run_id=run.info.run_id, artifact_path="metrics.json",
-                        dst_path=tmp, tracking_uri=uri)
+                    path = _local_artifact(run.info.artifact_uri, "metrics.json") or \
+                        mlflow.artifacts.download_artifacts(
+                            run_id=run.info.run_id, artifact_path="metrics.json",
+                            dst_path=tmp, tracking_uri=uri)
                     history = json.loads(Path(path).read_text())
                 except Exception:  # noqa: BLE001 - a run without its history is still listed
                     history = []
