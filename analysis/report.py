@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import aggregate, load, plots, stats, tables, webpage
 from .folders import of_grid
+from .plots.drawing import Drawing, Drawn
 
 PROTOCOL = """## Protocol and statistics
 
@@ -66,19 +67,26 @@ AGGREGATE_CAPTION = ("Score = final-epoch test top-1 − the baseline's (column 
 @dataclass
 class Page:
     """What the report's README shows: figures (embedded) and tables (linked), each with its
-    caption, in the order they were written."""
+    caption, in the order they were written (a figure drawn in a child process takes its place
+    when added and its paths when :meth:`resolve` waits for it)."""
 
     figures: list[tuple[str, str]] = field(default_factory=list)
     tables: list[tuple[str, str]] = field(default_factory=list)
     forests: list[tuple[str, str]] = field(default_factory=list)
+    pending: list[tuple] = field(default_factory=list)
 
-    def add(self, paths: list[Path], what: str, root: Path, forest: bool = False) -> None:
-        for p in paths:
-            rel = str(p.relative_to(root))
-            if p.suffix == ".png":
-                (self.forests if forest else self.figures).append((rel, what))
-            elif p.suffix == ".md":
-                self.tables.append((rel, what))
+    def add(self, paths: list[Path] | Drawn, what: str, root: Path, forest: bool = False) -> None:
+        self.pending.append((paths, what, root, forest))
+
+    def resolve(self) -> None:
+        for paths, what, root, forest in self.pending:
+            for p in paths.paths() if isinstance(paths, Drawn) else paths:
+                rel = str(p.relative_to(root))
+                if p.suffix == ".png":
+                    (self.forests if forest else self.figures).append((rel, what))
+                elif p.suffix == ".md":
+                    self.tables.append((rel, what))
+        self.pending.clear()
 
 
 def from_tracking(uri: str, out: Path, analysis: stats.Analysis = stats.Analysis(),
@@ -144,6 +152,12 @@ def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs",
 
 
 def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Analysis) -> None:
+    with Drawing() as draw:  # figures drawn side by side, one process per core
+        _write(epochs, tmp, source, analysis, draw)
+
+
+def _write(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Analysis,
+           draw: Drawing) -> None:
     train = epochs[epochs["kind"] == "train"] if "kind" in epochs else epochs
     finished = train[train["status"] == "FINISHED"] if len(train) else train
     runs = load.runs_from_epochs(finished)
@@ -167,7 +181,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
     every_run = runs
     if len(runs):  # the lattice's many fixed points have their own table and heat-map
         runs = runs[~runs["variant"].map(stats.is_lattice)]
-    add(plots.tuned(st, fdir, analysis.margin, base),
+    add(draw(plots.tuned, st, fdir, analysis.margin, base),
         "Tuned against tuned, every task: each tuned variant's paired difference to each tuned "
         "baseline (a panel per baseline: tuned CE first, then a tuned rival of the same "
         "teacher), with the interval its verdict uses; marker = verdict; hollow = fragile; "
@@ -175,7 +189,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
         f"{analysis.margin:g}-point equivalence margin", forest=True)
     for d in datasets:
         for arch in sorted(runs.loc[runs["dataset"] == d, "arch"].unique()):
-            add(plots.forest(st, d, arch, fdir, analysis.margin, base),
+            add(draw(plots.forest, st, d, arch, fdir, analysis.margin, base),
                 f"{d} / {arch}: each variant's paired difference to {base} (95% CI), sorted; "
                 f"marker = verdict; shaded = the ±{analysis.margin:g}-point equivalence margin",
                 forest=True)
@@ -188,27 +202,27 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
                          caption=RANKING_CAPTION.format(n=analysis.bootstrap, base=base)),
             f"{d}: the variants ranked per architecture and setting, with each rank's 95% "
             f"interval, P(rank 1) (paired bootstrap over seeds) and P(> {base})")
-        add(plots.accuracy(runs, d, fdir),
+        add(draw(plots.accuracy, runs, d, fdir),
             f"{d}: final-epoch test top-1 per variant and architecture, 95% percentile-bootstrap "
             "interval over seeds")
         points = tables.cost_points(finished, runs, d, base)
         if not points.empty:
-            add(plots.cost(points, d, fdir, base),
+            add(draw(plots.cost, points, d, fdir, base),
                 f"{d}: accuracy against the images forwarded over a run (student and teacher "
                 f"models; top) and against the measured training seconds (bottom), relative to "
                 f"{base}; dashed: {base} at its epoch budgets")
         if not lat.empty:
-            add(plots.lattice(lat, d, fdir),
+            add(draw(plots.lattice, lat, d, fdir),
                 f"{d}: the rectification effect at identical (α, T) per teacher source "
                 "(paired difference, 95% CI; verdict named where not inconclusive)")
-        add(plots.curves(finished, d, fdir), f"{d}: test top-1 against epoch, mean over seeds "
-                                             "with a 95% percentile-bootstrap band")
+        add(draw(plots.curves, finished, d, fdir),
+            f"{d}: test top-1 against epoch, mean over seeds with a 95% percentile-bootstrap band")
         for column in sorted(c for c in finished.columns if c.startswith("diag_")):
             shown = finished[(finished["dataset"] == d) & finished[column].notna()]
             if len(shown):
                 name = column[len("diag_"):]
-                add(plots.curves(shown, d, fdir, column, f"{name.replace('_', ' ')} (%)",
-                                 f"diag_{name}"),
+                add(draw(plots.curves, shown, d, fdir, column,
+                         f"{name.replace('_', ' ')} (%)", f"diag_{name}"),
                     f"{d}: diagnostic `{name}` per epoch (mean over seeds, 95% bootstrap band), "
                     "for the variants that log it: " + _meaning(shown, name))
     if st is not None:
@@ -285,7 +299,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
             "and its mean on fresh seeds with the drop (the winner's curse)")
         add(tables.write(_trial_table(t), tdir, "tuning_trials", numeric=t),
             "Optuna trials: study, state, the searched hyperparameters, validation accuracy")
-        add(plots.landscape(t, fdir),
+        add(draw(plots.landscape, t, fdir),
             "Optuna: validation accuracy over each study's searched hyperparameters, a figure per "
             "task (finished trials coloured by it; pruned: grey ×, failed: red +, still running: "
             "hollow)")
@@ -295,7 +309,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
             methods = dict(zip(runs["variant"], runs["method"]))
             taus, curves = aggregate.profiles(runs, list(agg["variant"]), analysis)
             sources = dict(zip(runs["variant"], runs["teacher_source"].fillna("")))
-            add(plots.aggregate(agg, taus, curves, methods, fdir, base, sources),
+            add(draw(plots.aggregate, agg, taus, curves, methods, fdir, base, sources),
                 f"across {int(agg['tasks'].iloc[0])} tasks (dataset × condition × architecture): "
                 f"IQM of each variant's score − its baseline ({base}; {base}-tuned for a tuned "
                 "variant) standardised per task by the baseline's seed SD, its probability of "
@@ -313,6 +327,7 @@ def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Ana
                 "of improvement over that baseline and over Tf-KD self, 95% stratified-bootstrap "
                 "intervals (rliable's statistics, resampled here)")
     n_bad = len(tables.failures_table(train))
+    page.resolve()
     (tmp / "README.md").write_text(readme(page, every_run, everything, trials, source, n_bad,
                                           analysis))
 
