@@ -227,6 +227,7 @@ def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_pa
     assert len(lines) <= 10
     assert "epochs: digits `mlp` clean 120" in lines[0] and "20 seeds" in lines[0]
     assert "*headline* (2 comparisons" in lines[0] and "clean 0.72–0.72" in lines[0]
+    assert "the plan's target, 0.3 points, is missed by all 2 (by up to 0.42 points)" in lines[0]
     assert "120→240 *equivalent* −0.02 [−0.20, +0.16]" in text
     assert ("tuned DR-KD − tuned CE: *inconclusive* on digits `mlp` −0.31 [−0.62, +0.00]. "
             "Against tuned Tf-KD self: *equivalent, fragile* on digits `mlp` +0.10 "
