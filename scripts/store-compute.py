@@ -3,7 +3,13 @@ one thread each) by kind (tuning trials, their teachers, re-scores, grid cells),
 the chips, precisions and memory formats they ran with. A run's wall time is its core time only
 when nothing else shared its core: runs that shared two cores with other jobs overstate it.
 
-    python scripts/store-compute.py RESULTS [RESULTS ...]
+From an exported runs CSV (a published part, whose store is gone) it estimates each run's
+training time as its mean epoch time times its epochs (the rows `export --every K` kept stand
+for the others; start-up, evaluation outside the epochs and logging are left out), for the runs
+with epochs only: a part keeps no per-epoch rows of tuning trials, so their compute is not
+counted from a part.
+
+    python scripts/store-compute.py RESULTS|PART.csv.gz [RESULTS|PART.csv.gz ...]
 """
 from __future__ import annotations
 
@@ -32,8 +38,35 @@ def runs(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def runs_from_csv(path: Path) -> pd.DataFrame:
+    from analysis import load
+
+    epochs = load.epochs_from_csv(path, environment=True)
+    epochs = epochs[epochs["status"] == "FINISHED"]
+    rows = []
+    for _, g in epochs.groupby("run_id", sort=False):
+        first = g.iloc[0]
+        kind = first["kind"]
+        if kind in ("report", "superseded", "study", "trial", "rescore"):
+            continue
+        timed = g.dropna(subset=["epoch", "epoch_seconds"]) if "epoch_seconds" in g else g[:0]
+        seconds = float(timed["epoch_seconds"].mean() * timed["epoch"].max()) if len(timed) \
+            else 0.0
+        tag = {k: str(first.get(f"tag.{k}", "") or "")
+               for k in ("cpu_vendor", "cpu", "cpu_capability", "memory_format")}
+        rows.append({"task": f"{first['dataset']}/{first['arch']}",
+                     "kind": kind,
+                     "status": "FINISHED", "seconds": seconds,
+                     "chip": f"{tag['cpu_vendor']} {tag['cpu']}".strip(),
+                     "capability": tag["cpu_capability"],
+                     "precision": str(first.get("param.train.precision", "") or ""),
+                     "memory_format": tag["memory_format"], "store": path.name})
+    return pd.DataFrame(rows)
+
+
 def main(folders: list[Path]) -> str:
-    frame = pd.concat([runs(f) for f in folders], ignore_index=True)
+    frame = pd.concat([runs_from_csv(f) if f.is_file() else runs(f) for f in folders],
+                      ignore_index=True)
     table = (frame.pivot_table(index="task", columns="kind", values="seconds", aggfunc="sum",
                                fill_value=0.0) / 3600).round(3)
     # a study's run spans its trials and its re-scores (whose own runs are their summaries):
@@ -43,7 +76,8 @@ def main(folders: list[Path]) -> str:
     frame = frame[frame["kind"] != "study"]
     counts = frame.groupby("task").size().rename("runs")
     out = [f"Stores: {', '.join(str(f) for f in folders)}", "",
-           "Core-hours (run wall time, one thread a run) per task and kind of run:", "",
+           "Core-hours (a store's runs: wall time; a part's: mean epoch time × epochs; one "
+           "thread a run) per task and kind of run:", "",
            table.join(counts).to_string(), "",
            f"All tasks: {table['total core-hours'].sum():.2f} core-hours in {len(frame)} runs.",
            "", "Chips, precision and memory format (runs):", "",

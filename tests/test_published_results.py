@@ -235,3 +235,26 @@ def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_pa
     assert "changes along the ladder in 1 of 1 comparisons" in text
     assert "30 *worse* −1.50, 120 *inconclusive* −0.31" in text
     assert "1 changed: digits `mlp` clean drkd-online − ce *worse* → *inconclusive*" in text
+
+
+def test_compute_from_a_part_is_mean_epoch_time_times_epochs(tmp_path):
+    """scripts/store-compute.py on an exported part (its store gone): a run kept every 10th
+    epoch row of 30, 2 s and 4 s per epoch on the kept rows: 3 s × 30 epochs = 90 s; tuning
+    trials (no epochs in a part) are not counted; the chip and format come from the tags."""
+    import runpy
+
+    script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "store-compute.py"))
+    base = {"run_id": "a", "status": "FINISHED", "kind": "train", "cell_key": "k",
+            "cell_hash": "h", "dataset": "digits:clean", "arch": "mlp", "method": "ce",
+            "variant": "ce", "seed": 0, "tag.cpu_vendor": "AuthenticAMD", "tag.cpu": "AMD EPYC",
+            "tag.cpu_capability": "AVX512", "tag.memory_format": "contiguous",
+            "param.train.precision": "fp32"}
+    rows = [{**base, "epoch": 10, "epoch_seconds": 2.0},
+            {**base, "epoch": 30, "epoch_seconds": 4.0},
+            {**base, "run_id": "t", "kind": "trial", "val_top1": 0.9}]
+    part = tmp_path / "part.csv.gz"
+    pd.DataFrame(rows).to_csv(part, index=False)
+    frame = script["runs_from_csv"](part)
+    assert list(frame["seconds"]) == [90.0] and frame["chip"].iloc[0] == "AuthenticAMD AMD EPYC"
+    text = script["main"]([part])
+    assert "All tasks: 0.03 core-hours in 1 runs." in text and "contiguous" in text
