@@ -1,7 +1,8 @@
 """The fifth edition's answer against the training budget, from the exported runs of its rungs
 (each rung a grid trained and tuned at its own epochs, exported with 'drkd-bench export'):
 every tuned-against-tuned comparison at each budget, Holm within that budget's declared
-families, written as tables/answer_by_budget.csv and figures/answer_budget.png under OUT.
+families, written as tables/answer_by_budget.csv and figures/answer_budget.png under OUT (the fifth
+edition's: results/published/fifth-edition/budget, beside the report's own tables and figures).
 
     python scripts/answer-by-budget.py OUT PART.csv.gz [PART.csv.gz ...] [--config NAME]
 """

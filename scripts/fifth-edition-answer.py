@@ -1,9 +1,9 @@
 """The fifth edition's answer in words, from its committed tables only: tables/statistics.csv
 and tables/aggregate.csv of the edition (the comparison at each task's converged budget),
-tables/answer_by_budget.csv (the answer at every rung of the ladder, each rung tuned at its own
-budget), the ladder's ladder.csv and ladder_budgets.csv (the budgets), and the fourth edition's
-tables/statistics.csv (the 30-epoch answer it replaces). Every claim is a verdict of its declared
-family with the interval the verdict uses.
+budget/tables/answer_by_budget.csv (the answer at every rung of the ladder, each rung tuned at
+its own budget), the ladder's ladder.csv and ladder_budgets.csv (the budgets), and the fourth
+edition's tables/statistics.csv (the 30-epoch answer it replaces). Every claim is a verdict of
+its declared family with the interval the verdict uses.
 README.md carries this text between its `answer:begin` and `answer:end` marks; a test rebuilds it
 from the tables and compares.
 Usage: python scripts/fifth-edition-answer.py [EDITION-FOLDER]   (prints it)
@@ -130,7 +130,7 @@ def answer(edition: Path = EDITION, fourth: Path = FOURTH, ladder: Path = LADDER
 def _against_budget(edition: Path) -> list[str]:
     """One line: per task and condition, tuned DR-KD − tuned CE at every rung that has it, and
     how many of those comparisons change verdict along the ladder."""
-    path = edition / "tables" / "answer_by_budget.csv"
+    path = edition / "budget" / "tables" / "answer_by_budget.csv"
     if not path.is_file():
         return []
     frame = pd.read_csv(path)
@@ -149,8 +149,9 @@ def _against_budget(edition: Path) -> list[str]:
     if not parts:
         return []
     return [f"* **Against the budget** (tuned DR-KD − tuned CE, each rung tuned at its own "
-            f"budget, Holm within the rung; `figures/answer_budget.png`): the verdict changes "
-            f"along the ladder in {moved} of {total} comparisons; " + "; ".join(parts) + "."]
+            f"budget, Holm within the rung; `budget/figures/answer_budget.png`): the verdict "
+            f"changes along the ladder in {moved} of {total} comparisons; "
+            + "; ".join(parts) + "."]
 
 
 def _since_fourth(st: pd.DataFrame, fourth: Path) -> list[str]:

@@ -9,9 +9,11 @@ from analysis import load, precision, report
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
 EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field", RESULTS / "digits-field",
-            RESULTS / "fashion-mnist-power", RESULTS / "paper-question"]
+            RESULTS / "fashion-mnist-power", RESULTS / "paper-question",
+            RESULTS / "fifth-edition"]
 #: The config an edition's report was built with (``report --config``), where one was.
-REPORT_CONFIG = {"paper-question": "paper-question"}
+REPORT_CONFIG = {"paper-question": "paper-question",
+                 "fifth-edition": "paper-question-5-digits"}
 
 
 def _figure_names_only(fig, folder, name):
@@ -195,7 +197,7 @@ def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_pa
 
     script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "fifth-edition-answer.py"))
     edition, fourth, ladder = tmp_path / "e5", tmp_path / "e4", tmp_path / "ladder"
-    for folder in (edition / "tables", fourth / "tables", ladder):
+    for folder in (edition / "tables", edition / "budget" / "tables", fourth / "tables", ladder):
         folder.mkdir(parents=True)
     row = {"dataset": "digits:clean", "arch": "mlp", "setting": "tuned", "n_pairs": 20,
            "mean_diff": -0.31, "ci_low_total": -0.62, "ci_high_total": 0.004,
@@ -221,7 +223,7 @@ def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_pa
                    "variant": "drkd-online-tuned", "baseline": "ce-tuned", "mean_diff": d,
                    "verdict": v} for e, d, v in ((30, -1.5, "worse"),
                                                  (120, -0.31, "inconclusive"))]).to_csv(
-        edition / "tables" / "answer_by_budget.csv", index=False)
+        edition / "budget" / "tables" / "answer_by_budget.csv", index=False)
     text = script["answer"](edition, fourth, ladder)
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) <= 10
