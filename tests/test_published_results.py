@@ -126,20 +126,22 @@ def test_fourth_edition_tunes_on_disjoint_seeds_with_equal_budgets_and_reference
     assert agg.loc["drkd-online-tuned", "baseline"] == "ce-tuned"
 
 
-def test_readme_answer_is_the_fourth_editions_tables_in_words():
-    """README's answer is scripts/paper-question-answer.py run on the committed tables: every
-    number and verdict it states is one a reviewer finds in tables/statistics.csv,
-    equal_compute.csv or aggregate.csv of results/published/paper-question."""
+def test_readme_answer_is_the_fifth_editions_tables_in_words():
+    """README's answer is scripts/fifth-edition-answer.py run on the committed tables: every
+    number and verdict it states is one a reviewer finds in tables/statistics.csv of
+    results/published/fifth-edition, its budget/ tables, the ladder's tables or the fourth
+    edition's statistics; it names each task's converged budget."""
     import runpy
 
     root = RESULTS.parents[1]
-    script = runpy.run_path(str(root / "scripts" / "paper-question-answer.py"))
+    script = runpy.run_path(str(root / "scripts" / "fifth-edition-answer.py"))
     text = (root / "README.md").read_text()
     begin, end = script["BEGIN"], script["END"]
     assert text.count(begin) == 1 and text.count(end) == 1
     block = text.split(begin)[1].split(end)[0]
-    assert block == script["answer"](RESULTS / "paper-question")
+    assert block == script["answer"]()
     assert len([line for line in block.splitlines() if line.strip()]) <= 10
+    assert "trained to convergence" in block and "digits `mlp` clean 120" in block
 
 
 def test_docs_carry_the_fourth_editions_answer_rebuilt_from_its_tables():
