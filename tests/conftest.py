@@ -14,6 +14,16 @@ _processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _processes)))
 
 
+@pytest.fixture(autouse=True)
+def _no_busy_note(monkeypatch):
+    """The tests share a loaded machine on purpose (pytest-xdist): the commands' note about a
+    busy machine (tested on its own in test_gpus) would add a line to every output a test reads."""
+    from benchmark.commands import grid, tune
+
+    monkeypatch.setattr(grid, "busy_note", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tune, "busy_note", lambda *args, **kwargs: None)
+
+
 @pytest.fixture
 def results(tmp_path):
     """A fresh results folder (MLflow SQLite store, checkpoints, reports)."""

@@ -40,7 +40,18 @@ def test_cpu_runtime_keeps_one_worker_per_core_and_asks_ray_for_no_gpu(monkeypat
     rt = Runtime(device="cpu")
     assert rt.gpus() == [] and rt.gpu_share() == 0
     assert rt.worker_devices(2) == ["cpu", "cpu"]
-    assert rt.default_workers(1000) == max(1, os.cpu_count() or 1)
+    assert rt.default_workers(1000) == len(os.sched_getaffinity(0))
+
+
+def test_a_job_pinned_to_one_core_trains_one_thread(monkeypatch, tmp_path):
+    """Two jobs pinned to a core each (taskset) must not each take every core's thread: sized
+    from the machine's count, two 2-thread studies on 2 cores trained 30 times slower."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {1})
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    rt = Runtime(device="cpu")
+    assert rt.default_workers(1000) == 1
+    assert rt.for_workers(tmp_path, "sqlite:///x.db", 1).threads == 1
 
 
 def test_a_grid_worker_takes_its_device_from_the_slots():
@@ -59,3 +70,17 @@ def test_cells_per_gpu_without_a_gpu_is_one_line(tmp_path, capsys, monkeypatch):
     assert cli.main(["grid", "quick", "--results", str(tmp_path / "r"),
                      "--cells-per-gpu", "0"]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_a_job_starting_on_a_busy_machine_with_several_threads_a_process_says_so(monkeypatch):
+    from benchmark.store import runtime
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 1.0, 1.0))
+    note = runtime.busy_note(1)
+    assert note.startswith("note: the machine is busy (1-minute load 1.6 on 2 cores)")
+    assert "1 process(es) will run 2 threads" in note and "taskset" in note
+    assert runtime.busy_note(2) is None  # one thread a process: nothing to oversubscribe
+    assert runtime.busy_note(1, "cuda:0") is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 1.0, 1.0))
+    assert runtime.busy_note(1) is None

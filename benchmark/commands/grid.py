@@ -18,7 +18,7 @@ from benchmark.commands.common import (
     storage_default,
     task_flag,
 )
-from benchmark.store.runtime import start_worker_server
+from benchmark.store.runtime import busy_note, start_worker_server
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -85,14 +85,17 @@ def run(args) -> int:
     calibrated = None if args.workers else calibrated_workers(cells, rt)
     workers = args.workers or rt.default_workers(len(cells), calibrated)
     if calibrated == 1 and workers == 1:  # the calibration's split: one process, every thread
-        import os
+        from benchmark.store.runtime import cores
 
-        rt = dataclasses.replace(rt, threads=os.cpu_count() or 1)
+        rt = dataclasses.replace(rt, threads=cores())
         rt.apply()
     if workers > 1 and args.executor == "local":
         start_worker_server()
     runner.check_data(cells, rt.data_root)
     tracker = rt.tracker()
+    note = busy_note(workers, rt.device) if args.executor == "local" else None
+    if note:  # after every check of the input: a bad input's error stays its only line
+        print(note, file=sys.stderr)
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address,

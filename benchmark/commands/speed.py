@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -140,6 +139,7 @@ def _calibrate(args) -> int:
     from benchmark.jobs import speed
     from benchmark.jobs.speed import calibrate
     from benchmark.store import calibration
+    from benchmark.store.runtime import cores
 
     if args.batch < 1:
         raise UsageError("--batch must be >= 1")
@@ -158,14 +158,14 @@ def _calibrate(args) -> int:
     started = time.perf_counter()
     say = lambda s: print(f"  calibrating {s} ...", file=sys.stderr, flush=True)  # noqa: E731
     rows = calibrate.calibrate(shapes, args.batch, compile=args.compile is not None, say=say)
-    rows = calibrate.measure_splits(rows, os.cpu_count() or 1, say=say)
+    rows = calibrate.measure_splits(rows, cores(), say=say)
     kept = calibration.save({calibration.key(r["channels"], r["size"], r["arch"]): r
                              for r in rows})
     sig = calibration.signature()
     print(f"drkd-bench speed --calibrate: {sig['cpu_vendor']} {sig['cpu']} (torch CPU "
           f"capability {sig['cpu_capability']}; {sig['cpu_flags'] or 'no listed ISA flags'}), "
           f"1 thread, batch {args.batch} (smaller where a step would pass 0.5 s); step time in ms; "
-          f"workers: the split of the {os.cpu_count()} cores into processes x threads with the "
+          f"workers: the split of the {cores()} cores into processes x threads with the "
           "most images per second (the grid's default)")
     print(calibrate.table(rows))
     print(f"cached for this chip in {kept}" if kept else

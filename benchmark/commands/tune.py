@@ -3,6 +3,7 @@ split."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from benchmark.commands.common import (
     UsageError,
@@ -15,7 +16,7 @@ from benchmark.commands.common import (
     storage_default,
     task_flag,
 )
-from benchmark.store.runtime import start_worker_server
+from benchmark.store.runtime import busy_note, start_worker_server
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -107,6 +108,9 @@ def run(args) -> int:
     if "://" in storage:  # an RDB URL that cannot be opened fails before the store is touched
         tune.open_storage(storage, args.results)
     tracker = rt.tracker()
+    note = busy_note(args.workers or 1, rt.device) if args.executor == "local" else None
+    if note:  # after every check of the input: a bad input's error stays its only line
+        print(note, file=sys.stderr)
     timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
     tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,
              rt=rt, seed=args.seed, up_to=args.up_to,

@@ -7,6 +7,34 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
+def cores() -> int:
+    """The CPU cores this process may run on: its affinity (``taskset``, a container's cpuset),
+    not the machine's count. Two jobs pinned to one core each then train one thread each;
+    sized from the machine's count, each took every core's thread and, oversubscribed, the
+    OpenMP threads of two 2-thread studies on 2 cores trained 30 times slower (2.0 s a trial
+    against 60 s; PROVENANCE, fifth edition)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def busy_note(workers: int, device: str | None = None) -> str | None:
+    """One line when this job's processes will run several CPU threads each on a machine that
+    is already busy (1-minute load of at least one core): their OpenMP threads and the other
+    job's then outnumber the cores, and training slows many-fold. None otherwise."""
+    if str(device or "").startswith("cuda") or not hasattr(os, "getloadavg"):
+        return None
+    threads = cores() // max(1, workers)
+    load = os.getloadavg()[0]
+    if threads < 2 or load < 1.0:
+        return None
+    return (f"note: the machine is busy (1-minute load {load:.1f} on {cores()} cores) and each "
+            f"of this job's {workers} process(es) will run {threads} threads: threads beyond "
+            "the cores train many times slower (30x measured); pin each job to its own cores "
+            "(taskset -c 0 drkd-bench ...) or give --workers so each process runs one thread")
+
+
 @dataclass(frozen=True)
 class Runtime:
     """``results``: the folder for the store, checkpoints and reports; ``tracking_uri``: MLflow
@@ -55,7 +83,7 @@ class Runtime:
         (one thread each); ``cells_per_gpu`` per GPU."""
         gpus = self.gpus()
         per_device = len(gpus) * self.cells_per_gpu if gpus else \
-            (calibrated or os.cpu_count() or 1)
+            (calibrated or cores())
         return max(1, min(per_device, cells))
 
     def for_workers(self, results: Path | str, tracking_uri: str, workers: int) -> Runtime:
@@ -63,7 +91,7 @@ class Runtime:
         machine's CPU threads."""
         from benchmark.config.plugins import loaded
 
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, cores() // workers)
         return replace(self, results=str(results), tracking_uri=tracking_uri, threads=threads,
                        plugins=loaded())
 
