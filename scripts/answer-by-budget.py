@@ -1,8 +1,10 @@
 """The fifth edition's answer against the training budget, from the exported runs of its rungs
 (each rung a grid trained and tuned at its own epochs, exported with 'drkd-bench export'):
-every tuned-against-tuned comparison at each budget, Holm within that budget's declared
-families, written as tables/answer_by_budget.csv and figures/answer_budget.png under OUT (the fifth
-edition's: results/published/fifth-edition/budget, beside the report's own tables and figures).
+every tuned-against-tuned comparison at each budget, Holm within the declared families of the
+grid it came from (each PART one grid: the edition's comparisons keep its report's verdicts,
+a rung's are adjusted among themselves), written as tables/answer_by_budget.csv and
+figures/answer_budget.png under OUT (the fifth edition's: results/published/fifth-edition/budget,
+beside the report's own tables and figures).
 
     python scripts/answer-by-budget.py OUT PART.csv.gz [PART.csv.gz ...] [--config NAME]
 """
@@ -25,10 +27,13 @@ def main() -> None:
         from benchmark import config
 
         analysis = config.load_grid(args.config).analysis_settings()
-    epochs = pd.concat([load.epochs_from_csv(part, environment=False) for part in args.parts],
-                       ignore_index=True)
-    done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
-    frame = stats.by_budget(load.runs_from_epochs(done), "final_test_top1", analysis, 100.0)
+    runs = []
+    for part in args.parts:  # each part one grid: its comparisons keep the grid's own families
+        epochs = load.epochs_from_csv(part, environment=False)
+        done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
+        runs.append(load.runs_from_epochs(done).assign(part=part.name))
+    frame = stats.by_budget(pd.concat(runs, ignore_index=True), "final_test_top1", analysis,
+                            100.0, scope="part")
     if frame.empty:
         raise SystemExit("no tuned-against-tuned comparison in these parts")
     (args.out / "tables").mkdir(parents=True, exist_ok=True)

@@ -583,6 +583,39 @@ def test_the_answer_by_budget_compares_each_budget_on_its_own_runs():
     assert stats.by_budget(pd.DataFrame(rows).drop(columns="epochs"), "final_test_top1").empty
 
 
+def test_the_answer_by_budget_keeps_a_grids_own_families_when_scoped_by_grid():
+    """An edition's grid trains task a at 30 epochs and task b at 60; a rung trains a at 60.
+    Scoped by epochs, a@30 stands alone and b@60 shares Holm with the rung; scoped by grid, the
+    edition's two comparisons share Holm (as its report states them) and the rung's stands
+    alone, each row keeping the budget its runs trained."""
+    rows = []
+    for part, task, epochs, gain in (("edition", "a", 30, 1.0), ("edition", "b", 60, 2.0),
+                                     ("rung-60", "a", 60, 3.0)):
+        for seed in range(6):
+            base = 0.90 + 0.002 * seed
+            for variant, value in (("ce", base - 0.01), ("ce-tuned", base),
+                                   ("drkd-online-tuned", base + (gain + 0.1 * seed) / 100)):
+                rows.append({"dataset": "toy", "arch": task, "variant": variant,
+                             "method": variant.split("-")[0], "teacher_source": "", "part": part,
+                             "seed": seed, "epochs": epochs, "final_test_top1": value})
+    runs = pd.DataFrame(rows)
+    by_grid = stats.by_budget(runs, "final_test_top1", scale=100, scope="part")
+    by_epochs = stats.by_budget(runs, "final_test_top1", scale=100)
+    key = lambda f: {(r.arch, r.epochs): r for r in f.itertuples()}  # noqa: E731
+    g, e = key(by_grid), key(by_epochs)
+    assert set(g) == set(e) == {("a", 30), ("b", 60), ("a", 60)}
+    p_a30, p_b, p_rung = (g[k].p_value for k in (("a", 30), ("b", 60), ("a", 60)))
+    assert p_rung < p_b < p_a30  # larger gains, same spread
+    # by grid: Holm over the edition's two, the rung alone
+    assert g[("b", 60)].p_holm == pytest.approx(2 * p_b)
+    assert g[("a", 30)].p_holm == pytest.approx(max(2 * p_b, p_a30))
+    assert g[("a", 60)].p_holm == pytest.approx(p_rung)
+    # by epochs: a@30 alone, b@60 with the rung's a@60
+    assert e[("a", 30)].p_holm == pytest.approx(p_a30)
+    assert e[("b", 60)].p_holm == pytest.approx(max(2 * p_rung, p_b))
+    assert by_grid["epochs"].tolist() == sorted(by_grid["epochs"])
+
+
 def test_the_ladder_names_each_tasks_budget_by_the_declared_rule():
     """Clean: the first rung whose doubling is equivalent (within ±0.5 here) or worse. Noisy:
     the curve peaks at 60 and falls (memorising): 60, though its doubling is worse only later.
