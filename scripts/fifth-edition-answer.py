@@ -149,7 +149,8 @@ def _against_budget(edition: Path) -> list[str]:
     if not parts:
         return []
     return [f"* **Against the budget** (tuned DR-KD − tuned CE, each rung tuned at its own "
-            f"budget, Holm within the rung; `budget/figures/answer_budget.png`): the verdict "
+            f"budget, Holm within each rung's grid, the task's own budget with the edition's "
+            f"verdict; `budget/figures/answer_budget.png`): the verdict "
             f"changes along the ladder in {moved} of {total} comparisons; "
             + "; ".join(parts) + "."]
 
