@@ -54,6 +54,8 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    if args.executor == "local" and args.workers != 1 and not args.dry_run:
+        start_worker_server()  # its imports (torch, the training code) beside this process's
     from benchmark.jobs import grid, runner
 
     cfg = grid_config(args)
