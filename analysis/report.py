@@ -137,7 +137,8 @@ def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs",
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as tmp:
         tmp = Path(tmp)
-        _write_all(epochs, tmp, source, analysis)
+        with Drawing() as draw:  # figures drawn side by side, one process per core
+            _write_all(epochs, tmp, source, analysis, draw)
         webpage.write(tmp)  # report.html: the same report in one self-contained page
         written = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
         for sub in ("tables", "figures"):
@@ -151,13 +152,8 @@ def build(epochs: pd.DataFrame, out: Path, source: str = "tracked runs",
     return [out / rel for rel in written]
 
 
-def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Analysis) -> None:
-    with Drawing() as draw:  # figures drawn side by side, one process per core
-        _write(epochs, tmp, source, analysis, draw)
-
-
-def _write(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Analysis,
-           draw: Drawing) -> None:
+def _write_all(epochs: pd.DataFrame, tmp: Path, source: str, analysis: stats.Analysis,
+               draw: Drawing) -> None:
     train = epochs[epochs["kind"] == "train"] if "kind" in epochs else epochs
     finished = train[train["status"] == "FINISHED"] if len(train) else train
     runs = load.runs_from_epochs(finished)
