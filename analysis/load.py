@@ -158,30 +158,41 @@ def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: identity, final-epoch metrics (``final_*``), ``best_val_test_top1`` (the
     test accuracy at the epoch of best validation accuracy, first such epoch, among the epochs
     evaluated on the test split) and
-    ``best_test_top1`` (max over epochs of test accuracy: the papers' optimistic protocol)."""
+    ``best_test_top1`` (max over epochs of test accuracy: the papers' optimistic protocol).
+    Whole-frame operations, not a loop over runs (an edition's 1,460 runs took 20 s that way)."""
     if epochs.empty:
         return pd.DataFrame(columns=IDENTITY)
-    out = []
-    for _, g in epochs.groupby("run_id", sort=False):
-        g = g.sort_values("epoch")
-        first = g.iloc[0]
-        row = {c: first[c] for c in IDENTITY if c in g.columns}
-        timed = g[g["epoch"].notna()]
-        if len(timed):
-            last = timed.iloc[-1]
-            row["epochs"] = int(last["epoch"])
-            for c in g.columns:
-                if c not in IDENTITY and c != "epoch" and not c.startswith("param."):
-                    row[f"final_{c}"] = last[c]
-            # with the test split evaluated every k epochs (train.test_every), the selection is
-            # among the epochs that have a test value
-            scored = timed[timed["test_top1"].notna()] \
-                if "test_top1" in timed and timed["test_top1"].notna().any() else timed
-            if "val_top1" in scored and scored["val_top1"].notna().any():
-                best = scored.loc[scored["val_top1"].idxmax()]
-                row["best_val_epoch"] = int(best["epoch"])
-                row["best_val_test_top1"] = best.get("test_top1", np.nan)
-            if "test_top1" in timed:
-                row["best_test_top1"] = timed["test_top1"].max()
-        out.append(row)
-    return pd.DataFrame(out)
+    order = pd.unique(epochs["run_id"])
+    ordered = epochs.sort_values("epoch", kind="stable", na_position="last")
+    by_run = lambda frame: frame.set_index("run_id", drop=False).reindex(order)  # noqa: E731
+    first = by_run(ordered.drop_duplicates("run_id", keep="first"))
+    out = first[[c for c in IDENTITY if c in epochs.columns]].reset_index(drop=True)
+    timed = ordered[ordered["epoch"].notna()]
+    last = by_run(timed.drop_duplicates("run_id", keep="last"))
+    out["epochs"] = _ints(last["epoch"].to_numpy())
+    finals = [c for c in epochs.columns
+              if c not in IDENTITY and c != "epoch" and not c.startswith("param.")]
+    final = last[finals].reset_index(drop=True)
+    final.columns = [f"final_{c}" for c in finals]
+    out = pd.concat([out, final], axis=1)
+    if "val_top1" in timed:
+        scored = timed
+        if "test_top1" in timed:  # among the epochs that have a test value, where a run has any
+            tested = timed["test_top1"].notna()
+            scored = timed[tested | ~tested.groupby(timed["run_id"]).transform("any")]
+        scored = scored[scored["val_top1"].notna()]
+        best = scored.loc[scored.groupby("run_id", sort=False)["val_top1"].idxmax()]
+        best = by_run(best).reset_index(drop=True)
+        out["best_val_epoch"] = _ints(best["epoch"].to_numpy())
+        out["best_val_test_top1"] = best["test_top1"] if "test_top1" in best else np.nan
+    if "test_top1" in timed:
+        out["best_test_top1"] = timed.groupby("run_id", sort=False)["test_top1"].max() \
+            .reindex(order).to_numpy()
+    return out
+
+
+def _ints(values: np.ndarray) -> np.ndarray:
+    """Whole numbers as int64 where none is missing, else floats with NaN (as a frame built from
+    rows of Python ints, some absent, holds them)."""
+    values = values.astype(float)
+    return values.astype(np.int64) if not np.isnan(values).any() else values
