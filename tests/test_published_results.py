@@ -36,6 +36,7 @@ def test_committed_tables_are_what_report_from_the_committed_csv_builds(edition,
     from analysis import plots
 
     monkeypatch.setattr(plots.style, "save", _figure_names_only)
+    monkeypatch.setattr(plots.drawing, "cores", lambda: 1)  # nothing to draw: no child processes
     # the figures' bootstrap bands (thousands of small resamples) are not in any table
     monkeypatch.setattr(plots.style, "band", lambda values: (float(values.mean()),) * 2)
     csv = load.edition_csv(edition)

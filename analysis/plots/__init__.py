@@ -7,8 +7,9 @@ regenerated file identical.
 
 Modules: ``style`` (sizes, colours, markers, legends, saving), one module per figure family
 (``forest``, ``accuracy``, ``curves``, ``cost``, ``lattice``, ``landscape``, ``aggregate``,
-``budget``, ``ladder``) and
-``layout`` (the overlap check the tests use).
+``budget``, ``ladder``),
+``layout`` (the overlap check the tests use) and ``drawing`` (figures drawn side by side in
+forked processes).
 """
 
 from .accuracy import accuracy, accuracy_figure
