@@ -7,6 +7,7 @@ figures/answer_budget.png under OUT (the fifth edition's: results/published/fift
 beside the report's own tables and figures).
 
     python scripts/answer-by-budget.py OUT PART.csv.gz [PART.csv.gz ...] [--config NAME]
+        [--budgets LADDER/tables/ladder_budgets.csv]
 """
 import argparse
 from pathlib import Path
@@ -21,6 +22,8 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("parts", type=Path, nargs="+")
     p.add_argument("--config", help="the grid config whose analysis block declares the families")
+    p.add_argument("--budgets", type=Path, help="the ladder's ladder_budgets.csv: each task's "
+                   "converged budget, marked in the figure")
     args = p.parse_args()
     analysis = stats.Analysis()
     if args.config:
@@ -38,7 +41,12 @@ def main() -> None:
         raise SystemExit("no tuned-against-tuned comparison in these parts")
     (args.out / "tables").mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "tables" / "answer_by_budget.csv", index=False, float_format="%.10g")
-    plots.budget(frame, args.out / "figures", analysis.margin)
+    converged = None
+    if args.budgets:
+        table = pd.read_csv(args.budgets)
+        converged = {(d, a): int(b) for d, a, b in zip(table["dataset"], table["arch"],
+                                                      table["budget"]) if str(b).isdigit()}
+    plots.budget(frame, args.out / "figures", analysis.margin, converged)
     print(f"{len(frame)} comparisons at {frame['epochs'].nunique()} budgets written under "
           f"{args.out}")
 

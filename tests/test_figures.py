@@ -336,6 +336,12 @@ def test_the_budget_figure_has_a_panel_per_task_and_a_point_per_budget(tmp_path)
     assert plots.overlaps(fig) == []
     paths = plots.budget(pd.DataFrame(rows), tmp_path, 0.5)
     assert paths[0].name == "answer_budget.png" and paths[0].stat().st_size > 1000
+    marked = plots.budget_figure(pd.DataFrame(rows), 0.5, {("digits:clean", "mlp"): 120})
+    panels = [ax for ax in marked.axes if ax.get_visible()]
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["30", "60",
+                                                                    "120\n(its budget)"]
+    assert [t.get_text() for t in panels[1].get_xticklabels()] == ["30", "60", "120"]
+    assert plots.overlaps(marked) == []
 
 
 def test_the_ladder_figure_draws_each_rungs_mean_and_the_budget_the_rule_names(tmp_path):

@@ -17,11 +17,14 @@ from matplotlib.lines import Line2D  # noqa: E402
 from analysis import stats  # noqa: E402
 
 
-def budget_figure(frame: pd.DataFrame, margin: float):
+def budget_figure(frame: pd.DataFrame, margin: float,
+                  converged: dict[tuple[str, str], int] | None = None):
     """``frame``: :func:`analysis.stats.by_budget`'s rows. One panel per task (dataset ×
     condition × architecture), the budget in epochs on a log2 axis, one line per comparison
     (variant − baseline, offset a little sideways so intervals do not hide each other), the
-    verdict's interval as a bar and the verdict as the marker; shaded: ±margin."""
+    verdict's interval as a bar and the verdict as the marker; shaded: ±margin. ``converged``:
+    each task's budget by its ladder (converged, or under noise its peak), marked by a dotted
+    line and named under its tick."""
     theme()
     frame = stats.verdict_interval(frame)
     tasks = sorted({(d, a) for d, a in zip(frame["dataset"], frame["arch"])})
@@ -48,7 +51,11 @@ def budget_figure(frame: pd.DataFrame, margin: float):
                         zorder=3, ls="none")
         ax.set_xscale("log", base=2)
         budgets = sorted(g["epochs"].unique())
-        ax.set_xticks(budgets, [str(int(b)) for b in budgets])
+        mark = (converged or {}).get((d, a))
+        if mark in budgets:
+            ax.axvline(mark, color="0.5", lw=0.8, ls=":", zorder=1)
+        ax.set_xticks(budgets, [f"{int(b)}\n(its budget)" if b == mark else str(int(b))
+                                for b in budgets])
         ax.minorticks_off()
         ax.set_title(f"{d} / {a}")
         ax.set_xlabel("epochs (each budget tuned at its own)")
@@ -69,5 +76,6 @@ def _palette(n: int) -> list:
     return sns.color_palette("colorblind", max(n, 1))
 
 
-def budget(frame: pd.DataFrame, folder: Path, margin: float) -> list[Path]:
-    return style.save(budget_figure(frame, margin), folder, "answer_budget")
+def budget(frame: pd.DataFrame, folder: Path, margin: float,
+           converged: dict[tuple[str, str], int] | None = None) -> list[Path]:
+    return style.save(budget_figure(frame, margin, converged), folder, "answer_budget")
