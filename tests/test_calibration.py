@@ -93,6 +93,20 @@ def test_auto_resolves_from_the_calibration_and_the_hash_holds_what_it_resolved(
     assert calibrate.slower_bf16(cfg) == [
         "train.precision: bf16 for digits/mlp: this chip's calibration measured bf16 2.0x "
         "slower than fp32 (ratio 0.50); precision: auto would train fp32 here"]
+    # a command restricted to another task (--task) warns about none it does not run
+    two = tmp_path / "two.yaml"
+    two.write_text(yaml.safe_dump({
+        "name": "two", "seeds": [0], "datasets": {"digits": None}, "architectures": ["mlp"],
+        "conditions": {"clean": {}, "sym40": {"noise": {"kind": "symmetric", "rate": 0.4}}},
+        "train": {"epochs": 1}, "task_train": {"digits:sym40/mlp": {"precision": "bf16"}},
+        "methods": ["ce"]}))
+    capsys.readouterr()
+    assert cli.main(["grid", str(two), "--task", "digits:clean/mlp", "--dry-run",
+                     "--results", str(results)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert cli.main(["grid", str(two), "--task", "digits:sym40/mlp", "--dry-run",
+                     "--results", str(results)]) == 0
+    assert "bf16 for digits:sym40/mlp" in capsys.readouterr().err
     # where bf16 measured faster, auto is bf16: another cell, another hash
     calibration.save({calibration.key(*DIGITS, "mlp"): _measured(bf16=5.0, bf16_cl=6.0)})
     auto = config.load_grid(_grid(tmp_path, "auto"))

@@ -298,7 +298,8 @@ def grid_config(args):
     """The grid config a running command (grid, tune) reads, after the check they share."""
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
-    return chip_settings(load_config(args))
+    # the chip's warnings name only the tasks this command runs (--task)
+    return chip_settings(select_tasks(load_config(args), getattr(args, "task", None) or []))
 
 
 def chip_settings(cfg):
