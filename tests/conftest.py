@@ -15,13 +15,11 @@ torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _processes)))
 
 
 @pytest.fixture(autouse=True)
-def _no_busy_note(monkeypatch):
-    """The tests share a loaded machine on purpose (pytest-xdist): the commands' note about a
-    busy machine (tested on its own in test_gpus) would add a line to every output a test reads."""
-    from benchmark.commands import grid, tune
-
-    monkeypatch.setattr(grid, "busy_note", lambda *args, **kwargs: None)
-    monkeypatch.setattr(tune, "busy_note", lambda *args, **kwargs: None)
+def _idle_machine(monkeypatch):
+    """Every test sees an idle machine (1-minute load 0): the tests share a loaded one on purpose
+    (pytest-xdist), and the commands' note about a busy machine would add a line to every
+    output a test reads. test_gpus sets a load of its own to test the note."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
 
 
 @pytest.fixture

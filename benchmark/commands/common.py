@@ -302,6 +302,16 @@ def grid_config(args):
     return chip_settings(select_tasks(load_config(args), getattr(args, "task", None) or []))
 
 
+def say_if_busy(workers: int, rt: Runtime, executor: str) -> None:
+    """The one-line note of :func:`benchmark.store.runtime.busy_note` for a local run, printed
+    after every check of the input (so a bad input's error stays its only line)."""
+    from benchmark.store.runtime import busy_note
+
+    note = busy_note(workers, rt.device) if executor == "local" else None
+    if note:
+        print(note, file=sys.stderr)
+
+
 def chip_settings(cfg):
     """``cfg`` with ``train.precision: auto`` resolved from this chip's calibration, after one
     warning line per task set to bf16 by hand where the chip measured bf16 slower."""

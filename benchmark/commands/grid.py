@@ -13,12 +13,12 @@ from benchmark.commands.common import (
     grid_config,
     os_error,
     runtime,
-    select_tasks,
+    say_if_busy,
     set_flag,
     storage_default,
     task_flag,
 )
-from benchmark.store.runtime import busy_note, start_worker_server
+from benchmark.store.runtime import start_worker_server
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -55,7 +55,9 @@ def add(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     if args.executor == "local" and args.workers != 1 and not args.dry_run:
-        start_worker_server()  # its imports (torch, the training code) beside this process's
+        # every run that may have several workers: the server's imports (torch, the training
+        # code) beside this process's own, from the start
+        start_worker_server()
     from benchmark.jobs import grid, runner
 
     cfg = grid_config(args)
@@ -64,7 +66,6 @@ def run(args) -> int:
             raise UsageError(f"--seeds {args.seeds}: give 1 to {len(cfg.seeds)} (the config's "
                              "seeds)")
         cfg = dataclasses.replace(cfg, seeds=cfg.seeds[:args.seeds])
-    cfg = select_tasks(cfg, args.task)
     cells = grid.expand(cfg, args.storage or storage_default(cfg, args.results))
     elsewhere = _done_in(args.done_in)
     if args.dry_run:
@@ -91,13 +92,9 @@ def run(args) -> int:
 
         rt = dataclasses.replace(rt, threads=cores())
         rt.apply()
-    if workers > 1 and args.executor == "local":
-        start_worker_server()
     runner.check_data(cells, rt.data_root)
     tracker = rt.tracker()
-    note = busy_note(workers, rt.device) if args.executor == "local" else None
-    if note:  # after every check of the input: a bad input's error stays its only line
-        print(note, file=sys.stderr)
+    say_if_busy(workers, rt, args.executor)
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address,

@@ -3,7 +3,6 @@ split."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from benchmark.commands.common import (
     UsageError,
@@ -11,12 +10,12 @@ from benchmark.commands.common import (
     executor_flags,
     grid_config,
     runtime,
-    select_tasks,
+    say_if_busy,
     set_flag,
     storage_default,
     task_flag,
 )
-from benchmark.store.runtime import busy_note, start_worker_server
+from benchmark.store.runtime import start_worker_server
 
 
 def add(sub) -> argparse.ArgumentParser:
@@ -95,7 +94,7 @@ def run(args) -> int:
         cfg = config.with_tune(cfg, given)
     from benchmark.jobs import runner, tune
 
-    defs = tune.studies(select_tasks(cfg, args.task), args.method)
+    defs = tune.studies(cfg, args.method)  # grid_config kept the --task tasks only
     storage = args.storage or storage_default(cfg, args.results)
     if args.show:
         for line in tune.show(defs, storage, args.results):
@@ -108,9 +107,7 @@ def run(args) -> int:
     if "://" in storage:  # an RDB URL that cannot be opened fails before the store is touched
         tune.open_storage(storage, args.results)
     tracker = rt.tracker()
-    note = busy_note(args.workers or 1, rt.device) if args.executor == "local" else None
-    if note:  # after every check of the input: a bad input's error stays its only line
-        print(note, file=sys.stderr)
+    say_if_busy(args.workers or 1, rt, args.executor)
     timeout = args.timeout if args.timeout is not None else cfg.tune.get("timeout")
     tune.run(defs, trials=trials, timeout=timeout, storage=storage, tracker=tracker,
              rt=rt, seed=args.seed, up_to=args.up_to,

@@ -25,11 +25,12 @@ def busy_note(workers: int, device: str | None = None) -> str | None:
     job's then outnumber the cores, and training slows many-fold. None otherwise."""
     if str(device or "").startswith("cuda") or not hasattr(os, "getloadavg"):
         return None
-    threads = cores() // max(1, workers)
+    n = cores()
+    threads = n // max(1, workers)
     load = os.getloadavg()[0]
     if threads < 2 or load < 1.0:
         return None
-    return (f"note: the machine is busy (1-minute load {load:.1f} on {cores()} cores) and each "
+    return (f"note: the machine is busy (1-minute load {load:.1f} on {n} cores) and each "
             f"of this job's {workers} process(es) will run {threads} threads: threads beyond "
             "the cores train many times slower (30x measured); pin each job to its own cores "
             "(taskset -c 0 drkd-bench ...) or give --workers so each process runs one thread")
