@@ -63,11 +63,13 @@ def answer(edition: Path = EDITION, fourth: Path = FOURTH, ladder: Path = LADDER
     reached = "; ".join(f"{CONDITIONS[c]} {m.min():.2f}–{m.max():.2f}"
                         for c, m in mde.items() if len(m))
     miss = drkd["mde_holm"] - TARGET
-    missed = (f"the plan's target, {TARGET:g} points, is missed by "
-              + (f"all {len(drkd)}" if (miss > 0).all() else f"{int((miss > 0).sum())} of "
-                 f"{len(drkd)}")
-              + f" (by up to {miss.max():.2f} points)" if (miss > 0).any()
-              else f"every one within the plan's target, {TARGET:g} points")
+    over = int((miss > 0).sum())
+    if over:
+        which = f"all {len(drkd)}" if over == len(drkd) else f"{over} of {len(drkd)}"
+        missed = (f"the plan's target, {TARGET:g} points, is missed by {which} (by up to "
+                  f"{miss.max():.2f} points)")
+    else:
+        missed = f"every one within the plan's target, {TARGET:g} points"
     head = drkd["family"].iloc[0]
     bounds = set(drkd["test_bound"])
     images = ("the test set's share measured from each run's per-image correctness"
