@@ -219,16 +219,24 @@ def test_a_finished_grid_cell_is_tagged_kind_train(results):
     assert t.finished(s.hash).data.tags["kind"] == "train"
 
 
-def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results):
-    class Exited:  # a server that stops at once: serve() returns after its first lines
-        pid = 0
+class _Exited:  # a server that stops at once: serve() returns after its first lines
+    pid = 0
 
-        def poll(self):
-            return 0
+    def poll(self):
+        return 0
 
-    monkeypatch.setattr(ui, "_start", lambda argv, env=None: Exited())
+
+@pytest.fixture
+def exited_servers(monkeypatch):
+    """``ui.serve``'s servers replaced by ones that stop at once, so it returns after its first
+    lines."""
+    monkeypatch.setattr(ui, "_start", lambda argv, env=None: _Exited())
     monkeypatch.setattr(ui, "_stop", lambda proc: None)
     monkeypatch.setattr(ui, "wait_until_up", lambda url, proc: None)
+
+
+def test_ui_says_why_the_dashboard_is_not_started(tmp_path, monkeypatch, results,
+                                                  exited_servers):
     monkeypatch.setattr(ui, "install_view", lambda tracker, grid=None: ui.VIEW_KEY)
     tracker = tracking.Tracker(location.default_uri(results), results=results)
     lines: list[str] = []
@@ -288,19 +296,10 @@ def test_a_finished_run_shows_its_results_in_per_cent_test_top1_first(results, t
 
 
 def test_the_view_shows_per_cent_for_runs_older_than_the_per_cent_metrics(results,
-                                                                          monkeypatch):
+                                                                          exited_servers):
     """A store whose runs finished before the per-cent metrics existed: ``ui`` logs them from
     each finished run's final fractions, once (a grid's own runs log them as they finish, so
     a grid's end does not scan the store)."""
-    class Exited:  # a server that stops at once: serve() returns after its first lines
-        pid = 0
-
-        def poll(self):
-            return 0
-
-    monkeypatch.setattr(ui, "_start", lambda argv, env=None: Exited())
-    monkeypatch.setattr(ui, "_stop", lambda proc: None)
-    monkeypatch.setattr(ui, "wait_until_up", lambda url, proc: None)
     t = tracking.Tracker(location.default_uri(results), results=results)
     rid = t.new_run("digits/mlp/ce/seed0", {"kind": "train", "grid": "old", "seed": "0"},
                     {"train.epochs": 30})
