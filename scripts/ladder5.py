@@ -6,7 +6,8 @@ decides a task's budget) and on test top-1 (reported beside it), and the mean pe
         (default parts: results/published/fifth-edition/ladder/parts; --figures: also draw
         DIR/ladder.png and .pdf, each rung's mean validation and test top-1 and the budget named;
         --tables: also write DIR/ladder.csv, every doubling on validation and test, and
-        DIR/ladder_budgets.csv, the budget each task's rule names)
+        DIR/ladder_budgets.csv, the budget each task's rule names, and DIR/ladder_means.csv, each
+        rung's mean validation and test top-1 in points and its runs)
 """
 import sys
 from pathlib import Path
@@ -48,6 +49,12 @@ def main(paths: list[Path], figures: Path | None = None, tables: Path | None = N
         pd.concat(doublings, ignore_index=True).to_csv(tables / "ladder.csv", index=False,
                                                        float_format="%.10g")
         budgets.to_csv(tables / "ladder_budgets.csv", index=False)
+        flat = runs.assign(epochs=runs["epochs"].astype(int))
+        (flat.groupby(["dataset", "arch", "epochs"], sort=True)
+         .agg(val_top1=("final_val_top1", "mean"), test_top1=("final_test_top1", "mean"),
+              runs=("final_test_top1", "size"))
+         .mul([100, 100, 1]).reset_index()
+         .to_csv(tables / "ladder_means.csv", index=False, float_format="%.10g"))
     return "\n".join(out)
 
 
