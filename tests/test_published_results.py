@@ -242,6 +242,60 @@ def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_pa
     assert "1 changed: digits `mlp` clean drkd-online − ce *worse* → *inconclusive*" in text
 
 
+def test_the_fifth_editions_answer_states_a_short_part_and_the_widest_familys_verdict(tmp_path):
+    """A part trained short of convergence (its own report in a sub-folder) joins the answer
+    with its budget and what CE's ladder still gains after it (peak 86.39 at 480 - 83.63 at 30 =
+    +2.76); where one family of every headline comparison (pooled/headline.csv) disagrees with a
+    part's own family, the wider family's verdict is the one stated."""
+    import runpy
+
+    script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "fifth-edition-answer.py"))
+    edition, fourth, ladder = tmp_path / "e5", tmp_path / "e4", tmp_path / "ladder"
+    short = edition / "fashion-mlp"
+    for folder in (edition / "tables", edition / "budget" / "tables", edition / "pooled",
+                   edition / "ladder" / "tables", short / "tables", fourth / "tables", ladder):
+        folder.mkdir(parents=True)
+    row = {"arch": "mlp", "setting": "tuned", "n_pairs": 20, "variant": "drkd-online-tuned",
+           "baseline": "ce-tuned", "fragile": False, "family": "headline",
+           "test_bound": "paired images", "mde_holm": 0.4}
+    digits = {**row, "dataset": "digits:clean", "mean_diff": -0.31, "ci_low_total": -0.62,
+              "ci_high_total": 0.004, "verdict": "inconclusive"}
+    fashion = {**row, "dataset": "fashion-mnist:clean", "mean_diff": 0.4, "ci_low_total": 0.1,
+               "ci_high_total": 0.7, "verdict": "better"}
+    pd.DataFrame([digits]).to_csv(edition / "tables" / "statistics.csv", index=False)
+    pd.DataFrame([fashion]).to_csv(short / "tables" / "statistics.csv", index=False)
+    pd.DataFrame([digits, {**fashion, "verdict": "inconclusive"}]).to_csv(
+        edition / "pooled" / "headline.csv", index=False)
+    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "first_equivalent_or_worse": 120,
+                   "peak_rung": 480, "budget": 120, "largest_rung": 480}]).to_csv(
+        ladder / "ladder_budgets.csv", index=False)
+    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "epochs": 120,
+                   "epochs_double": 240, "mean_diff": -0.02, "ci_low_total": -0.2,
+                   "ci_high_total": 0.16, "verdict": "equivalent",
+                   "metric": "final_val_top1"}]).to_csv(ladder / "ladder.csv", index=False)
+    pd.DataFrame([{"epochs": e, "dataset": "fashion-mnist:clean", "arch": "mlp",
+                   "test_top1": t, "val_top1": t} for e, t in ((30, 83.63), (60, 84.82),
+                                                               (480, 86.39))]).to_csv(
+        edition / "ladder" / "tables" / "ladder_means.csv", index=False)
+    pd.DataFrame([{"epochs": 30, "dataset": "fashion-mnist:clean", "arch": "mlp",
+                   "variant": "drkd-online-tuned", "baseline": "ce-tuned", "mean_diff": 0.4,
+                   "verdict": "better"}]).to_csv(
+        edition / "budget" / "tables" / "answer_by_budget.csv", index=False)
+    text = script["answer"](edition, fourth, ladder)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) <= 10
+    assert lines[0].startswith("2 tasks:")
+    assert ("1 tasks **short of convergence**" in lines[0]
+            and "Fashion `mlp` clean 30 (CE's ladder still gains +2.76 points of test top-1 by "
+                "480 epochs)" in lines[0])
+    assert "1 comparisons in the converged tasks' grid, 1 in the short part's" in lines[0]
+    assert ("In one family of all 2 headline comparisons 1 verdicts change, stated so below: "
+            "Fashion `mlp` clean drkd-online − ce *better* → *inconclusive*") in text
+    assert "*inconclusive* on digits `mlp` −0.31 [−0.62, +0.00] and Fashion `mlp` +0.40" in text
+    assert "*better*" not in text.split("stated so below")[1].split("\n", 1)[1]
+    assert "`mlp` is answered short of it, above: `cnn28s`'s answer is still the fourth" in text
+
+
 def test_compute_from_a_part_is_mean_epoch_time_times_epochs(tmp_path):
     """scripts/store-compute.py on an exported part (its store gone): a run kept every 10th
     epoch row of 30, 2 s and 4 s per epoch on the kept rows: 3 s × 30 epochs = 90 s; tuning
