@@ -64,15 +64,26 @@ def runs_from_csv(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def core_hours(frame: pd.DataFrame) -> pd.DataFrame:
+    """Hours per task and kind of run, and the total: the grid's cells, the tuning teachers and
+    the studies. A study's run spans its trials and its re-scores (whose own runs are their
+    summaries), one worker after another or several side by side (`tune --workers`): its wall
+    time is its core time with one worker, and its trials' own times add up to more than it
+    with several, so a study counts the larger of the two (with several workers that leaves out
+    the re-scores' trainings, which no run times)."""
+    table = (frame.pivot_table(index="task", columns="kind", values="seconds", aggfunc="sum",
+                               fill_value=0.0) / 3600)
+    studies = pd.concat([table.get(k, pd.Series(0.0, index=table.index))
+                         for k in ("study", "trial")], axis=1).max(axis=1)
+    rest = [k for k in ("train", "tuning-teacher") if k in table]
+    table["total core-hours"] = studies + table[rest].sum(axis=1)
+    return table.round(3)
+
+
 def main(folders: list[Path]) -> str:
     frame = pd.concat([runs_from_csv(f) if f.is_file() else runs(f) for f in folders],
                       ignore_index=True)
-    table = (frame.pivot_table(index="task", columns="kind", values="seconds", aggfunc="sum",
-                               fill_value=0.0) / 3600).round(3)
-    # a study's run spans its trials and its re-scores (whose own runs are their summaries):
-    # the total counts the studies, the grid's cells and the teachers, not the trials again
-    parts = [k for k in ("study", "train", "tuning-teacher") if k in table]
-    table["total core-hours"] = table[parts].sum(axis=1).round(3)
+    table = core_hours(frame)
     frame = frame[frame["kind"] != "study"]
     counts = frame.groupby("task").size().rename("runs")
     out = [f"Stores: {', '.join(str(f) for f in folders)}", "",

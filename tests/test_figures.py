@@ -342,6 +342,12 @@ def test_the_budget_figure_has_a_panel_per_task_and_a_point_per_budget(tmp_path)
                                                                     "120\n(its budget)"]
     assert [t.get_text() for t in panels[1].get_xticklabels()] == ["30", "60", "120"]
     assert plots.overlaps(marked) == []
+    # a task trained only below its ladder's budget (240), or whose ladder names none
+    short = plots.budget_figure(pd.DataFrame(rows), 0.5, {("digits:clean", "mlp"): 240,
+                                                          ("digits:sym40", "mlp"): None})
+    for panel in [ax for ax in short.axes if ax.get_visible()]:
+        assert [t.get_text() for t in panel.get_xticklabels()] == [
+            f"{e}\n(short of convergence)" for e in (30, 60, 120)]
 
 
 def test_the_ladder_figure_draws_each_rungs_mean_and_the_budget_the_rule_names(tmp_path):

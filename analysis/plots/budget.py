@@ -18,13 +18,14 @@ from analysis import stats  # noqa: E402
 
 
 def budget_figure(frame: pd.DataFrame, margin: float,
-                  converged: dict[tuple[str, str], int] | None = None):
+                  converged: dict[tuple[str, str], int | None] | None = None):
     """``frame``: :func:`analysis.stats.by_budget`'s rows. One panel per task (dataset ×
     condition × architecture), the budget in epochs on a log2 axis, one line per comparison
     (variant − baseline, offset a little sideways so intervals do not hide each other), the
     verdict's interval as a bar and the verdict as the marker; shaded: ±margin. ``converged``:
     each task's budget by its ladder (converged, or under noise its peak), marked by a dotted
-    line and named under its tick."""
+    line and named under its tick; a task trained only below it (or whose ladder names none:
+    None) has its budgets called short of convergence under their ticks."""
     theme()
     frame = stats.verdict_interval(frame)
     tasks = sorted({(d, a) for d, a in zip(frame["dataset"], frame["arch"])})
@@ -52,9 +53,12 @@ def budget_figure(frame: pd.DataFrame, margin: float,
         ax.set_xscale("log", base=2)
         budgets = sorted(g["epochs"].unique())
         mark = (converged or {}).get((d, a))
+        short = (d, a) in (converged or {}) and mark not in budgets  # never at its budget
         if mark in budgets:
             ax.axvline(mark, color="0.5", lw=0.8, ls=":", zorder=1)
-        ax.set_xticks(budgets, [f"{int(b)}\n(its budget)" if b == mark else str(int(b))
+        ax.set_xticks(budgets, [f"{int(b)}\n(its budget)" if b == mark else
+                                f"{int(b)}\n(short of convergence)"
+                                if short and (mark is None or b < mark) else str(int(b))
                                 for b in budgets])
         ax.minorticks_off()
         ax.set_title(f"{d} / {a}")
@@ -77,5 +81,5 @@ def _palette(n: int) -> list:
 
 
 def budget(frame: pd.DataFrame, folder: Path, margin: float,
-           converged: dict[tuple[str, str], int] | None = None) -> list[Path]:
+           converged: dict[tuple[str, str], int | None] | None = None) -> list[Path]:
     return style.save(budget_figure(frame, margin, converged), folder, "answer_budget")
