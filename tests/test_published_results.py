@@ -10,10 +10,11 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "published"
 #: Each published edition: a folder with its raw records (runs.csv) and the report built from it.
 EDITIONS = [RESULTS, RESULTS / "fashion-mnist-field", RESULTS / "digits-field",
             RESULTS / "fashion-mnist-power", RESULTS / "paper-question",
-            RESULTS / "fifth-edition"]
+            RESULTS / "fifth-edition", RESULTS / "fifth-edition" / "fashion-mlp"]
 #: The config an edition's report was built with (``report --config``), where one was.
 REPORT_CONFIG = {"paper-question": "paper-question",
-                 "fifth-edition": "paper-question-5-digits"}
+                 "fifth-edition": "paper-question-5-digits",
+                 "fashion-mlp": "paper-question-5-fashion-mlp"}
 
 
 def _figure_names_only(fig, folder, name):
@@ -192,6 +193,17 @@ def test_the_fourth_editions_choice_table_has_each_reference_trials_fresh_mean()
     assert (table["reference_trial"].astype(str).str.split(".").str[0] == "0").all()
 
 
+def _digits_mlp_ladder(ladder: Path) -> None:
+    """A ladder's two tables naming 120 epochs for clean digits `mlp` (120 -> 240 equivalent)."""
+    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "first_equivalent_or_worse": 120,
+                   "peak_rung": 480, "budget": 120, "largest_rung": 480}]).to_csv(
+        ladder / "ladder_budgets.csv", index=False)
+    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "epochs": 120,
+                   "epochs_double": 240, "mean_diff": -0.02, "ci_low_total": -0.2,
+                   "ci_high_total": 0.16, "verdict": "equivalent",
+                   "metric": "final_val_top1"}]).to_csv(ladder / "ladder.csv", index=False)
+
+
 def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_path):
     """scripts/fifth-edition-answer.py on a small edition written here: each task's budget and
     its doubling, every headline verdict with the interval it uses, the answer along the budget
@@ -215,13 +227,7 @@ def test_the_fifth_editions_answer_states_budgets_verdicts_and_what_moved(tmp_pa
     pd.DataFrame(rows).to_csv(edition / "tables" / "statistics.csv", index=False)
     pd.DataFrame([{**rows[0], "verdict": "worse"}]).to_csv(fourth / "tables" / "statistics.csv",
                                                            index=False)
-    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "first_equivalent_or_worse": 120,
-                   "peak_rung": 480, "budget": 120, "largest_rung": 480}]).to_csv(
-        ladder / "ladder_budgets.csv", index=False)
-    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "epochs": 120,
-                   "epochs_double": 240, "mean_diff": -0.02, "ci_low_total": -0.2,
-                   "ci_high_total": 0.16, "verdict": "equivalent",
-                   "metric": "final_val_top1"}]).to_csv(ladder / "ladder.csv", index=False)
+    _digits_mlp_ladder(ladder)
     pd.DataFrame([{"epochs": e, "dataset": "digits:clean", "arch": "mlp",
                    "variant": "drkd-online-tuned", "baseline": "ce-tuned", "mean_diff": d,
                    "verdict": v} for e, d, v in ((30, -1.5, "worse"),
@@ -266,13 +272,7 @@ def test_the_fifth_editions_answer_states_a_short_part_and_the_widest_familys_ve
     pd.DataFrame([fashion]).to_csv(short / "tables" / "statistics.csv", index=False)
     pd.DataFrame([digits, {**fashion, "verdict": "inconclusive"}]).to_csv(
         edition / "pooled" / "headline.csv", index=False)
-    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "first_equivalent_or_worse": 120,
-                   "peak_rung": 480, "budget": 120, "largest_rung": 480}]).to_csv(
-        ladder / "ladder_budgets.csv", index=False)
-    pd.DataFrame([{"dataset": "digits:clean", "arch": "mlp", "epochs": 120,
-                   "epochs_double": 240, "mean_diff": -0.02, "ci_low_total": -0.2,
-                   "ci_high_total": 0.16, "verdict": "equivalent",
-                   "metric": "final_val_top1"}]).to_csv(ladder / "ladder.csv", index=False)
+    _digits_mlp_ladder(ladder)
     pd.DataFrame([{"epochs": e, "dataset": "fashion-mnist:clean", "arch": "mlp",
                    "test_top1": t, "val_top1": t} for e, t in ((30, 83.63), (60, 84.82),
                                                                (480, 86.39))]).to_csv(
@@ -296,6 +296,33 @@ def test_the_fifth_editions_answer_states_a_short_part_and_the_widest_familys_ve
     assert "`mlp` is answered short of it, above: `cnn28s`'s answer is still the fourth" in text
 
 
+@pytest.mark.slow
+def test_the_fifth_editions_widest_family_is_what_its_parts_rebuild(tmp_path):
+    """pooled/headline.csv is scripts/fifth-edition-pooled.py on the committed records of the
+    edition's parts (the digits grid and the Fashion-MNIST `mlp` part), one Holm family of every
+    headline comparison; each part's own report adjusts within a smaller family, so no p value
+    of the pool is below the part's own."""
+    import runpy
+
+    root = RESULTS.parents[1]
+    script = runpy.run_path(str(root / "scripts" / "fifth-edition-pooled.py"))
+    from benchmark import config
+
+    edition = RESULTS / "fifth-edition"
+    parts = [edition / "runs.csv.gz", edition / "fashion-mlp" / "runs.csv.gz"]
+    analysis = config.load_grid("paper-question-5-digits").analysis_settings()
+    script["pooled"](parts, analysis).to_csv(tmp_path / "headline.csv", index=False,
+                                             float_format="%.10g")
+    assert precision.differences(edition / "pooled" / "headline.csv",
+                                 tmp_path / "headline.csv") == []
+    wide = pd.read_csv(tmp_path / "headline.csv")
+    keys = ["dataset", "arch", "variant", "baseline"]
+    own = pd.concat([pd.read_csv(p.parent / "tables" / "statistics.csv") for p in parts])
+    both = wide.merge(own[own["family"] == "headline"], on=keys, suffixes=("", "_own"))
+    assert len(both) == len(wide) and wide["family"].nunique() == 1
+    assert (both["p_holm"] >= both["p_holm_own"] - 1e-12).all()
+
+
 def test_compute_from_a_part_is_mean_epoch_time_times_epochs(tmp_path):
     """scripts/store-compute.py on an exported part (its store gone): a run kept every 10th
     epoch row of 30, 2 s and 4 s per epoch on the kept rows: 3 s × 30 epochs = 90 s; tuning
@@ -317,3 +344,46 @@ def test_compute_from_a_part_is_mean_epoch_time_times_epochs(tmp_path):
     assert list(frame["seconds"]) == [90.0] and frame["chip"].iloc[0] == "AuthenticAMD AMD EPYC"
     text = script["main"]([part])
     assert "All tasks: 0.03 core-hours in 1 runs." in text and "contiguous" in text
+
+
+def test_compute_counts_a_study_whose_trials_ran_side_by_side_by_its_trials():
+    """A study of two workers ran 1 h of wall time while its trials' own runs add up to 1.8 h:
+    its core time is 1.8 h (its wall time counted 1 h before, half its cores); a study of one
+    worker, 2 h of wall time over 1.7 h of trials (the re-scores run after them), counts 2 h."""
+    import runpy
+
+    script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "store-compute.py"))
+    rows = [("a", "study", 3600), ("a", "trial", 1800), ("a", "trial", 4680),
+            ("a", "train", 1800), ("b", "study", 7200), ("b", "trial", 6120),
+            ("b", "tuning-teacher", 360)]
+    frame = pd.DataFrame(rows, columns=["task", "kind", "seconds"])
+    table = script["core_hours"](frame)
+    assert table.loc["a", "total core-hours"] == pytest.approx(1.8 + 0.5)
+    assert table.loc["b", "total core-hours"] == pytest.approx(2.0 + 0.1)
+
+
+def test_answer_by_budget_adjusts_two_grids_whose_exports_share_a_file_name_apart(tmp_path):
+    """Every grid's export is called runs.csv.gz in its own folder (the fifth edition's digits
+    grid and its Fashion-MNIST part): scripts/answer-by-budget.py keeps each part's comparisons
+    in their own Holm family, so one grid's part given twice under the same file name in two
+    folders gives each row twice with that grid's own adjusted p values (keyed by the file's
+    name, the two were pooled into one family of twice the size)."""
+    import runpy
+    import shutil
+
+    from benchmark import config
+
+    script = runpy.run_path(str(RESULTS.parents[1] / "scripts" / "answer-by-budget.py"))
+    part = RESULTS / "fifth-edition" / "digits" / "parts" / "rung-30.csv.gz"
+    copies = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        copies.append(shutil.copy(part, tmp_path / folder / "runs.csv.gz"))
+    analysis = config.load_grid("paper-question-5-digits").analysis_settings()
+    alone = script["comparisons"]([part], analysis)
+    twice = script["comparisons"]([Path(c) for c in copies], analysis)
+    assert len(alone) > 1 and len(twice) == 2 * len(alone)
+    keys = ["epochs", "dataset", "arch", "variant", "baseline"]
+    for _, rows in twice.groupby(keys):
+        mine = alone.set_index(keys).loc[tuple(rows.iloc[0][keys])]
+        assert rows["p_holm"].tolist() == pytest.approx([mine["p_holm"]] * 2)
