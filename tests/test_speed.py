@@ -128,29 +128,3 @@ def test_gpu_check_script_runs_in_tiny_mode_on_the_cpu(tmp_path):
     assert len(projected) >= 2 and all("54 cells" in r["measurement"] for r in projected)
     assert all(float(r["seconds"]) > 0 for r in projected)
     assert "gpu-check:" in (tmp_path / "speed.txt").read_text()
-
-
-def test_import_beside_imports_in_its_thread_and_leaves_a_failure_to_the_real_import(
-        tmp_path, monkeypatch):
-    """grid's report imports run in a thread beside the cells: the module is in sys.modules
-    once the thread is joined, and a module that fails to import raises nothing there (the
-    command's own import raises it, where the command handles it)."""
-    import importlib
-    import sys
-
-    from benchmark.commands.common import import_beside
-
-    (tmp_path / "beside_ok.py").write_text("VALUE = 41 + 1\n")
-    (tmp_path / "beside_bad.py").write_text("raise RuntimeError('broken on purpose')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("beside_ok", "beside_bad"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    thread = import_beside("beside_bad", "beside_ok")
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert "beside_bad" not in sys.modules  # stopped at the first failure, quietly
-    with pytest.raises(RuntimeError, match="broken on purpose"):
-        importlib.import_module("beside_bad")
-    thread = import_beside("beside_ok")
-    thread.join(timeout=60)
-    assert sys.modules["beside_ok"].VALUE == 42

@@ -322,24 +322,3 @@ def chip_settings(cfg):
         print(f"drkd-bench: warning: {line}", file=sys.stderr)
     resolved = calibrate.precisions(cfg)
     return config.with_precisions(cfg, resolved) if resolved else cfg
-
-
-def import_beside(*modules: str):
-    """Import ``modules`` in a thread of their own, now, while the command's main work runs in
-    other processes (a grid's cells): the report's imports (pandas, scipy, matplotlib, the
-    analysis package; about 3 s) then cost the cores' spare moments instead of the command's
-    end. Returns the thread; join it before using the modules (an import that failed here is
-    raised by the real import later, where the command handles it)."""
-    import importlib
-    import threading
-
-    def work() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001  (the command's own import reports it)
-                return
-
-    thread = threading.Thread(target=work, name="import-beside", daemon=True)
-    thread.start()
-    return thread

@@ -11,7 +11,6 @@ from benchmark.commands.common import (
     common_flags,
     executor_flags,
     grid_config,
-    import_beside,
     os_error,
     runtime,
     say_if_busy,
@@ -96,9 +95,6 @@ def run(args) -> int:
     runner.check_data(cells, rt.data_root)
     tracker = rt.tracker()
     say_if_busy(workers, rt, args.executor)
-    # the report's imports beside the cells, which run in other processes
-    warm = None if args.no_report else import_beside("analysis.report", "analysis.folders",
-                                                     "benchmark.store.ui")
     outcome = grid.run(cells, tracker, rt, workers=workers, quiet=args.quiet,
                        verbose=args.verbose, executor=args.executor,
                        ray_address=args.ray_address,
@@ -117,8 +113,6 @@ def run(args) -> int:
     if args.done_in and not args.no_report:
         print("the report below covers this store's runs; the cells of --done-in are in their "
               "parts: 'drkd-bench export' this store, then report from the parts together")
-    if warm is not None:
-        warm.join()
     if not args.no_report:
         from analysis import folders, report
         from benchmark.store import ui
