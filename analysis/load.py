@@ -154,6 +154,14 @@ def epochs_from_csv(path: Path | str, environment: bool = True) -> pd.DataFrame:
     return sort_epochs(frame)
 
 
+def finished_runs_from_csv(path: Path | str) -> pd.DataFrame:
+    """The finished training runs of one exported runs CSV, a row each
+    (:func:`runs_from_epochs`), without the provenance tags."""
+    epochs = epochs_from_csv(path, environment=False)
+    return runs_from_epochs(epochs[(epochs["kind"] == "train")
+                                   & (epochs["status"] == "FINISHED")])
+
+
 def runs_from_epochs(epochs: pd.DataFrame) -> pd.DataFrame:
     """One row per run: identity, final-epoch metrics (``final_*``), ``best_val_test_top1`` (the
     test accuracy at the epoch of best validation accuracy, first such epoch, among the epochs

@@ -21,11 +21,7 @@ def comparisons(parts: list[Path], analysis: stats.Analysis) -> pd.DataFrame:
     """Every tuned-against-tuned comparison of each part at its budgets, Holm within each
     part's families: a part is one grid, known by its path (two grids' exports may share a file
     name, runs.csv.gz, in their own folders)."""
-    runs = []
-    for part in parts:
-        epochs = load.epochs_from_csv(part, environment=False)
-        done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
-        runs.append(load.runs_from_epochs(done).assign(part=str(part.resolve())))
+    runs = [load.finished_runs_from_csv(part).assign(part=str(part.resolve())) for part in parts]
     return stats.by_budget(pd.concat(runs, ignore_index=True), "final_test_top1", analysis,
                            100.0, scope="part")
 

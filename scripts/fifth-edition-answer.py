@@ -61,21 +61,27 @@ def _short_parts(edition: Path) -> list[Path]:
     return sorted(p.parents[1] for p in edition.glob("*/tables/statistics.csv"))
 
 
-def _widest(st: pd.DataFrame, edition: Path) -> tuple[pd.DataFrame, list[str]]:
+def _widest(st: pd.DataFrame, edition: Path) -> tuple[pd.DataFrame, str]:
     """The verdicts of the widest family (pooled/headline.csv) where they differ from each
-    part's own; the changed comparisons named."""
+    part's own, and the sentence that says how many changed and which ("" without it)."""
     path = edition / "pooled" / "headline.csv"
     if not path.is_file():
-        return st, []
+        return st, ""
     keys = ["dataset", "arch", "variant", "baseline"]
-    wide = pd.read_csv(path)[keys + ["verdict"]].rename(columns={"verdict": "wide"})
+    pooled = pd.read_csv(path)
+    wide = pooled[keys + ["verdict"]].rename(columns={"verdict": "wide"})
     st = st.merge(wide, on=keys, how="left")
     moved = st["wide"].notna() & (st["wide"] != st["verdict"])
     changed = [f"{_task_name(r.dataset, r.arch)} {CONDITIONS[r.dataset.split(':')[1]]} "
                f"{r.variant.removesuffix('-tuned')} − {r.baseline.removesuffix('-tuned')} "
                f"*{r.verdict}* → *{r.wide}*" for r in st[moved].itertuples()]
     st.loc[moved, "verdict"] = st.loc[moved, "wide"]
-    return st.drop(columns="wide"), changed
+    if changed:
+        said = f"{len(changed)} verdicts change, stated so below: " + ", ".join(changed)
+    else:
+        said = "every verdict stands"
+    return (st.drop(columns="wide"),
+            f" In one family of all {len(pooled)} headline comparisons {said}.")
 
 
 def _short_budgets(edition: Path, tasks: list[tuple[str, str]]) -> str:
@@ -108,7 +114,7 @@ def answer(edition: Path = EDITION, fourth: Path = FOURTH, ladder: Path = LADDER
     own = pd.read_csv(edition / "tables" / "statistics.csv")
     short = [pd.read_csv(p / "tables" / "statistics.csv") for p in _short_parts(edition)]
     short_tasks = sorted({(d, a) for f in short for d, a in zip(f["dataset"], f["arch"])})
-    st, widened = _widest(pd.concat([own, *short], ignore_index=True), edition)
+    st, widest = _widest(pd.concat([own, *short], ignore_index=True), edition)
     budgets = _budgets(ladder)
     have = sorted({(d, a) for d, a in zip(own["dataset"], own["arch"])})
     budgets = budgets[[(d, a) in have for d, a in zip(budgets["dataset"], budgets["arch"])]]
@@ -180,14 +186,9 @@ def answer(edition: Path = EDITION, fourth: Path = FOURTH, ladder: Path = LADDER
              for c in CONDITIONS for src in ("online", "pretrained")}
     against = {"tuned CE": [row for vs_ce, _ in heads.values() for row in vs_ce],
                "tuned Tf-KD self": [row for _, vs_tf in heads.values() for row in vs_tf]}
-    wide = (f" In one family of all {len(pd.read_csv(edition / 'pooled' / 'headline.csv'))} "
-            "headline comparisons " + (f"{len(widened)} verdicts change, stated so below: "
-                                       + ", ".join(widened) if widened else
-                                       "every verdict stands")
-            + "." if (edition / "pooled" / "headline.csv").is_file() else "")
     lines.append("* **In short**: " + "; ".join(
         f"of the {len(r)} comparisons of tuned DR-KD with {k}, {_tally(r, ('better',))}"
-        for k, r in against.items()) + "." + wide)
+        for k, r in against.items()) + "." + widest)
     titles = {"clean": "Clean labels", "sym40": "40% symmetric noise"}
     for (condition, source), (vs_ce, vs_tf) in heads.items():
         if vs_ce or vs_tf:

@@ -15,12 +15,8 @@ from analysis import load, stats
 
 
 def pooled(parts: list[Path], analysis: stats.Analysis) -> pd.DataFrame:
-    runs = []
-    for part in parts:
-        epochs = load.epochs_from_csv(part, environment=False)
-        done = epochs[(epochs["kind"] == "train") & (epochs["status"] == "FINISHED")]
-        runs.append(load.runs_from_epochs(done))
-    together = pd.concat(runs, ignore_index=True).assign(part="edition")
+    together = pd.concat([load.finished_runs_from_csv(part) for part in parts],
+                         ignore_index=True).assign(part="edition")
     return stats.by_budget(together, "final_test_top1", analysis, 100.0, scope="part")
 
 
